@@ -1,0 +1,42 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Both create .venv, install, and fetch the
+# real model files they need (idempotent: a second run reuses all three).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ASSETS_DIR ?= .assets
+export ASSETS_DIR
+
+.PHONY: install assets demo test lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU wheel. An unpinned torch resolves to a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+assets:
+	bash scripts/fetch_assets.sh "$(ASSETS_DIR)"
+
+demo: install
+	ASSETS="minilm" bash scripts/fetch_assets.sh "$(ASSETS_DIR)"
+	$(PY) examples/walkthrough.py
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
+
+format: install
+	$(VENV)/bin/ruff check --fix src tests benchmarks examples
+	$(VENV)/bin/ruff format src tests benchmarks examples
+
+test: install assets lint
+	$(PY) -m pytest -q
+
+bench: install assets
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

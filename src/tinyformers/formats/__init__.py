@@ -1,0 +1,1 @@
+"""Readers and writers for weight files: safetensors (+ sharded index), pytorch_model.bin."""
