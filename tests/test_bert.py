@@ -80,7 +80,9 @@ def test_minilm_sentence_embeddings_match(minilm, minilm_dir, hf_minilm, hf_mini
     ref_hidden = hf_minilm(**batch).last_hidden_state
     mask = batch["attention_mask"].unsqueeze(-1).float()
     ref = torch.nn.functional.normalize((ref_hidden * mask).sum(1) / mask.sum(1), dim=1)
-    ours = torch.nn.functional.normalize(mean_pooling(minilm(**batch).last_hidden_state, batch["attention_mask"]), dim=1)
+    ours = torch.nn.functional.normalize(
+        mean_pooling(minilm(**batch).last_hidden_state, batch["attention_mask"]), dim=1
+    )
     torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)
 
 
@@ -88,7 +90,9 @@ def test_minilm_sentence_embeddings_match(minilm, minilm_dir, hf_minilm, hf_mini
 def test_minilm_long_input_truncated_matches(minilm, hf_minilm, hf_minilm_tokenizer):
     batch = _batch(hf_minilm_tokenizer, ["word " * 700], max_length=512)
     assert batch["input_ids"].shape[1] == 512
-    torch.testing.assert_close(minilm(**batch).last_hidden_state, hf_minilm(**batch).last_hidden_state, atol=ATOL, rtol=0)
+    torch.testing.assert_close(
+        minilm(**batch).last_hidden_state, hf_minilm(**batch).last_hidden_state, atol=ATOL, rtol=0
+    )
 
 
 def test_too_long_input_is_a_clear_error(minilm):
@@ -107,7 +111,9 @@ HEADS = {
 
 
 def _hf_config(**kw):
-    base = dict(hidden_size=768, num_attention_heads=12, intermediate_size=3072, num_hidden_layers=3, num_labels=3)
+    base = dict(
+        hidden_size=768, num_attention_heads=12, intermediate_size=3072, num_hidden_layers=3, num_labels=3
+    )
     return transformers.BertConfig(**{**base, **kw})
 
 
@@ -168,8 +174,14 @@ def test_random_checkpoint_parity_per_head(random_checkpoint):
 def test_sequence_classification_losses(problem_type, labels, tmp_path):
     num_labels = 1 if problem_type is None else 3
     torch.manual_seed(0)
-    cfg = _hf_config(num_hidden_layers=1, hidden_size=64, num_attention_heads=4, intermediate_size=128,
-                     num_labels=num_labels, problem_type=problem_type)
+    cfg = _hf_config(
+        num_hidden_layers=1,
+        hidden_size=64,
+        num_attention_heads=4,
+        intermediate_size=128,
+        num_labels=num_labels,
+        problem_type=problem_type,
+    )
     ref = transformers.BertForSequenceClassification(cfg).eval()
     ref.save_pretrained(tmp_path)
     ours = tinyformers.AutoModelForSequenceClassification.from_pretrained(tmp_path)

@@ -36,7 +36,9 @@ def _same_as_transformers(ours_dir, ref_dir=None):
     ref = transformers.BertModel.from_pretrained(ref_dir or ours_dir).eval()
     ours = AutoModel.from_pretrained(ours_dir)
     with torch.inference_mode():
-        torch.testing.assert_close(ours(_ids()).last_hidden_state, ref(_ids()).last_hidden_state, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            ours(_ids()).last_hidden_state, ref(_ids()).last_hidden_state, atol=1e-5, rtol=0
+        )
 
 
 # ---- config -----------------------------------------------------------------------------------------------------
@@ -127,7 +129,9 @@ def test_corrupt_safetensors(tiny_dir):
     weights = tiny_dir / "model.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CorruptWeightsError, match="model.safetensors is not a readable safetensors file.*truncated"):
+    with pytest.raises(
+        CorruptWeightsError, match="model.safetensors is not a readable safetensors file.*truncated"
+    ):
         AutoModel.from_pretrained(tiny_dir)
     weights.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!" + data[24:])
     with pytest.raises(CorruptWeightsError, match="header is not JSON"):
@@ -148,7 +152,9 @@ def test_shape_mismatch(tiny_dir):
     config = json.loads((tiny_dir / "config.json").read_text())
     config["vocab_size"] = 120
     (tiny_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"has shape \[99, 32\] .* expects \[120, 32\].*ignore_mismatched_sizes"):
+    with pytest.raises(
+        ValueError, match=r"has shape \[99, 32\] .* expects \[120, 32\].*ignore_mismatched_sizes"
+    ):
         AutoModel.from_pretrained(tiny_dir)
     model = AutoModel.from_pretrained(tiny_dir, ignore_mismatched_sizes=True)
     assert model.embeddings.word.weight.shape == (120, 32)
@@ -185,15 +191,21 @@ def test_head_checkpoint_loads_into_base_model_and_back(tmp_path):
     ref.save_pretrained(tmp_path)
     base = AutoModel.from_pretrained(tmp_path)  # strips the "bert." prefix
     with torch.inference_mode():
-        torch.testing.assert_close(base(_ids()).pooler_output, ref.bert(_ids()).pooler_output, atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            base(_ids()).pooler_output, ref.bert(_ids()).pooler_output, atol=1e-5, rtol=0
+        )
 
 
 def test_legacy_layernorm_gamma_beta_names(tiny_dir):
     from tinyformers.formats.safetensors import load_file, save_file
 
     state = load_file(tiny_dir / "model.safetensors")
-    renamed = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v.clone()
-               for k, v in state.items()}
+    renamed = {
+        k.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+            "LayerNorm.bias", "LayerNorm.beta"
+        ): v.clone()
+        for k, v in state.items()
+    }
     assert any(k.endswith("gamma") for k in renamed)
     save_file(renamed, tiny_dir / "model.safetensors")
     model = AutoModel.from_pretrained(tiny_dir)
@@ -222,5 +234,7 @@ def test_import_is_lazy():
         "heavy = [m for m in ('torch', 'jinja2', 'fastapi', 'transformers', 'tinyformers.models.bert') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ""

@@ -59,14 +59,18 @@ class AutoConfig:
     """``AutoConfig.from_pretrained(path)`` reads config.json and returns the config class its model_type names."""
 
     def __init__(self):
-        raise OSError("AutoConfig is not instantiated; use AutoConfig.from_pretrained(path) or AutoConfig.for_model(type)")
+        raise OSError(
+            "AutoConfig is not instantiated; use AutoConfig.from_pretrained(path) or AutoConfig.for_model(type)"
+        )
 
     @staticmethod
     def for_model(model_type: str, **kwargs: Any) -> PretrainedConfig:
         return config_class_for(model_type)(**kwargs)
 
     @staticmethod
-    def from_pretrained(name_or_path: str | os.PathLike, revision: str | None = None, **kwargs: Any) -> PretrainedConfig:
+    def from_pretrained(
+        name_or_path: str | os.PathLike, revision: str | None = None, **kwargs: Any
+    ) -> PretrainedConfig:
         from .hub import resolve_dir
 
         directory = resolve_dir(name_or_path, revision=revision)
@@ -78,7 +82,7 @@ class AutoConfig:
             )
         model_type = read_json(path).get("model_type")
         if not model_type:
-            raise ValueError(f"{path} has no 'model_type' key; add it (e.g. \"model_type\": \"bert\")")
+            raise ValueError(f'{path} has no \'model_type\' key; add it (e.g. "model_type": "bert")')
         config = config_class_for(model_type, str(path)).from_pretrained(directory, **kwargs)
         config._name_or_path = str(name_or_path)
         return config
@@ -90,7 +94,9 @@ class _AutoModel:
     task = "AutoModel"
 
     def __init__(self):
-        raise OSError(f"{self.task} is not instantiated; use {self.task}.from_pretrained(path) or .from_config(config)")
+        raise OSError(
+            f"{self.task} is not instantiated; use {self.task}.from_pretrained(path) or .from_config(config)"
+        )
 
     @classmethod
     def model_class(cls, config: PretrainedConfig) -> type:
@@ -109,12 +115,20 @@ class _AutoModel:
         return cls.model_class(config).from_config(config, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, *args: Any, config: PretrainedConfig | None = None,
-                        revision: str | None = None, **kwargs: Any):
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *args: Any,
+        config: PretrainedConfig | None = None,
+        revision: str | None = None,
+        **kwargs: Any,
+    ):
         if config is None:
             config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOAD_KWARGS}
             config = AutoConfig.from_pretrained(name_or_path, revision=revision, **config_kwargs)
-        return cls.model_class(config).from_pretrained(name_or_path, *args, config=config, revision=revision, **kwargs)
+        return cls.model_class(config).from_pretrained(
+            name_or_path, *args, config=config, revision=revision, **kwargs
+        )
 
 
 # from_pretrained keywords that are about loading, not config values.
@@ -153,7 +167,9 @@ class AutoTokenizer:
         if name in TOKENIZERS:
             return import_object(TOKENIZERS[name])
         if (directory / "tokenizer.json").is_file():
-            return import_object(TOKENIZERS["PreTrainedTokenizerFast"])  # any tokenizer.json is self-describing
+            return import_object(
+                TOKENIZERS["PreTrainedTokenizerFast"]
+            )  # any tokenizer.json is self-describing
         if name is None:
             raise FileNotFoundError(
                 f"no tokenizer files in '{directory}' (looked for tokenizer.json, tokenizer_config.json with "
@@ -165,7 +181,9 @@ class AutoTokenizer:
         )
 
     @staticmethod
-    def from_pretrained(name_or_path: str | os.PathLike, *args: Any, revision: str | None = None, **kwargs: Any):
+    def from_pretrained(
+        name_or_path: str | os.PathLike, *args: Any, revision: str | None = None, **kwargs: Any
+    ):
         from .hub import resolve_dir
 
         directory = resolve_dir(name_or_path, revision=revision)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -119,7 +120,12 @@ def _legacy_name(key: str) -> str:
     return key
 
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+}
 
 
 def resolve_dtype(dtype: Any, config: PretrainedConfig) -> torch.dtype | None:
@@ -161,7 +167,9 @@ class PreTrainedModel(nn.Module):
         return next(p.dtype for p in self.parameters() if p.is_floating_point())
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
-        params = {id(p): p for name, p in self.named_parameters() if not (exclude_embeddings and "embed" in name)}
+        params = {
+            id(p): p for name, p in self.named_parameters() if not (exclude_embeddings and "embed" in name)
+        }
         return sum(p.numel() for p in params.values())
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -236,7 +244,9 @@ class PreTrainedModel(nn.Module):
         Extra keyword arguments override config values, as in ``transformers`` (e.g. ``num_labels=3``).
         """
         if model_args:
-            raise TypeError(f"from_pretrained takes one positional argument, the model path; got {len(model_args) + 1}")
+            raise TypeError(
+                f"from_pretrained takes one positional argument, the model path; got {len(model_args) + 1}"
+            )
         from .hub import resolve_dir
 
         directory = resolve_dir(name_or_path, revision=revision)
@@ -248,11 +258,17 @@ class PreTrainedModel(nn.Module):
                 setattr(config, key, value)
         cls._check_config(config)
         state = load_state_dict(Path(directory))
-        return cls._from_state_dict(config, state, str(name_or_path), dtype or torch_dtype, ignore_mismatched_sizes)
+        return cls._from_state_dict(
+            config, state, str(name_or_path), dtype or torch_dtype, ignore_mismatched_sizes
+        )
 
     @classmethod
     def _from_state_dict(
-        cls, config: PretrainedConfig, hf_state: dict[str, torch.Tensor], source: str, dtype: Any = None,
+        cls,
+        config: PretrainedConfig,
+        hf_state: dict[str, torch.Tensor],
+        source: str,
+        dtype: Any = None,
         ignore_mismatched_sizes: bool = False,
     ):
         with torch.device("meta"):
@@ -281,10 +297,17 @@ class PreTrainedModel(nn.Module):
             logger.warning(
                 "Some weights of %s were not in the checkpoint at %s and are newly initialized: %s. "
                 "Train this model on a down-stream task before using it for predictions.",
-                cls.__name__, source, newly_initialised,
+                cls.__name__,
+                source,
+                newly_initialised,
             )
         if unexpected:
-            logger.warning("Some weights of the checkpoint at %s were not used by %s: %s", source, cls.__name__, unexpected)
+            logger.warning(
+                "Some weights of the checkpoint at %s were not used by %s: %s",
+                source,
+                cls.__name__,
+                unexpected,
+            )
         return model.eval()
 
     def _match_prefix(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -296,8 +319,8 @@ class PreTrainedModel(nn.Module):
             if key not in expected:
                 if prefix + key in expected:
                     key = prefix + key
-                elif key.startswith(prefix) and key[len(prefix):] in expected:
-                    key = key[len(prefix):]
+                elif key.startswith(prefix) and key[len(prefix) :] in expected:
+                    key = key[len(prefix) :]
             out[key] = tensor
         return out
 
@@ -310,8 +333,13 @@ class PreTrainedModel(nn.Module):
                 continue
             missing += [f"{module_name}.{n}".lstrip(".") for n, p in params.items() if p.is_meta]
             loaded = {n: p for n, p in params.items() if not p.is_meta}
-            for n, p in params.items():  # init writes in place: give it fresh tensors, then restore loaded ones
-                setattr(module, n, nn.Parameter(torch.empty_like(p, device="cpu"), requires_grad=p.requires_grad))
+            for (
+                n,
+                p,
+            ) in params.items():  # init writes in place: give it fresh tensors, then restore loaded ones
+                setattr(
+                    module, n, nn.Parameter(torch.empty_like(p, device="cpu"), requires_grad=p.requires_grad)
+                )
             self._init_weights(module)
             for n, p in loaded.items():
                 setattr(module, n, p)
@@ -319,7 +347,10 @@ class PreTrainedModel(nn.Module):
 
     # ---- saving -------------------------------------------------------------------------------------------------
     def save_pretrained(
-        self, save_directory: str | os.PathLike, safe_serialization: bool = True, max_shard_size: int | str = "5GB"
+        self,
+        save_directory: str | os.PathLike,
+        safe_serialization: bool = True,
+        max_shard_size: int | str = "5GB",
     ) -> None:
         """Write config.json and the weights under Hugging Face names, so ``transformers`` loads them."""
         directory = Path(save_directory)
@@ -334,6 +365,8 @@ class PreTrainedModel(nn.Module):
             for target in self.tied_weights:
                 state.pop(target, None)  # a tied copy is re-created from its source on load
         hf_state = self.weight_map.to_hf(state, self.config)
-        save_state_dict(hf_state, directory, safe_serialization=safe_serialization, max_shard_size=max_shard_size)
+        save_state_dict(
+            hf_state, directory, safe_serialization=safe_serialization, max_shard_size=max_shard_size
+        )
         if hasattr(self, "generation_config") and self.generation_config is not None:
             self.generation_config.save_pretrained(directory)

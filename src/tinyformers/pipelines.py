@@ -15,7 +15,9 @@ def mean_pooling(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor |
 
 
 @torch.inference_mode()
-def sentence_embeddings(model, tokenizer, sentences: list[str], normalize: bool = True, max_length: int | None = None):
+def sentence_embeddings(
+    model, tokenizer, sentences: list[str], normalize: bool = True, max_length: int | None = None
+):
     """One vector per sentence: encoder -> mean pooling -> (optionally) L2 normalisation, as all-MiniLM-L6-v2 does."""
     enc = tokenizer(sentences, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])

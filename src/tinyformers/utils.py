@@ -47,7 +47,9 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not UTF-8 text ({e.reason}); replace it with a valid JSON file") from None
+        raise ValueError(
+            f"{path} is not UTF-8 text ({e.reason}); replace it with a valid JSON file"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

@@ -29,7 +29,9 @@ def find_weights(directory: Path) -> list[Path]:
         if (directory / index).is_file():
             weight_map = read_json(directory / index).get("weight_map")
             if not isinstance(weight_map, dict):
-                raise CorruptWeightsError(f"{directory / index} has no 'weight_map'; re-download or re-save it")
+                raise CorruptWeightsError(
+                    f"{directory / index} has no 'weight_map'; re-download or re-save it"
+                )
             shards = [directory / name for name in dict.fromkeys(weight_map.values())]
             missing = [s.name for s in shards if not s.is_file()]
             if missing:
@@ -50,7 +52,9 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         # weights_only: a .bin is a pickle, and a pickle can run code; this refuses anything but tensors.
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # torch raises several types for a bad pickle/zip
-        raise CorruptWeightsError(f"{path} could not be read as a PyTorch checkpoint ({e}); re-download it") from None
+        raise CorruptWeightsError(
+            f"{path} could not be read as a PyTorch checkpoint ({e}); re-download it"
+        ) from None
     if not isinstance(state, dict):
         raise CorruptWeightsError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
     return state
@@ -75,7 +79,10 @@ def parse_size(size: int | str) -> int:
 
 
 def save_state_dict(
-    state: dict[str, torch.Tensor], directory: Path, safe_serialization: bool = True, max_shard_size: int | str = "5GB"
+    state: dict[str, torch.Tensor],
+    directory: Path,
+    safe_serialization: bool = True,
+    max_shard_size: int | str = "5GB",
 ) -> None:
     """Write ``state`` as one file, or as shards plus an index when it exceeds ``max_shard_size``."""
     limit = parse_size(max_shard_size)
@@ -90,9 +97,18 @@ def save_state_dict(
         current += nbytes
     single, index_name = (SAFE_WEIGHTS, SAFE_INDEX) if safe_serialization else (BIN_WEIGHTS, BIN_INDEX)
     stem, ext = single.rsplit(".", 1)
-    names = [single] if len(shards) == 1 else [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.{ext}" for i in range(len(shards))]
+    names = (
+        [single]
+        if len(shards) == 1
+        else [f"{stem}-{i + 1:05d}-of-{len(shards):05d}.{ext}" for i in range(len(shards))]
+    )
     # Stale files from an earlier save with another layout would shadow the new one on load.
-    for old in [directory / SAFE_WEIGHTS, directory / SAFE_INDEX, directory / BIN_WEIGHTS, directory / BIN_INDEX]:
+    for old in [
+        directory / SAFE_WEIGHTS,
+        directory / SAFE_INDEX,
+        directory / BIN_WEIGHTS,
+        directory / BIN_INDEX,
+    ]:
         if old.name not in names:
             old.unlink(missing_ok=True)
     for pattern in (f"{stem}-*-of-*.{ext}",):
@@ -109,4 +125,6 @@ def save_state_dict(
     if len(shards) > 1:
         total = sum(t.numel() * t.element_size() for t in state.values())
         weight_map = {k: name for shard, name in zip(shards, names) for k in shard}
-        atomic_write_json(directory / index_name, {"metadata": {"total_size": total}, "weight_map": weight_map})
+        atomic_write_json(
+            directory / index_name, {"metadata": {"total_size": total}, "weight_map": weight_map}
+        )

@@ -42,7 +42,9 @@ class CorruptWeightsError(ValueError):
 
 
 def _fail(path: Path, problem: str) -> CorruptWeightsError:
-    return CorruptWeightsError(f"{path} is not a readable safetensors file ({problem}); re-download or re-save it")
+    return CorruptWeightsError(
+        f"{path} is not a readable safetensors file ({problem}); re-download or re-save it"
+    )
 
 
 def read_header(path: str | os.PathLike) -> tuple[dict, int]:
@@ -103,7 +105,9 @@ def load_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def save_file(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> None:
+def save_file(
+    tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None
+) -> None:
     """Write tensors as safetensors (atomically: a reader never sees half a file)."""
     header: dict = {"__metadata__": {"format": "pt", **(metadata or {})}}
     ordered, offset = [], 0
@@ -112,7 +116,11 @@ def save_file(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadat
         if t.dtype not in DTYPE_NAMES:
             raise TypeError(f"cannot save tensor '{name}' of dtype {t.dtype} as safetensors")
         nbytes = t.numel() * t.element_size()
-        header[name] = {"dtype": DTYPE_NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + nbytes]}
+        header[name] = {
+            "dtype": DTYPE_NAMES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
         ordered.append(t)
         offset += nbytes
     raw = json.dumps(header, separators=(",", ":")).encode()

@@ -167,8 +167,12 @@ class BertModel(BertPreTrainedModel):
                 f"input has {seq_len} tokens but this model takes at most {self.config.max_position_embeddings}; "
                 "tokenize with truncation=True (and max_length) to fit"
             )
-        output_hidden_states = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        output_attentions = (
+            output_attentions if output_attentions is not None else self.config.output_attentions
+        )
         x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         mask = padding_mask(attention_mask)
         hidden_states, attentions = [x], []
@@ -196,13 +200,19 @@ class BertForSequenceClassification(BertPreTrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)
-        self.dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, return_dict=None, **kwargs):
         out = self.bert(input_ids, attention_mask, **_encoder_kwargs(kwargs))
         logits = self.classifier(F.dropout(out.pooler_output, self.dropout, self.training))
-        loss = sequence_classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
+        loss = (
+            sequence_classification_loss(logits, labels, self.config.problem_type)
+            if labels is not None
+            else None
+        )
         result = SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
         return result if return_dict is not False else result.to_tuple()
 
@@ -215,7 +225,9 @@ class BertForTokenClassification(BertPreTrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = (
+            config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        )
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, return_dict=None, **kwargs):

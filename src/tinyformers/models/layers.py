@@ -54,7 +54,9 @@ def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     return attention_mask.bool()[:, None, None, :]
 
 
-def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str | None) -> torch.Tensor:
+def sequence_classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, problem_type: str | None
+) -> torch.Tensor:
     """The loss transformers picks for a classification head from ``problem_type`` or the labels' dtype."""
     num_labels = logits.shape[-1]
     if problem_type is None:
