@@ -8,7 +8,7 @@ A text goes through the same stages as in the Hugging Face ``tokenizers`` librar
 Each stage is a small class registered under the ``"type"`` name it has in ``tokenizer.json``. The registries
 (``NORMALIZERS``, ``PRE_TOKENIZERS``, ``MODELS``, ``POST_PROCESSORS``, ``DECODERS``) are open: another module adds
 a stage with ``@register(PRE_TOKENIZERS, "ByteLevel")``. Models live in their own modules (``wordpiece.py``,
-``bpe.py``, ...) and are imported on first use through ``MODEL_MODULES``.
+``bpe.py``, ...) and are imported on first use through ``STAGE_MODULES``.
 
 Offsets are character offsets into the *original* text, exactly as ``tokenizers`` reports them for a Python
 string. To get them right through normalization, a ``NormalizedString`` remembers, for every normalized
@@ -31,11 +31,17 @@ MODELS: dict[str, type] = {}
 POST_PROCESSORS: dict[str, type] = {}
 DECODERS: dict[str, type] = {}
 
-# Model classes live in their own modules; importing the module registers the class.
-MODEL_MODULES: dict[str, str] = {
+# Stages that live in other modules, by tokenizer.json "type"; importing the module registers the class.
+# (A name may be several stages at once: ByteLevel is a pre-tokenizer, a post-processor and a decoder.)
+STAGE_MODULES: dict[str, str] = {
     "WordPiece": "tinyformers.tokenization.wordpiece",
     "BPE": "tinyformers.tokenization.bpe",
+    "ByteLevel": "tinyformers.tokenization.bpe",
     "Unigram": "tinyformers.tokenization.unigram",
+    "Metaspace": "tinyformers.tokenization.sentencepiece",
+    "Precompiled": "tinyformers.tokenization.sentencepiece",
+    "ByteFallback": "tinyformers.tokenization.sentencepiece",
+    "Fuse": "tinyformers.tokenization.sentencepiece",
 }
 
 
@@ -75,11 +81,11 @@ def build(registry: dict[str, type], spec: dict | None):
     kind = spec.get("type")
     if kind is None and registry is MODELS:
         kind = _guess_model_type(spec)  # very old files omit the model type
-    if kind not in registry and registry is MODELS and kind in MODEL_MODULES:
+    if kind not in registry and kind in STAGE_MODULES:
         try:
-            importlib.import_module(MODEL_MODULES[kind])
-        except ImportError:
-            pass
+            importlib.import_module(STAGE_MODULES[kind])
+        except ModuleNotFoundError:
+            pass  # not written yet: reported below as unsupported
     if kind not in registry:
         supported = ", ".join(sorted(registry)) or "none"
         raise TokenizerFileError(
