@@ -750,6 +750,61 @@ class PreTrainedTokenizer:
             sequences = sequences.tolist()
         return [self.decode(ids, skip_special_tokens, clean_up_tokenization_spaces) for ids in sequences]
 
+    # -- chat ---------------------------------------------------------------------------------------------------
+
+    def apply_chat_template(
+        self,
+        conversation: list[dict] | list[list[dict]],
+        tools: list[dict] | None = None,
+        documents: list[dict] | None = None,
+        chat_template: str | None = None,
+        add_generation_prompt: bool = False,
+        continue_final_message: bool | str = False,
+        tokenize: bool = True,
+        padding=False,
+        truncation: bool = False,
+        max_length: int | None = None,
+        return_tensors: str | None = None,
+        return_dict: bool = True,
+        tokenizer_kwargs: dict | None = None,
+        **kwargs,
+    ):
+        """Render messages with the chat template; tokenized (a BatchEncoding, as transformers 5) unless tokenize=False.
+
+        The rendered text already holds every special token the model expects, so it is encoded with
+        ``add_special_tokens=False``: encoding it with them would add a second BOS.
+        """
+        from .chat_template import ChatTemplateError, render
+
+        template = chat_template or self.chat_template
+        if isinstance(template, dict):  # several named templates: "default" unless tools select "tool_use"
+            template = template.get("tool_use" if tools and "tool_use" in template else "default")
+        if not template:
+            raise ChatTemplateError(
+                "this tokenizer has no chat_template; pass chat_template=... or use a chat model's tokenizer"
+            )
+        batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
+        chats = conversation if batched else [conversation]
+        variables = {**self.special_tokens_map, **kwargs}
+        texts = [
+            render(
+                template, chat, add_generation_prompt, continue_final_message, tools, documents, **variables
+            )
+            for chat in chats
+        ]
+        if not tokenize:
+            return texts if batched else texts[0]
+        out = self(
+            texts if batched else texts[0],
+            padding=padding,
+            truncation=truncation,
+            max_length=max_length,
+            add_special_tokens=False,
+            return_tensors=return_tensors,
+            **(tokenizer_kwargs or {}),
+        )
+        return out if return_dict else out["input_ids"]
+
     @staticmethod
     def clean_up_tokenization(text: str) -> str:
         """transformers' clean-up: no space before . ? ! , and inside common English contractions."""
