@@ -14,6 +14,9 @@ _EXPORTS = {
     "PreTrainedTokenizer": "base",
     "WordPiece": "wordpiece",
     "BertTokenizer": "wordpiece",
+    "Unigram": "unigram",
+    "T5Tokenizer": "sentencepiece",
+    "SentencePieceTokenizer": "sentencepiece",
 }
 
 __all__ = sorted(_EXPORTS)

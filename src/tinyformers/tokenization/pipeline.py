@@ -42,6 +42,8 @@ STAGE_MODULES: dict[str, str] = {
     "Precompiled": "tinyformers.tokenization.sentencepiece",
     "ByteFallback": "tinyformers.tokenization.sentencepiece",
     "Fuse": "tinyformers.tokenization.sentencepiece",
+    "Replace": "tinyformers.tokenization.sentencepiece",  # the decoder; the normalizer is in this file
+    "Strip": "tinyformers.tokenization.sentencepiece",
 }
 
 
@@ -976,7 +978,7 @@ class BertProcessing(PostProcessor):
 @register(POST_PROCESSORS, "RobertaProcessing")
 @dataclass
 class RobertaProcessing(PostProcessor):
-    """``<s> A </s>`` / ``<s> A </s></s> B </s>``, all type id 0. (``trim_offsets`` is kept but not applied.)"""
+    """``<s> A </s>`` / ``<s> A </s></s> B </s>``, all type id 0; ``trim_offsets`` as ByteLevel's."""
 
     sep: list = field(default_factory=lambda: ["</s>", 2])
     cls: list = field(default_factory=lambda: ["<s>", 0])
@@ -984,6 +986,12 @@ class RobertaProcessing(PostProcessor):
     add_prefix_space: bool = True
 
     def process(self, encoding, pair, add_special_tokens):
+        if self.trim_offsets:
+            from .bpe import trim_offsets  # lives with the byte-level stages it belongs to
+
+            for part in (encoding, pair):
+                if part is not None:
+                    trim_offsets(part, self.add_prefix_space)
         return _pair_template(self.cls, self.sep, True, 0).process(encoding, pair, add_special_tokens)
 
 
