@@ -14,6 +14,8 @@ _EXPORTS = {
     "PreTrainedTokenizer": "base",
     "WordPiece": "wordpiece",
     "BertTokenizer": "wordpiece",
+    "BPE": "bpe",
+    "GPT2Tokenizer": "bpe",
     "Unigram": "unigram",
     "T5Tokenizer": "sentencepiece",
     "SentencePieceTokenizer": "sentencepiece",
