@@ -20,9 +20,14 @@ install: $(VENV)/.installed
 assets:
 	bash scripts/fetch_assets.sh "$(ASSETS_DIR)"
 
+# The walkthrough on a real BERT, one scripted question to SmolLM2, then an interactive chat (Ctrl-D ends it).
 demo: install
-	ASSETS="minilm" bash scripts/fetch_assets.sh "$(ASSETS_DIR)"
+	ASSETS="minilm smollm2" bash scripts/fetch_assets.sh "$(ASSETS_DIR)"
 	$(PY) examples/walkthrough.py
+	@echo; echo '>>> tinyformers chat --prompt "What is the capital of France?"'
+	$(VENV)/bin/tinyformers chat --prompt "What is the capital of France?"
+	@echo; echo ">>> tinyformers chat   (your turn; /quit or Ctrl-D to leave)"
+	$(VENV)/bin/tinyformers chat
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -11,17 +11,30 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .configuration import CONFIG_NAME, PretrainedConfig
+from .configuration import CONFIG_NAME, PretrainedConfig, read_config_dict
 from .utils import read_json
 
 CONFIGS = {
     "bert": "tinyformers.models.bert:BertConfig",
+    "gpt2": "tinyformers.models.gpt2:GPT2Config",
+    "llama": "tinyformers.models.llama:LlamaConfig",
 }
 
 # Auto class name -> {model_type: "module:Class"}
 MODELS: dict[str, dict[str, str]] = {
-    "AutoModel": {"bert": "tinyformers.models.bert:BertModel"},
-    "AutoModelForSequenceClassification": {"bert": "tinyformers.models.bert:BertForSequenceClassification"},
+    "AutoModel": {
+        "bert": "tinyformers.models.bert:BertModel",
+        "gpt2": "tinyformers.models.gpt2:GPT2Model",
+        "llama": "tinyformers.models.llama:LlamaModel",
+    },
+    "AutoModelForCausalLM": {
+        "gpt2": "tinyformers.models.gpt2:GPT2LMHeadModel",
+        "llama": "tinyformers.models.llama:LlamaForCausalLM",
+    },
+    "AutoModelForSequenceClassification": {
+        "bert": "tinyformers.models.bert:BertForSequenceClassification",
+        "gpt2": "tinyformers.models.gpt2:GPT2ForSequenceClassification",
+    },
     "AutoModelForTokenClassification": {"bert": "tinyformers.models.bert:BertForTokenClassification"},
     "AutoModelForMaskedLM": {"bert": "tinyformers.models.bert:BertForMaskedLM"},
 }
@@ -30,11 +43,16 @@ MODELS: dict[str, dict[str, str]] = {
 TOKENIZERS = {
     "BertTokenizer": "tinyformers.tokenization.wordpiece:BertTokenizer",
     "BertTokenizerFast": "tinyformers.tokenization.wordpiece:BertTokenizer",
+    "GPT2Tokenizer": "tinyformers.tokenization.bpe:GPT2Tokenizer",
+    "GPT2TokenizerFast": "tinyformers.tokenization.bpe:GPT2Tokenizer",
+    "T5Tokenizer": "tinyformers.tokenization.sentencepiece:T5Tokenizer",
+    "T5TokenizerFast": "tinyformers.tokenization.sentencepiece:T5Tokenizer",
+    "SentencePieceTokenizer": "tinyformers.tokenization.sentencepiece:SentencePieceTokenizer",
     "PreTrainedTokenizerFast": "tinyformers.tokenization.base:PreTrainedTokenizer",
     "TokenizersBackend": "tinyformers.tokenization.base:PreTrainedTokenizer",
 }
 # model_type -> tokenizer class, for folders whose tokenizer_config.json does not name one.
-TOKENIZER_FOR_MODEL = {"bert": "BertTokenizer"}
+TOKENIZER_FOR_MODEL = {"bert": "BertTokenizer", "gpt2": "GPT2Tokenizer", "t5": "T5Tokenizer"}
 
 
 def import_object(spec: str) -> Any:
@@ -69,21 +87,16 @@ class AutoConfig:
 
     @staticmethod
     def from_pretrained(
-        name_or_path: str | os.PathLike, revision: str | None = None, **kwargs: Any
+        name_or_path: str | os.PathLike,
+        revision: str | None = None,
+        gguf_file: str | None = None,
+        **kwargs: Any,
     ) -> PretrainedConfig:
-        from .hub import resolve_dir
-
-        directory = resolve_dir(name_or_path, revision=revision)
-        path = directory / CONFIG_NAME
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no {CONFIG_NAME} in '{directory}': AutoConfig needs it to know the model type "
-                "(copy the model's config.json there)"
-            )
-        model_type = read_json(path).get("model_type")
+        path, config_dict = read_config_dict(name_or_path, revision, gguf_file)
+        model_type = config_dict.get("model_type")
         if not model_type:
             raise ValueError(f'{path} has no \'model_type\' key; add it (e.g. "model_type": "bert")')
-        config = config_class_for(model_type, str(path)).from_pretrained(directory, **kwargs)
+        config = config_class_for(model_type, str(path)).from_dict(config_dict, **kwargs)
         config._name_or_path = str(name_or_path)
         return config
 
@@ -125,18 +138,24 @@ class _AutoModel:
     ):
         if config is None:
             config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOAD_KWARGS}
-            config = AutoConfig.from_pretrained(name_or_path, revision=revision, **config_kwargs)
+            config = AutoConfig.from_pretrained(
+                name_or_path, revision, kwargs.get("gguf_file"), **config_kwargs
+            )
         return cls.model_class(config).from_pretrained(
             name_or_path, *args, config=config, revision=revision, **kwargs
         )
 
 
 # from_pretrained keywords that are about loading, not config values.
-_LOAD_KWARGS = {"dtype", "torch_dtype", "ignore_mismatched_sizes"}
+_LOAD_KWARGS = {"dtype", "torch_dtype", "ignore_mismatched_sizes", "gguf_file"}
 
 
 class AutoModel(_AutoModel):
     task = "AutoModel"
+
+
+class AutoModelForCausalLM(_AutoModel):
+    task = "AutoModelForCausalLM"
 
 
 class AutoModelForSequenceClassification(_AutoModel):
@@ -182,9 +201,18 @@ class AutoTokenizer:
 
     @staticmethod
     def from_pretrained(
-        name_or_path: str | os.PathLike, *args: Any, revision: str | None = None, **kwargs: Any
+        name_or_path: str | os.PathLike,
+        *args: Any,
+        revision: str | None = None,
+        gguf_file: str | None = None,
+        **kwargs: Any,
     ):
-        from .hub import resolve_dir
+        from .hub import resolve_dir, resolve_gguf
 
+        gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
+        if gguf_path is not None:
+            from .tokenization.gguf import tokenizer_from_gguf
+
+            return tokenizer_from_gguf(gguf_path, **kwargs)
         directory = resolve_dir(name_or_path, revision=revision)
         return AutoTokenizer.tokenizer_class(directory).from_pretrained(directory, *args, **kwargs)

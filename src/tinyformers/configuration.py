@@ -25,6 +25,27 @@ CONFIG_NAME = "config.json"
 FORMAT_VERSION = "5.24.0"
 
 
+def read_config_dict(
+    name_or_path: str | os.PathLike, revision: str | None = None, gguf_file: str | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """(where it came from, the config dict) for a model folder's config.json, or a GGUF file's metadata."""
+    from .hub import resolve_dir, resolve_gguf
+
+    gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
+    if gguf_path is not None:
+        from .formats.gguf import gguf_config
+
+        return gguf_path, gguf_config(gguf_path)
+    directory = resolve_dir(name_or_path, revision=revision)
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no {CONFIG_NAME} in '{directory}': a model folder needs one (save a config with "
+            "config.save_pretrained(folder) or copy the model's config.json there; for a GGUF file pass gguf_file=)"
+        )
+    return path, read_json(path)
+
+
 class PretrainedConfig:
     model_type: ClassVar[str] = ""
 
@@ -124,19 +145,14 @@ class PretrainedConfig:
 
     @classmethod
     def from_pretrained(
-        cls, name_or_path: str | os.PathLike, revision: str | None = None, **kwargs: Any
+        cls,
+        name_or_path: str | os.PathLike,
+        revision: str | None = None,
+        gguf_file: str | None = None,
+        **kwargs: Any,
     ) -> PretrainedConfig:
-        """Read ``config.json`` from a folder or cached hub id; ``kwargs`` override what the file says."""
-        from .hub import resolve_dir
-
-        directory = resolve_dir(name_or_path, revision=revision)
-        path = directory / CONFIG_NAME
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no {CONFIG_NAME} in '{directory}': a model folder needs one (save a config with "
-                "config.save_pretrained(folder) or copy the model's config.json there)"
-            )
-        config_dict = read_json(path)
+        """Read ``config.json`` from a folder or cached hub id (or a GGUF file's metadata); ``kwargs`` override it."""
+        path, config_dict = read_config_dict(name_or_path, revision, gguf_file)
         file_type = config_dict.get("model_type")
         if cls.model_type and file_type and file_type != cls.model_type:
             raise ValueError(

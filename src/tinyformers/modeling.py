@@ -234,12 +234,14 @@ class PreTrainedModel(nn.Module):
         *model_args: Any,
         config: PretrainedConfig | None = None,
         revision: str | None = None,
+        gguf_file: str | None = None,
         dtype: Any = None,
         torch_dtype: Any = None,
         ignore_mismatched_sizes: bool = False,
         **config_kwargs: Any,
     ):
-        """Load a model from a folder (or a cached hub id) holding ``config.json`` and its weights.
+        """Load a model from a folder (or a cached hub id) holding ``config.json`` and its weights, or from a GGUF
+        file (``from_pretrained(folder, gguf_file="x.gguf")`` or ``from_pretrained("x.gguf")``; dequantised).
 
         Extra keyword arguments override config values, as in ``transformers`` (e.g. ``num_labels=3``).
         """
@@ -247,20 +249,34 @@ class PreTrainedModel(nn.Module):
             raise TypeError(
                 f"from_pretrained takes one positional argument, the model path; got {len(model_args) + 1}"
             )
-        from .hub import resolve_dir
+        from .hub import resolve_dir, resolve_gguf
 
-        directory = resolve_dir(name_or_path, revision=revision)
-        if config is None:
-            config = cls.config_class.from_pretrained(directory, **config_kwargs)
-            config._name_or_path = str(name_or_path)
-        elif config_kwargs:
+        gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
+        if gguf_path is not None:
+            from .formats.gguf import load_gguf_checkpoint
+
+            config_dict, state, _ = load_gguf_checkpoint(gguf_path)
+            if config is None:
+                config = cls.config_class.from_dict(config_dict, **config_kwargs)
+        else:
+            if config is None:
+                config = cls.config_class.from_pretrained(name_or_path, revision=revision, **config_kwargs)
+            directory = resolve_dir(name_or_path, revision=revision)
+            state = load_state_dict(directory)
+        if config_kwargs and config is not None:
             for key, value in config_kwargs.items():
                 setattr(config, key, value)
+        config._name_or_path = str(name_or_path)
         cls._check_config(config)
-        state = load_state_dict(Path(directory))
-        return cls._from_state_dict(
+        model = cls._from_state_dict(
             config, state, str(name_or_path), dtype or torch_dtype, ignore_mismatched_sizes
         )
+        if gguf_path is None:
+            model.load_generation_config(directory)
+        return model
+
+    def load_generation_config(self, directory: Path) -> None:
+        """Models that generate read ``generation_config.json`` here (see ``GenerationMixin``); others need nothing."""
 
     @classmethod
     def _from_state_dict(

@@ -375,6 +375,18 @@ def tokenizer_fields(metadata: dict) -> dict:
     return fields
 
 
+def gguf_config(gguf: GGUFFile | str | os.PathLike) -> dict:
+    """The transformers-style config dict of a GGUF file, from its metadata alone (no tensor is read)."""
+    gguf = gguf if isinstance(gguf, GGUFFile) else GGUFFile(gguf)
+    architecture = gguf.metadata.get("general.architecture")
+    if architecture not in SUPPORTED_ARCHITECTURES:
+        raise ValueError(
+            f"{gguf.path} holds a '{architecture}' model; tinyformers reads GGUF architectures "
+            f"{', '.join(SUPPORTED_ARCHITECTURES)} only: use a checkpoint of one of those"
+        )
+    return llama_config(gguf.metadata, gguf.tensors)
+
+
 def load_gguf_checkpoint(
     path: str | os.PathLike,
     dtype: torch.dtype = torch.float32,
@@ -386,13 +398,7 @@ def load_gguf_checkpoint(
     ``(done, total, gguf_name)`` called after each tensor.
     """
     gguf = GGUFFile(path)
-    architecture = gguf.metadata.get("general.architecture")
-    if architecture not in SUPPORTED_ARCHITECTURES:
-        raise ValueError(
-            f"{gguf.path} holds a '{architecture}' model; tinyformers reads GGUF architectures "
-            f"{', '.join(SUPPORTED_ARCHITECTURES)} only: use a checkpoint of one of those"
-        )
-    config = llama_config(gguf.metadata, gguf.tensors)
+    config = gguf_config(gguf)
     heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
     names = [(name, hf) for name in gguf.tensors if (hf := hf_tensor_name(name)) is not None]
     state_dict = {}

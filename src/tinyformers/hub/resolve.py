@@ -61,3 +61,20 @@ def resolve_dir(name_or_path: str | os.PathLike, revision: str | None = None) ->
         f"'{name}' is neither a local directory nor a hub id found in the cache ({hub_cache_dir()}); "
         "pass the path of a folder holding config.json, or download the model into the cache first"
     )
+
+
+def resolve_gguf(
+    name_or_path: str | os.PathLike, gguf_file: str | None, revision: str | None = None
+) -> Path | None:
+    """The GGUF file meant by ``from_pretrained(folder, gguf_file=name)`` or ``from_pretrained("x.gguf")``, or None."""
+    path = Path(name_or_path).expanduser()
+    if gguf_file is None:
+        return path if path.is_file() and path.suffix == ".gguf" else None
+    candidate = Path(gguf_file).expanduser()
+    if not candidate.is_absolute():
+        candidate = resolve_dir(name_or_path, revision=revision) / gguf_file
+    if not candidate.is_file():
+        raise ModelNotFoundError(
+            f"no GGUF file '{gguf_file}' in '{name_or_path}'; check the file name (gguf_file=...)"
+        )
+    return candidate

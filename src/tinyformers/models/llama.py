@@ -1,0 +1,348 @@
+"""Llama (and the many models shaped like it: SmolLM2, Mistral-style GQA): RMSNorm, rotary position embeddings,
+grouped-query attention with SDPA, a SwiGLU MLP, and a tied or untied output head.
+
+Q, K and V are one fused projection and so are the MLP's gate and up projections (``RENAMES`` splits and joins
+them against the checkpoint's names). Rotary cos/sin come from a table computed once for every position.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..configuration import PretrainedConfig
+from ..generation import GenerationMixin, StaticKVCache, causal_mask
+from ..modeling import PreTrainedModel, Rename, WeightMap
+from ..outputs import BaseModelOutput, CausalLMOutputWithPast
+from .layers import activation
+
+ROPE_TYPES = ("default", "linear", "llama3")
+
+
+class LlamaConfig(PretrainedConfig):
+    model_type = "llama"
+    vocab_size: int = 32000
+    hidden_size: int = 4096
+    intermediate_size: int = 11008
+    num_hidden_layers: int = 32
+    num_attention_heads: int = 32
+    num_key_value_heads: int | None = None
+    head_dim: int | None = None
+    hidden_act: str = "silu"
+    max_position_embeddings: int = 2048
+    initializer_range: float = 0.02
+    rms_norm_eps: float = 1e-6
+    use_cache: bool = True
+    bos_token_id: int | None = 1
+    eos_token_id: int | list[int] | None = 2
+    pretraining_tp: int = 1
+    tie_word_embeddings: bool = False
+    # transformers 5 keeps theta and scaling together; older files have rope_theta + rope_scaling (read below).
+    rope_parameters: dict | None = None
+    attention_bias: bool = False
+    attention_dropout: float = 0.0
+    mlp_bias: bool = False
+
+    def __init__(self, **kwargs):
+        theta = kwargs.pop("rope_theta", None)
+        scaling = kwargs.pop("rope_scaling", None)
+        super().__init__(**kwargs)
+        rope = dict(self.rope_parameters or {})
+        if scaling:
+            rope.update(scaling)
+            if "type" in rope:  # the oldest spelling of rope_type
+                rope.setdefault("rope_type", rope.pop("type"))
+        if theta is not None:
+            rope["rope_theta"] = theta
+        rope.setdefault("rope_theta", 10000.0)
+        rope.setdefault("rope_type", "default")
+        self.rope_parameters = rope
+        if self.num_key_value_heads is None:
+            self.num_key_value_heads = self.num_attention_heads
+        if self.head_dim is None:
+            self.head_dim = self.hidden_size // self.num_attention_heads
+        self.validate()
+
+    def validate(self) -> None:
+        if self.num_key_value_heads and self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must be a multiple of num_key_value_heads "
+                f"({self.num_key_value_heads}); fix the config"
+            )
+        rope_type = (self.rope_parameters or {}).get("rope_type", "default")
+        if rope_type not in ROPE_TYPES:
+            raise ValueError(f"rope_type '{rope_type}' is not supported; supported: {', '.join(ROPE_TYPES)}")
+        activation(self.hidden_act)
+
+    @property
+    def rope_theta(self) -> float:
+        return self.rope_parameters["rope_theta"]
+
+
+def rope_inverse_frequencies(c: LlamaConfig) -> torch.Tensor:
+    """Per-pair rotation speeds, with 'linear' or 'llama3' scaling for contexts longer than pretraining's."""
+    rope = c.rope_parameters
+    dim = c.head_dim
+    inv_freq = 1.0 / (rope["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    if rope["rope_type"] == "linear":
+        return inv_freq / rope["factor"]
+    if rope["rope_type"] == "llama3":
+        # Long wavelengths slow down by `factor`, short ones stay, the band between is interpolated.
+        factor, low, high = rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"]
+        old_context = rope["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > old_context / low, inv_freq / factor, inv_freq)
+        smooth = (old_context / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= old_context / high) & (wavelen <= old_context / low)
+        return torch.where(medium, smoothed, scaled)
+    return inv_freq
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight, in float32. Written from primitives: ``F.rms_norm`` is several times slower on CPU."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
+
+
+class Rotary(nn.Module):
+    """cos/sin tables for every position, looked up per step instead of recomputed."""
+
+    def __init__(self, c: LlamaConfig):
+        super().__init__()
+        self.config = c
+        self.register_buffer("cos", torch.empty(c.max_position_embeddings, c.head_dim), persistent=False)
+        self.register_buffer("sin", torch.empty(c.max_position_embeddings, c.head_dim), persistent=False)
+        if not self.cos.is_meta:
+            self.init_buffers()
+
+    def init_buffers(self) -> None:
+        inv_freq = rope_inverse_frequencies(self.config)
+        positions = torch.arange(self.config.max_position_embeddings, dtype=torch.float32)
+        freqs = torch.outer(positions, inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.cos, self.sin = emb.cos(), emb.sin()
+
+    def forward(self, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[batch, seq] positions -> cos, sin of shape [batch, 1, seq, head_dim] (broadcast over heads)."""
+        return self.cos[position_ids][:, None], self.sin[position_ids][:, None]
+
+
+class LlamaBlock(nn.Module):
+    def __init__(self, c: LlamaConfig, index: int):
+        super().__init__()
+        self.index = index
+        self.n_heads, self.n_kv, self.head_dim = c.num_attention_heads, c.num_key_value_heads, c.head_dim
+        self.attn_norm = RMSNorm(c.hidden_size, c.rms_norm_eps)
+        self.qkv = nn.Linear(
+            c.hidden_size, (self.n_heads + 2 * self.n_kv) * self.head_dim, bias=c.attention_bias
+        )
+        self.attn_out = nn.Linear(self.n_heads * self.head_dim, c.hidden_size, bias=c.attention_bias)
+        self.mlp_norm = RMSNorm(c.hidden_size, c.rms_norm_eps)
+        self.gate_up = nn.Linear(c.hidden_size, 2 * c.intermediate_size, bias=c.mlp_bias)
+        self.down = nn.Linear(c.intermediate_size, c.hidden_size, bias=c.mlp_bias)
+        self.act = activation(c.hidden_act)
+        self.attn_dropout = c.attention_dropout
+
+    def attention(self, x, cos, sin, mask, is_causal: bool, cache: StaticKVCache | None):
+        b, s, _ = x.shape
+        q, k, v = self.qkv(x).split(
+            [self.n_heads * self.head_dim, self.n_kv * self.head_dim, self.n_kv * self.head_dim], -1
+        )
+        q = q.view(b, s, self.n_heads, self.head_dim).transpose(1, 2)
+        k = k.view(b, s, self.n_kv, self.head_dim).transpose(1, 2)
+        v = v.view(b, s, self.n_kv, self.head_dim).transpose(1, 2)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+        if cache is not None:
+            k, v = cache.update(self.index, k, v)
+        p = self.attn_dropout if self.training else 0.0
+        if s == 1 and mask is None and self.n_heads != self.n_kv:
+            # One new token, nothing masked: fold each KV head's query group into the length dimension, so
+            # SDPA runs on n_kv heads without copying K/V n_heads / n_kv times.
+            group = self.n_heads // self.n_kv
+            out = F.scaled_dot_product_attention(
+                q.view(b, self.n_kv, group, self.head_dim), k, v, dropout_p=p
+            )
+        else:
+            out = F.scaled_dot_product_attention(
+                q,
+                k,
+                v,
+                attn_mask=mask,
+                dropout_p=p,
+                is_causal=is_causal,
+                enable_gqa=self.n_heads != self.n_kv,
+            )
+        return self.attn_out(out.reshape(b, self.n_heads, s, self.head_dim).transpose(1, 2).reshape(b, s, -1))
+
+    def forward(self, x, cos, sin, mask=None, is_causal: bool = True, cache: StaticKVCache | None = None):
+        x = x + self.attention(self.attn_norm(x), cos, sin, mask, is_causal, cache)
+        gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
+        return x + self.down(self.act(gate) * up)
+
+
+def _qkv_rows(c: LlamaConfig) -> list[int]:
+    return [
+        c.num_attention_heads * c.head_dim,
+        c.num_key_value_heads * c.head_dim,
+        c.num_key_value_heads * c.head_dim,
+    ]
+
+
+RENAMES = [
+    Rename("layers.{n}.attn_norm.weight", "layers.{n}.input_layernorm.weight"),
+    Rename(
+        "layers.{n}.qkv.{p}",
+        tuple(f"layers.{{n}}.self_attn.{name}_proj.{{p}}" for name in "qkv"),
+        split=_qkv_rows,
+    ),
+    Rename("layers.{n}.attn_out.{p}", "layers.{n}.self_attn.o_proj.{p}"),
+    Rename("layers.{n}.mlp_norm.weight", "layers.{n}.post_attention_layernorm.weight"),
+    Rename("layers.{n}.gate_up.{p}", ("layers.{n}.mlp.gate_proj.{p}", "layers.{n}.mlp.up_proj.{p}")),
+    Rename("layers.{n}.down.{p}", "layers.{n}.mlp.down_proj.{p}"),
+]
+
+
+class LlamaPreTrainedModel(PreTrainedModel):
+    config_class = LlamaConfig
+    base_model_prefix = "model"
+    weight_map = WeightMap(RENAMES)
+    ignore_on_load = (r"rotary_emb\.inv_freq$",)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, RMSNorm):
+            nn.init.ones_(module.weight)
+
+
+class LlamaModel(LlamaPreTrainedModel):
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(
+            config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id
+        )
+        self.layers = nn.ModuleList(LlamaBlock(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.rotary = Rotary(config)
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def run(
+        self,
+        input_ids,
+        position_ids,
+        mask,
+        is_causal: bool,
+        cache=None,
+        inputs_embeds=None,
+        hidden_states=None,
+    ):
+        """The decoder proper; ``hidden_states``, when a list, collects every layer's input and the output."""
+        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        cos, sin = self.rotary(position_ids)
+        for layer in self.layers:
+            if hidden_states is not None:
+                hidden_states.append(x)
+            x = layer(x, cos, sin, mask, is_causal, cache)
+        if cache is not None:
+            cache.advance(x.shape[1])
+        x = self.norm(x)
+        if hidden_states is not None:
+            hidden_states.append(x)
+        return x
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        inputs_embeds=None,
+        cache: StaticKVCache | None = None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        batch, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+        past = cache.length if cache is not None else 0
+        if past + seq_len > self.config.max_position_embeddings:
+            raise ValueError(
+                f"input reaches position {past + seq_len} but this model has {self.config.max_position_embeddings} "
+                "positions; shorten the input (truncation=True, max_length=...)"
+            )
+        if position_ids is None:
+            position_ids = torch.arange(past, past + seq_len, device=self.embed_tokens.weight.device)[
+                None
+            ].expand(batch, -1)
+        if cache is not None:
+            if attention_mask is not None and past == 0:
+                cache.set_padding(attention_mask)
+            mask, is_causal = cache.attention_mask(seq_len)
+        elif attention_mask is None or bool(attention_mask.all()):
+            mask, is_causal = None, True
+        else:
+            mask, is_causal = causal_mask(attention_mask.bool(), 0), False
+        hidden_states = [] if (output_hidden_states or self.config.output_hidden_states) else None
+        x = self.run(input_ids, position_ids, mask, is_causal, cache, inputs_embeds, hidden_states)
+        out = BaseModelOutput(
+            last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states else None
+        )
+        return out if return_dict is not False else out.to_tuple()
+
+
+class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
+    tied_weights = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self.model = LlamaModel(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        labels=None,
+        logits_to_keep: int = 0,
+        return_dict=None,
+        **kwargs,
+    ):
+        """``labels`` give the next-token loss (position t predicts label t+1; -100 is skipped)."""
+        out = self.model(input_ids, attention_mask, return_dict=True, **kwargs)
+        x = out.last_hidden_state
+        logits = self.lm_head(x[:, -logits_to_keep:] if logits_to_keep else x)
+        loss = None
+        if labels is not None:
+            shifted = logits[:, :-1].float().reshape(-1, logits.shape[-1])
+            loss = F.cross_entropy(shifted, labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
+        result = CausalLMOutputWithPast(loss, logits, kwargs.get("cache"), out.hidden_states)
+        return result if return_dict is not False else result.to_tuple()
+
+    # ---- the generation protocol (see tinyformers.generation) ---------------------------------------------------
+    def allocate_cache(self, batch_size: int, max_length: int) -> StaticKVCache:
+        c, w = self.config, self.lm_head.weight
+        return StaticKVCache(
+            c.num_hidden_layers, batch_size, c.num_key_value_heads, max_length, c.head_dim, w.dtype, w.device
+        )
+
+    def next_token_logits(self, input_ids, position_ids, cache: StaticKVCache) -> torch.Tensor:
+        mask, is_causal = cache.attention_mask(input_ids.shape[1])
+        x = self.model.run(input_ids, position_ids, mask, is_causal, cache)
+        return self.lm_head(x[:, -1])

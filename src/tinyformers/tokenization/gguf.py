@@ -1,0 +1,103 @@
+"""Build a tokenizer from the ``tokenizer.ggml.*`` metadata of a GGUF file, as transformers does.
+
+GGUF stores the vocabulary as a token list (the id is the position), merges as ``"a b"`` strings, a type per
+token (3 = control, 4 = user-defined) and the ids of the special tokens. For ``tokenizer.ggml.model == "gpt2"``
+(byte-level BPE: SmolLM2, Llama 3, Qwen...) we rebuild GPT-2's pipeline, add control tokens as special tokens
+and user-defined ones as plain added tokens, and use the split regex the ``pre`` name stands for.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .bpe import BPE, BYTE_TO_CHAR, ByteLevelPreTokenizer, GPT2Tokenizer, build_gpt2_pipeline
+from .pipeline import AddedToken, PreTokenizerSequence, Split
+
+CONTROL, USER_DEFINED = 3, 4
+
+_LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+_GPT4O_SPLIT = (
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+# `tokenizer.ggml.pre` -> the regex its merges were learned with. Names not listed (e.g. "smollm") use GPT-2's.
+SPLITS = {
+    **dict.fromkeys(
+        ("llama3", "llama-v3", "llama-bpe", "falcon3", "dbrx", "smaug-bpe", "pixtral"), _LLAMA3_SPLIT
+    ),
+    **dict.fromkeys(("gpt-4o", "llama4"), _GPT4O_SPLIT),
+}
+
+
+_BYTE_ALPHABET = frozenset(BYTE_TO_CHAR)
+
+
+def _byte_spelling(token: str) -> str:
+    """GGUF may store a token in plain UTF-8; the BPE vocabulary spells every token in the byte alphabet."""
+    if all(ch in _BYTE_ALPHABET for ch in token):
+        return token
+    return "".join(BYTE_TO_CHAR[b] for b in token.encode("utf-8"))
+
+
+def tokenizer_from_gguf(path: str | os.PathLike, **kwargs) -> GPT2Tokenizer:
+    from ..formats.gguf import GGUFFile, tokenizer_fields
+
+    fields = tokenizer_fields(GGUFFile(path).metadata)
+    kind = fields.get("model")
+    if kind != "gpt2":
+        raise ValueError(
+            f"{Path(path).name}: GGUF tokenizer type '{kind}' is not supported yet; supported: gpt2 (byte-level BPE)"
+        )
+    tokens, types = fields["tokens"], fields.get("token_type") or [1] * len(fields["tokens"])
+    vocab = {_byte_spelling(token): index for index, token in enumerate(tokens)}
+    merges = [tuple(merge.split(" ")) for merge in fields.get("merges", [])]
+    backend = build_gpt2_pipeline(BPE(vocab, merges), add_prefix_space=False)
+    split = SPLITS.get(fields.get("pre"))
+    if split is not None:
+        backend.pre_tokenizer = PreTokenizerSequence(
+            [
+                Split.from_dict({"pattern": {"Regex": split}, "behavior": "Isolated", "invert": False}),
+                ByteLevelPreTokenizer(add_prefix_space=False, use_regex=False),
+            ]
+        )
+    config = {"chat_template": fields.get("chat_template")}
+    for name, key in (
+        ("bos", "bos_token_id"),
+        ("eos", "eos_token_id"),
+        ("unk", "unknown_token_id"),
+        ("pad", "padding_token_id"),
+    ):
+        if fields.get(key) is not None:
+            config[f"{name}_token"] = tokens[fields[key]]
+    for flag in ("add_bos_token", "add_eos_token"):
+        if flag in fields:
+            config[flag] = bool(fields[flag])
+    tokenizer = GPT2Tokenizer(backend, **{**config, **kwargs})
+    # A control token spelled outside the byte alphabet is a converter mislabel: adding it would grow the vocabulary.
+    control = [
+        t for t, kind in zip(tokens, types) if kind == CONTROL and all(ch in _BYTE_ALPHABET for ch in t)
+    ]
+    if control:
+        specials = [AddedToken(t, normalized=False, special=True) for t in control]
+        tokenizer.add_special_tokens(
+            {"additional_special_tokens": specials}, replace_extra_special_tokens=False
+        )
+    user_defined = [
+        AddedToken(t, normalized=False)
+        for t, kind in zip(tokens, types)
+        if kind == USER_DEFINED and t in vocab
+    ]
+    if user_defined:
+        tokenizer.add_tokens(user_defined)
+    if config.get("add_bos_token") or config.get("add_eos_token"):
+        from .bpe import bos_eos_template
+
+        bos = config.get("bos_token") if config.get("add_bos_token") else None
+        eos = config.get("eos_token") if config.get("add_eos_token") else None
+        tokenizer.backend.post_processor = bos_eos_template(tokenizer.backend, bos, eos)
+    return tokenizer

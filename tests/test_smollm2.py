@@ -1,0 +1,131 @@
+"""The real chat model: SmolLM2-135M-Instruct from its Q4_1 GGUF file, against transformers loading the same file."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tinyformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("gguf")  # transformers needs it to read the file
+
+pytestmark = pytest.mark.slow
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TEXTS = [
+    "Hello world! 17 23 1234 3.14159",
+    "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n",
+    "def f(x):\n\treturn x**2  # 你好 👋🏽",
+    "  leading spaces   and\n\nnewlines \n",
+    "Ünïcödé café — naïve résumé, I'm they'll <repo_name>x<empty_output>",
+]
+CHATS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "user", "content": "Write a haiku about the sea."}],
+    [
+        {"role": "system", "content": "You are a terse assistant."},
+        {"role": "user", "content": "List three primary colors."},
+    ],
+    [
+        {"role": "user", "content": "Hi!"},
+        {"role": "assistant", "content": "Hello! How can I help you today?"},
+        {"role": "user", "content": "What is 2 + 2?"},
+    ],
+]
+NEW_TOKENS = 32
+
+
+@pytest.fixture(scope="module")
+def reference(smollm2_dir):
+    """Everything we compare against, computed once: transformers takes ~40 s to load this file."""
+    tok = transformers.AutoTokenizer.from_pretrained(str(smollm2_dir), gguf_file=GGUF)
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(smollm2_dir), gguf_file=GGUF).eval()
+    prompts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in CHATS]
+    with torch.inference_mode():
+        generations = []
+        for chat in CHATS:
+            ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")["input_ids"]
+            generations.append(model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist())
+        probe = tok(TEXTS[1], return_tensors="pt")["input_ids"]
+        logits = model(probe).logits
+    return {
+        "ids": [tok(t)["input_ids"] for t in TEXTS],
+        "decoded": [tok.decode(tok(t)["input_ids"]) for t in TEXTS],
+        "prompts": prompts,
+        "generations": generations,
+        "probe": probe,
+        "logits": logits,
+        "config": model.config,
+    }
+
+
+@pytest.fixture(scope="module")
+def ours(smollm2_dir):
+    tok = AutoTokenizer.from_pretrained(smollm2_dir, gguf_file=GGUF)
+    model = AutoModelForCausalLM.from_pretrained(smollm2_dir, gguf_file=GGUF)
+    return tok, model
+
+
+def test_config_from_gguf(smollm2_dir, reference):
+    config = AutoConfig.from_pretrained(smollm2_dir, gguf_file=GGUF)
+    ref = reference["config"]
+    for key in (
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "rms_norm_eps",
+        "max_position_embeddings",
+        "tie_word_embeddings",
+    ):
+        assert getattr(config, key) == getattr(ref, key), key
+    assert config.rope_theta == ref.rope_parameters["rope_theta"]
+
+
+def test_tokenizer_matches(ours, reference):
+    tok, _ = ours
+    assert [tok(t)["input_ids"] for t in TEXTS] == reference["ids"]
+    assert [tok.decode(tok(t)["input_ids"]) for t in TEXTS] == reference["decoded"]
+    assert tok.eos_token == "<|im_end|>" and tok.eos_token_id == 2
+
+
+def test_chat_template_matches(ours, reference):
+    tok, _ = ours
+    assert [
+        tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in CHATS
+    ] == reference["prompts"]
+
+
+@torch.inference_mode()
+def test_logits_match(ours, reference):
+    _, model = ours
+    assert isinstance(model, LlamaForCausalLM)
+    torch.testing.assert_close(model(reference["probe"]).logits, reference["logits"], atol=1e-4, rtol=0)
+
+
+@torch.inference_mode()
+def test_greedy_chat_generations_identical(ours, reference):
+    tok, model = ours
+    for chat, want in zip(CHATS, reference["generations"]):
+        ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")["input_ids"]
+        got = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist()
+        assert got == want, (tok.decode(got[ids.shape[1] :]), tok.decode(want[ids.shape[1] :]))
+    first = reference["generations"][0]
+    answer = tok.decode(
+        first[len(tok.apply_chat_template(CHATS[0], add_generation_prompt=True)["input_ids"]) :]
+    )
+    assert answer.startswith("The capital of France is Paris.")
+
+
+def test_bad_gguf_inputs(smollm2_dir, tmp_path):
+    from tinyformers.formats.safetensors import CorruptWeightsError
+    from tinyformers.hub import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="no GGUF file 'missing.gguf'"):
+        AutoModelForCausalLM.from_pretrained(smollm2_dir, gguf_file="missing.gguf")
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes((smollm2_dir / GGUF).read_bytes()[:4_000_000])
+    with pytest.raises(CorruptWeightsError, match="cut.gguf"):
+        AutoModelForCausalLM.from_pretrained(cut)
