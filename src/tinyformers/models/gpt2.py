@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..configuration import PretrainedConfig
-from ..generation import GenerationMixin, StaticKVCache, causal_mask
+from ..generation import StaticKVCache
 from ..modeling import PreTrainedModel, Rename, WeightMap
-from ..outputs import BaseModelOutput, CausalLMOutputWithPast, SequenceClassifierOutput
+from ..outputs import SequenceClassifierOutput
+from .decoder import CausalLM, DecoderBackbone
 from .layers import activation, sequence_classification_loss
 
 
@@ -151,7 +152,7 @@ class GPT2PreTrainedModel(PreTrainedModel):
                 nn.init.normal_(proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
 
 
-class GPT2Model(GPT2PreTrainedModel):
+class GPT2Model(DecoderBackbone, GPT2PreTrainedModel):
     def __init__(self, config: GPT2Config):
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
@@ -162,69 +163,16 @@ class GPT2Model(GPT2PreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.wte
 
-    def run(
-        self,
-        input_ids,
-        position_ids,
-        mask,
-        is_causal: bool,
-        cache=None,
-        inputs_embeds=None,
-        hidden_states=None,
-    ):
-        """The decoder proper; ``hidden_states``, when a list, collects every layer's input and the output."""
+    def embed(self, input_ids, position_ids, inputs_embeds=None):
         x = self.wte(input_ids) if inputs_embeds is None else inputs_embeds
-        x = F.dropout(x + self.wpe(position_ids), self.config.embd_pdrop, self.training)
-        for layer in self.layers:
-            if hidden_states is not None:
-                hidden_states.append(x)
-            x = layer(x, mask, is_causal, cache)
-        if cache is not None:
-            cache.advance(x.shape[1])
-        x = self.norm(x)
-        if hidden_states is not None:
-            hidden_states.append(x)
-        return x
+        return F.dropout(x + self.wpe(position_ids), self.config.embd_pdrop, self.training), ()
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        position_ids=None,
-        inputs_embeds=None,
-        cache: StaticKVCache | None = None,
-        output_hidden_states=None,
-        return_dict=None,
-    ):
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        batch, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-        past = cache.length if cache is not None else 0
-        if past + seq_len > self.config.n_positions:
-            raise ValueError(
-                f"input reaches position {past + seq_len} but this model has {self.config.n_positions} positions; "
-                "tokenize with truncation=True (and max_length) to fit"
-            )
-        device = self.wte.weight.device
-        if position_ids is None:  # as transformers: positions count from the cache length, padding or not
-            position_ids = torch.arange(past, past + seq_len, device=device)[None]
-        if cache is not None:
-            if attention_mask is not None and past == 0:
-                cache.set_padding(attention_mask)
-            mask, is_causal = cache.attention_mask(seq_len)
-        elif attention_mask is None or bool(attention_mask.all()):
-            mask, is_causal = None, True
-        else:
-            mask, is_causal = causal_mask(attention_mask.bool(), 0), False
-        hidden_states = [] if (output_hidden_states or self.config.output_hidden_states) else None
-        x = self.run(input_ids, position_ids, mask, is_causal, cache, inputs_embeds, hidden_states)
-        out = BaseModelOutput(
-            last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states else None
-        )
-        return out if return_dict is not False else out.to_tuple()
+    def cache_layout(self) -> tuple[int, int, int]:
+        c = self.config
+        return c.n_layer, c.n_head, c.n_embd // c.n_head
 
 
-class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
+class GPT2LMHeadModel(CausalLM, GPT2PreTrainedModel):
     """GPT-2 with its language-model head: the output matrix is the token-embedding matrix (tied)."""
 
     tied_weights = {"lm_head.weight": "transformer.wte.weight"}
@@ -234,41 +182,8 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
         self.transformer = GPT2Model(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        labels=None,
-        logits_to_keep: int = 0,
-        return_dict=None,
-        **kwargs,
-    ):
-        """``labels`` (usually the input ids) give the next-token loss: position t predicts label t+1; -100 is skipped.
-
-        ``logits_to_keep=n`` computes logits for the last ``n`` positions only (0 = all).
-        """
-        out = self.transformer(input_ids, attention_mask, return_dict=True, **kwargs)
-        x = out.last_hidden_state
-        logits = self.lm_head(x[:, -logits_to_keep:] if logits_to_keep else x)
-        loss = None
-        if labels is not None:
-            shifted = logits[:, :-1].float().reshape(-1, logits.shape[-1])
-            loss = F.cross_entropy(shifted, labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
-        result = CausalLMOutputWithPast(loss, logits, kwargs.get("cache"), out.hidden_states)
-        return result if return_dict is not False else result.to_tuple()
-
-    # ---- the generation protocol (see tinyformers.generation) ---------------------------------------------------
-    def allocate_cache(self, batch_size: int, max_length: int) -> StaticKVCache:
-        c = self.config
-        weight = self.lm_head.weight
-        return StaticKVCache(
-            c.n_layer, batch_size, c.n_head, max_length, c.n_embd // c.n_head, weight.dtype, weight.device
-        )
-
-    def next_token_logits(self, input_ids, position_ids, cache: StaticKVCache) -> torch.Tensor:
-        mask, is_causal = cache.attention_mask(input_ids.shape[1])
-        x = self.transformer.run(input_ids, position_ids, mask, is_causal, cache)
-        return x[:, -1] @ self._head_in_out()
+    def output_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self._head_in_out()
 
     def _head_in_out(self) -> torch.Tensor:
         """The output matrix as [in, out], copied once and reused while the weight is unchanged.

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..configuration import PretrainedConfig
-from ..generation import GenerationMixin, StaticKVCache, causal_mask
+from ..generation import StaticKVCache
 from ..modeling import PreTrainedModel, Rename, WeightMap
-from ..outputs import BaseModelOutput, CausalLMOutputWithPast
+from .decoder import CausalLM, DecoderBackbone
 from .layers import activation
 
 ROPE_TYPES = ("default", "linear", "llama3")
@@ -231,7 +231,7 @@ class LlamaPreTrainedModel(PreTrainedModel):
             nn.init.ones_(module.weight)
 
 
-class LlamaModel(LlamaPreTrainedModel):
+class LlamaModel(DecoderBackbone, LlamaPreTrainedModel):
     def __init__(self, config: LlamaConfig):
         super().__init__(config)
         self.embed_tokens = nn.Embedding(
@@ -244,105 +244,19 @@ class LlamaModel(LlamaPreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
 
-    def run(
-        self,
-        input_ids,
-        position_ids,
-        mask,
-        is_causal: bool,
-        cache=None,
-        inputs_embeds=None,
-        hidden_states=None,
-    ):
-        """The decoder proper; ``hidden_states``, when a list, collects every layer's input and the output."""
+    def embed(self, input_ids, position_ids, inputs_embeds=None):
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
-        cos, sin = self.rotary(position_ids)
-        for layer in self.layers:
-            if hidden_states is not None:
-                hidden_states.append(x)
-            x = layer(x, cos, sin, mask, is_causal, cache)
-        if cache is not None:
-            cache.advance(x.shape[1])
-        x = self.norm(x)
-        if hidden_states is not None:
-            hidden_states.append(x)
-        return x
+        return x, self.rotary(position_ids)
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        position_ids=None,
-        inputs_embeds=None,
-        cache: StaticKVCache | None = None,
-        output_hidden_states=None,
-        return_dict=None,
-    ):
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        batch, seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-        past = cache.length if cache is not None else 0
-        if past + seq_len > self.config.max_position_embeddings:
-            raise ValueError(
-                f"input reaches position {past + seq_len} but this model has {self.config.max_position_embeddings} "
-                "positions; shorten the input (truncation=True, max_length=...)"
-            )
-        if position_ids is None:
-            position_ids = torch.arange(past, past + seq_len, device=self.embed_tokens.weight.device)[
-                None
-            ].expand(batch, -1)
-        if cache is not None:
-            if attention_mask is not None and past == 0:
-                cache.set_padding(attention_mask)
-            mask, is_causal = cache.attention_mask(seq_len)
-        elif attention_mask is None or bool(attention_mask.all()):
-            mask, is_causal = None, True
-        else:
-            mask, is_causal = causal_mask(attention_mask.bool(), 0), False
-        hidden_states = [] if (output_hidden_states or self.config.output_hidden_states) else None
-        x = self.run(input_ids, position_ids, mask, is_causal, cache, inputs_embeds, hidden_states)
-        out = BaseModelOutput(
-            last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states else None
-        )
-        return out if return_dict is not False else out.to_tuple()
+    def cache_layout(self) -> tuple[int, int, int]:
+        c = self.config
+        return c.num_hidden_layers, c.num_key_value_heads, c.head_dim
 
 
-class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
+class LlamaForCausalLM(CausalLM, LlamaPreTrainedModel):
     tied_weights = {"lm_head.weight": "model.embed_tokens.weight"}
 
     def __init__(self, config: LlamaConfig):
         super().__init__(config)
         self.model = LlamaModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        labels=None,
-        logits_to_keep: int = 0,
-        return_dict=None,
-        **kwargs,
-    ):
-        """``labels`` give the next-token loss (position t predicts label t+1; -100 is skipped)."""
-        out = self.model(input_ids, attention_mask, return_dict=True, **kwargs)
-        x = out.last_hidden_state
-        logits = self.lm_head(x[:, -logits_to_keep:] if logits_to_keep else x)
-        loss = None
-        if labels is not None:
-            shifted = logits[:, :-1].float().reshape(-1, logits.shape[-1])
-            loss = F.cross_entropy(shifted, labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
-        result = CausalLMOutputWithPast(loss, logits, kwargs.get("cache"), out.hidden_states)
-        return result if return_dict is not False else result.to_tuple()
-
-    # ---- the generation protocol (see tinyformers.generation) ---------------------------------------------------
-    def allocate_cache(self, batch_size: int, max_length: int) -> StaticKVCache:
-        c, w = self.config, self.lm_head.weight
-        return StaticKVCache(
-            c.num_hidden_layers, batch_size, c.num_key_value_heads, max_length, c.head_dim, w.dtype, w.device
-        )
-
-    def next_token_logits(self, input_ids, position_ids, cache: StaticKVCache) -> torch.Tensor:
-        mask, is_causal = cache.attention_mask(input_ids.shape[1])
-        x = self.model.run(input_ids, position_ids, mask, is_causal, cache)
-        return self.lm_head(x[:, -1])

@@ -1,0 +1,129 @@
+"""What every decoder-only family shares, written once: the base model's ``forward`` around its layers, and the
+causal-LM head (loss, logits, and the generation protocol of ``tinyformers.generation``).
+
+A family provides, on its base model: ``embed(input_ids, position_ids, inputs_embeds) -> (x, layer_args)``
+(``layer_args`` are extra per-step inputs every layer takes, e.g. rotary cos/sin), ``layers``, ``norm`` and
+``cache_layout() -> (layers, kv_heads, head_dim)``; each layer is called as
+``layer(x, *layer_args, mask, is_causal, cache)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..generation import GenerationMixin, StaticKVCache, causal_mask
+from ..outputs import BaseModelOutput, CausalLMOutputWithPast
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Position t predicts label t+1; label -100 is skipped (padding, prompt tokens)."""
+    shifted = logits[:, :-1].float().reshape(-1, logits.shape[-1])
+    return F.cross_entropy(shifted, labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
+
+
+class DecoderBackbone:
+    """Mixin for a decoder-only base model (GPT2Model, LlamaModel)."""
+
+    def run(
+        self,
+        input_ids,
+        position_ids,
+        mask,
+        is_causal: bool,
+        cache=None,
+        inputs_embeds=None,
+        hidden_states=None,
+    ):
+        """The decoder proper; ``hidden_states``, when a list, collects every layer's input and the output."""
+        x, layer_args = self.embed(input_ids, position_ids, inputs_embeds)
+        for layer in self.layers:
+            if hidden_states is not None:
+                hidden_states.append(x)
+            x = layer(x, *layer_args, mask, is_causal, cache)
+        if cache is not None:
+            cache.advance(x.shape[1])
+        x = self.norm(x)
+        if hidden_states is not None:
+            hidden_states.append(x)
+        return x
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        inputs_embeds=None,
+        cache: StaticKVCache | None = None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        past = cache.length if cache is not None else 0
+        limit = self.config.max_position_embeddings
+        if past + seq_len > limit:
+            raise ValueError(
+                f"input reaches position {past + seq_len} but this model has {limit} positions; "
+                "shorten the input (tokenize with truncation=True and max_length)"
+            )
+        if position_ids is None:  # as transformers: positions count from the cache length, padding or not
+            position_ids = torch.arange(
+                past, past + seq_len, device=self.get_input_embeddings().weight.device
+            )[None]
+        if cache is not None:
+            if attention_mask is not None and past == 0:
+                cache.set_padding(attention_mask)
+            mask, is_causal = cache.attention_mask(seq_len)
+        elif attention_mask is None or bool(attention_mask.all()):
+            mask, is_causal = None, True
+        else:
+            mask, is_causal = causal_mask(attention_mask.bool(), 0), False
+        hidden_states = [] if (output_hidden_states or self.config.output_hidden_states) else None
+        x = self.run(input_ids, position_ids, mask, is_causal, cache, inputs_embeds, hidden_states)
+        out = BaseModelOutput(
+            last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states else None
+        )
+        return out if return_dict is not False else out.to_tuple()
+
+
+class CausalLM(GenerationMixin):
+    """Mixin for a decoder-only LM: a backbone (``base_model_prefix`` names it) plus ``lm_head``."""
+
+    @property
+    def backbone(self):
+        return getattr(self, self.base_model_prefix)
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        labels=None,
+        logits_to_keep: int = 0,
+        return_dict=None,
+        **kwargs,
+    ):
+        """``labels`` (usually the input ids) give the next-token loss; ``logits_to_keep=n`` computes logits for the
+        last ``n`` positions only (0 = all)."""
+        out = self.backbone(input_ids, attention_mask, return_dict=True, **kwargs)
+        x = out.last_hidden_state
+        logits = self.lm_head(x[:, -logits_to_keep:] if logits_to_keep else x)
+        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        result = CausalLMOutputWithPast(loss, logits, kwargs.get("cache"), out.hidden_states)
+        return result if return_dict is not False else result.to_tuple()
+
+    # ---- the generation protocol (see tinyformers.generation) ---------------------------------------------------
+    def allocate_cache(self, batch_size: int, max_length: int) -> StaticKVCache:
+        layers, kv_heads, head_dim = self.backbone.cache_layout()
+        weight = self.lm_head.weight
+        return StaticKVCache(layers, batch_size, kv_heads, max_length, head_dim, weight.dtype, weight.device)
+
+    def next_token_logits(self, input_ids, position_ids, cache: StaticKVCache) -> torch.Tensor:
+        mask, is_causal = cache.attention_mask(input_ids.shape[1])
+        x = self.backbone.run(input_ids, position_ids, mask, is_causal, cache)
+        return self.output_logits(x[:, -1])
+
+    def output_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the last positions during generation; a family may use a faster layout of the same matrix."""
+        return self.lm_head(x)
