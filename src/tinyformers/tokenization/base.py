@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..utils import atomic_write_text, read_json
 from .pipeline import AddedToken, Encoding, Tokenizer, TokenizerFileError
 
 logger = logging.getLogger("tinyformers.tokenization")
@@ -51,29 +51,11 @@ _TRANSIENT_CONFIG_KEYS = {
 }
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
-    )
-    try:
-        with handle:
-            handle.write(text)
-        os.replace(handle.name, path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
-
-
 def _read_json(path: Path) -> dict:
     try:
-        with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise TokenizerFileError(
-            f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno}); fix or delete it"
-        ) from None
+        value = read_json(path)
+    except ValueError as e:  # a tokenizer file's problem: the tokenizers' own error type, same message
+        raise TokenizerFileError(str(e)) from None
     if not isinstance(value, dict):
         raise TokenizerFileError(f"{path} must hold a JSON object, got {type(value).__name__}")
     return value
@@ -361,7 +343,7 @@ class PreTrainedTokenizer:
             "special_tokens_map.json": json.dumps(special_map, indent=2, ensure_ascii=False),
         }
         for name, text in files.items():
-            write_atomic(folder / name, text + "\n")
+            atomic_write_text(folder / name, text + "\n")
         return tuple(str(folder / name) for name in files)
 
     # -- special tokens -----------------------------------------------------------------------------------------
