@@ -459,7 +459,11 @@ def test_byte_level_after_a_normalizer_and_a_split_matches_rust(rust):
     variant.normalizer = tokenizers.normalizers.Sequence(
         [tokenizers.normalizers.NFKC(), tokenizers.normalizers.Replace("x", "yy")]
     )
-    texts = [t for t in TEXTS if "\u0301" not in t] + ["ﬁne x² ①  Xx x", "I'M HERE'S 12345 x\r\n\r\n y"]
+    texts = TEXTS + [
+        "ﬁne x² ①  Xx x",
+        "I'M HERE'S 12345 x\r\n\r\n y",
+        "a\u0300\u0323 \u1100\u1161\u11a8 ｅ\u0301",
+    ]
     for pre_tokenizer in (
         pre.ByteLevel(add_prefix_space=True),
         pre.Sequence(
@@ -495,3 +499,19 @@ def test_roberta_processing_trims_offsets_like_rust(rust):
             assert (got.ids, got.offsets) == (expected.ids, expected.offsets), text
         expected, got = roberta.encode(*PAIRS[1]), ours.encode(*PAIRS[1])
         assert (got.ids, got.offsets) == (expected.ids, expected.offsets)
+
+
+def test_legacy_added_tokens_json_matches_transformers(tmp_path, gpt2_tokenizer_dir):
+    transformers = pytest.importorskip("transformers")
+    for path in gpt2_tokenizer_dir.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "added_tokens.json").write_text(json.dumps({"<pad>": 50257, "<|sep|>": 50258}))
+    special_map = json.loads((tmp_path / "special_tokens_map.json").read_text())
+    (tmp_path / "special_tokens_map.json").write_text(json.dumps({**special_map, "pad_token": "<pad>"}))
+    theirs = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
+    ours = GPT2Tokenizer.from_pretrained(tmp_path)
+    assert len(ours) == len(theirs) == 50259
+    for text in ["a<pad>b <|sep|> c", "x <pad><|sep|>"]:
+        assert ours(text)["input_ids"] == theirs(text)["input_ids"], text
+        ids = theirs(text)["input_ids"]
+        assert ours.decode(ids, skip_special_tokens=True) == theirs.decode(ids, skip_special_tokens=True)

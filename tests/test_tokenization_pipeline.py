@@ -165,3 +165,25 @@ def test_a_new_stage_can_be_registered():
         assert build(NORMALIZERS, {"type": "TestUppercase"}).normalize_str("straße") == "STRASSE"
     finally:
         del NORMALIZERS["TestUppercase"]
+
+
+COMPOSING = [
+    "e\u0301",
+    "cafe\u0301 x",
+    "a\u0300\u0323 b",
+    "ﬁne e\u0301\u0301",
+    "\u1100\u1161\u11a8 k",
+    "\u212b ①½ ｅ\u0301",
+]
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFKC"])
+def test_composition_offsets_match_rust(form):
+    """A composed character gets the span of its first original character only (e + U+0301 -> é: (0, 1))."""
+    rust = tokenizers.Tokenizer(tokenizers.models.WordPiece({"[UNK]": 0}, unk_token="[UNK]"))
+    rust.normalizer = getattr(normalizers, form)()
+    rust.pre_tokenizer = pre_tokenizers.Split(tokenizers.Regex(r"[\s\S]"), "isolated")  # one word per char
+    ours = Tokenizer.from_str(rust.to_str())
+    for text in COMPOSING:
+        expected, got = rust.encode(text), ours.encode(text)
+        assert (got.tokens, got.offsets) == (expected.tokens, expected.offsets), text

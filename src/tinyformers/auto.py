@@ -45,6 +45,8 @@ TOKENIZERS = {
     "BertTokenizerFast": "tinyformers.tokenization.wordpiece:BertTokenizer",
     "GPT2Tokenizer": "tinyformers.tokenization.bpe:GPT2Tokenizer",
     "GPT2TokenizerFast": "tinyformers.tokenization.bpe:GPT2Tokenizer",
+    "LlamaTokenizer": "tinyformers.tokenization.llama:LlamaTokenizer",
+    "LlamaTokenizerFast": "tinyformers.tokenization.llama:LlamaTokenizer",
     "T5Tokenizer": "tinyformers.tokenization.sentencepiece:T5Tokenizer",
     "T5TokenizerFast": "tinyformers.tokenization.sentencepiece:T5Tokenizer",
     "SentencePieceTokenizer": "tinyformers.tokenization.sentencepiece:SentencePieceTokenizer",
@@ -52,7 +54,12 @@ TOKENIZERS = {
     "TokenizersBackend": "tinyformers.tokenization.base:PreTrainedTokenizer",
 }
 # model_type -> tokenizer class, for folders whose tokenizer_config.json does not name one.
-TOKENIZER_FOR_MODEL = {"bert": "BertTokenizer", "gpt2": "GPT2Tokenizer", "t5": "T5Tokenizer"}
+TOKENIZER_FOR_MODEL = {
+    "bert": "BertTokenizer",
+    "gpt2": "GPT2Tokenizer",
+    "llama": "LlamaTokenizer",
+    "t5": "T5Tokenizer",
+}
 
 
 def import_object(spec: str) -> Any:
@@ -147,7 +154,7 @@ class _AutoModel:
 
 
 # from_pretrained keywords that are about loading, not config values.
-_LOAD_KWARGS = {"dtype", "torch_dtype", "ignore_mismatched_sizes", "gguf_file"}
+_LOAD_KWARGS = {"dtype", "torch_dtype", "ignore_mismatched_sizes", "gguf_file", "compile", "quantize"}
 
 
 class AutoModel(_AutoModel):

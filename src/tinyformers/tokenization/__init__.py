@@ -16,6 +16,7 @@ _EXPORTS = {
     "BertTokenizer": "wordpiece",
     "BPE": "bpe",
     "GPT2Tokenizer": "bpe",
+    "LlamaTokenizer": "llama",
     "Unigram": "unigram",
     "T5Tokenizer": "sentencepiece",
     "SentencePieceTokenizer": "sentencepiece",

@@ -61,6 +61,10 @@ def _read_json(path: Path) -> dict:
     return value
 
 
+def _token_text(value: Any) -> str:
+    return value["content"] if isinstance(value, dict) else str(value)
+
+
 def _as_added_token(value: Any, special: bool = True) -> AddedToken | None:
     """A token from a config file: a string, a ``{"content": ...}`` dict (old AddedToken JSON) or an AddedToken."""
     if value is None or isinstance(value, AddedToken):
@@ -284,10 +288,25 @@ class PreTrainedTokenizer:
             for key, value in _read_json(folder / "special_tokens_map.json").items():
                 if key in SPECIAL_TOKEN_NAMES or key in EXTRA_SPECIAL_KEYS:
                     config.setdefault(key, value)
+        if (folder / "added_tokens.json").is_file():
+            PreTrainedTokenizer._fold_added_tokens_file(folder / "added_tokens.json", config)
         template = folder / "chat_template.jinja"
         if "chat_template" not in config and template.is_file():
             config["chat_template"] = template.read_text(encoding="utf-8")
         return config
+
+    @staticmethod
+    def _fold_added_tokens_file(path: Path, config: dict) -> None:
+        """Legacy ``added_tokens.json`` (token -> id) as ``added_tokens_decoder`` entries, as transformers reads
+        it: a token named as a special token is special (and not normalized), any other is a normalized one."""
+        specials = {_token_text(config.get(name)) for name in SPECIAL_TOKEN_NAMES if config.get(name)}
+        for key in EXTRA_SPECIAL_KEYS:
+            extras = config.get(key) or []
+            specials.update(_token_text(t) for t in (extras.values() if isinstance(extras, dict) else extras))
+        listed = config.setdefault("added_tokens_decoder", {})
+        for token, index in _read_json(path).items():
+            special = token in specials
+            listed.setdefault(str(index), {"content": token, "special": special, "normalized": not special})
 
     @classmethod
     def build_backend(cls, folder: Path, config: dict) -> Tokenizer:
@@ -349,11 +368,10 @@ class PreTrainedTokenizer:
     # -- special tokens -----------------------------------------------------------------------------------------
 
     @property
-    def special_tokens_map(self) -> dict[str, Any]:
-        out: dict[str, Any] = {name: token for name, token in self._special.items() if token is not None}
-        if self._extra_special:
-            out["additional_special_tokens"] = list(self._extra_special)
-        return out
+    def special_tokens_map(self) -> dict[str, str]:
+        """The named special tokens (``bos_token``...). Like transformers 5, the extra special tokens are not in
+        it: they are ``extra_special_tokens`` (special_tokens_map.json still lists them when saving)."""
+        return {name: token for name, token in self._special.items() if token is not None}
 
     @property
     def extra_special_tokens(self) -> list[str]:

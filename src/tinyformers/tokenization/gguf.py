@@ -4,6 +4,7 @@ GGUF stores the vocabulary as a token list (the id is the position), merges as `
 token (3 = control, 4 = user-defined) and the ids of the special tokens. For ``tokenizer.ggml.model == "gpt2"``
 (byte-level BPE: SmolLM2, Llama 3, Qwen...) we rebuild GPT-2's pipeline, add control tokens as special tokens
 and user-defined ones as plain added tokens, and use the split regex the ``pre`` name stands for.
+``"llama"`` (sentencepiece BPE: Llama 2, Mistral v1, TinyLlama...) is built in ``llama.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .base import PreTrainedTokenizer
 from .bpe import BPE, BYTE_TO_CHAR, ByteLevelPreTokenizer, GPT2Tokenizer, build_gpt2_pipeline
 from .pipeline import AddedToken, PreTokenizerSequence, Split
 
@@ -44,14 +46,19 @@ def _byte_spelling(token: str) -> str:
     return "".join(BYTE_TO_CHAR[b] for b in token.encode("utf-8"))
 
 
-def tokenizer_from_gguf(path: str | os.PathLike, **kwargs) -> GPT2Tokenizer:
+def tokenizer_from_gguf(path: str | os.PathLike, **kwargs) -> PreTrainedTokenizer:
     from ..formats.gguf import GGUFFile, tokenizer_fields
 
     fields = tokenizer_fields(GGUFFile(path).metadata)
     kind = fields.get("model")
+    if kind == "llama":
+        from .llama import llama_tokenizer_from_gguf
+
+        return llama_tokenizer_from_gguf(fields, **kwargs)
     if kind != "gpt2":
         raise ValueError(
-            f"{Path(path).name}: GGUF tokenizer type '{kind}' is not supported yet; supported: gpt2 (byte-level BPE)"
+            f"{Path(path).name}: GGUF tokenizer type '{kind}' is not supported yet; supported: gpt2 (byte-level "
+            "BPE), llama (sentencepiece BPE)"
         )
     tokens, types = fields["tokens"], fields.get("token_type") or [1] * len(fields["tokens"])
     vocab = {_byte_spelling(token): index for index, token in enumerate(tokens)}

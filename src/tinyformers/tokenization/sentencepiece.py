@@ -289,11 +289,13 @@ class SentencePieceNormalizer(Normalizer):
         if "  " in kept:
             return False
         first = len(text) - len(text.lstrip(" "))
+        escaped = kept.replace(" ", SPACE)  # same length: every character keeps its span
+        prefix = SPACE if kept and self.add_dummy_prefix else ""
+        if piece.is_identity:  # the dummy "▁" stands for the first kept character: still arithmetic
+            piece.text, piece.offset, piece.lead = prefix + escaped, piece.offset + first, len(prefix)
+            return True
         spans = piece.all_spans()[first : first + len(kept)]
-        if kept and self.add_dummy_prefix:
-            piece.text, piece.spans = SPACE + kept.replace(" ", SPACE), [spans[0], *spans]
-        else:
-            piece.text, piece.spans = kept.replace(" ", SPACE), spans
+        piece.set_aligned(prefix + escaped, spans[:1] * len(prefix) + spans)
         return True
 
     def _normalize_any(self, piece: NormalizedString) -> None:
@@ -325,7 +327,7 @@ class SentencePieceNormalizer(Normalizer):
             else:
                 chars.insert(0, space)
                 new_spans.insert(0, new_spans[0])
-        piece.text, piece.spans = "".join(chars), new_spans
+        piece.set_aligned("".join(chars), new_spans)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -355,31 +357,39 @@ class Metaspace(PreTokenizer):
 
     def split_piece(self, piece: NormalizedString) -> list[NormalizedString]:
         replacement = self.replacement
-        text = piece.text
-        if len(replacement) == 1 and " " not in text and replacement not in text[1:]:
-            # The common case (a word from WhitespaceSplit): at most a "▁" to put in front, nothing to split.
-            if not text or text[0] == replacement or not self._prepends(piece):
-                return [piece]
-            spans = piece.all_spans()
-            return [NormalizedString(replacement + text, piece.offset, [spans[0], *spans])]
-        if " " in text:
+        if " " in piece.text:
             if len(replacement) == 1:
-                piece.text = piece.text.replace(" ", replacement)  # same length: spans unchanged
+                piece.text = piece.text.replace(" ", replacement)  # same length: alignment unchanged
             else:
                 piece.replace_ranges([(i, i + 1, replacement) for i, c in enumerate(piece.text) if c == " "])
-        if self._prepends(piece) and piece.text and not piece.text.startswith(replacement):
-            piece.replace_ranges([(0, 0, replacement)])
-            # tokenizers aligns the new "▁" with the character it is put in front of
-            piece.spans[: len(replacement)] = [piece.spans[len(replacement)]] * len(replacement)
-        if not self.split:
-            return [piece]
         text = piece.text
+        if text and not text.startswith(replacement) and self._prepends(piece):
+            piece.prepend(replacement)
+            text = piece.text
+        if not self.split or (len(replacement) == 1 and replacement not in text[1:]):
+            return [piece]  # the usual word after WhitespaceSplit: nothing to split
         matches = []
         position = text.find(replacement)
         while position >= 0:
             matches.append((position, position + len(replacement)))
             position = text.find(replacement, position + len(replacement))
         return _split_by_matches(piece, matches, "MergedWithNext")
+
+    def split_pieces(self, pieces: list[NormalizedString]) -> list[NormalizedString]:
+        # Words from WhitespaceSplit mostly just get a "▁" in front: done inline, which saves a call per word
+        # (about 10% of a T5 encode). Anything else goes through split_piece.
+        replacement = self.replacement
+        if len(replacement) != 1 or self.prepend_scheme != "always":
+            return super().split_pieces(pieces)
+        out = []
+        for piece in pieces:
+            text = piece.text
+            if piece.spans is None and text and " " not in text and replacement not in text:
+                piece.text, piece.lead = replacement + text, piece.lead + 1
+                out.append(piece)
+            else:
+                out.extend(self.split_piece(piece))
+        return out
 
     def _prepends(self, piece: NormalizedString) -> bool:
         if self.prepend_scheme == "always":

@@ -12,9 +12,8 @@ adjacent pair merges next (ties go to the leftmost pair).
 
 from __future__ import annotations
 
-from .pipeline import MODELS, Model, TokenizerFileError, register
+from .pipeline import MODELS, CachedModel, TokenizerFileError, register
 
-CACHE_CAPACITY = 100_000  # words; the cache is dropped and rebuilt when full
 UNK_PENALTY = 10.0
 _PREFIX_ONLY = (None, 0.0)  # trie value of a string that is only the beginning of longer pieces
 
@@ -23,7 +22,7 @@ def _byte_piece(byte: int) -> str:
     return f"<0x{byte:02X}>"
 
 
-class _PieceModel(Model):
+class _PieceModel(CachedModel):
     """What Unigram and sentencepiece-BPE share: a scored vocabulary, the unknown piece, byte fallback, a cache."""
 
     def __init__(
@@ -33,7 +32,7 @@ class _PieceModel(Model):
         self.token_ids = {piece: index for index, (piece, _) in enumerate(self.vocab)}
         self.unk_id = unk_id
         self.byte_fallback = byte_fallback
-        self._cache: dict[str, tuple] = {}
+        self._start_cache()
 
     def token_to_id(self, token: str) -> int | None:
         return self.token_ids.get(token)
@@ -47,14 +46,8 @@ class _PieceModel(Model):
     def get_vocab_size(self) -> int:
         return len(self.vocab)
 
-    def tokenize(self, word: str) -> tuple[tuple[int, str, int, int], ...]:
-        cached = self._cache.get(word)
-        if cached is None:
-            cached = self._to_tokens(self.segment(word)) if word else ()
-            if len(self._cache) >= CACHE_CAPACITY:
-                self._cache.clear()
-            self._cache[word] = cached
-        return cached
+    def _tokenize(self, word: str) -> tuple[tuple[int, str, int, int], ...]:
+        return self._to_tokens(self.segment(word)) if word else ()
 
     def segment(self, word: str) -> list[tuple[str, int | None]]:
         """The word cut into ``(piece, id)``; ``id`` is None for (fused) unknown text."""

@@ -14,7 +14,7 @@ from .pipeline import (
     MODELS,
     BertNormalizer,
     BertPreTokenizer,
-    Model,
+    CachedModel,
     TemplateProcessing,
     Tokenizer,
     TokenizerFileError,
@@ -22,11 +22,9 @@ from .pipeline import (
     register,
 )
 
-CACHE_CAPACITY = 100_000  # words; the cache is dropped and rebuilt when full, which is rare and cheap
-
 
 @register(MODELS, "WordPiece")
-class WordPiece(Model):
+class WordPiece(CachedModel):
     def __init__(
         self,
         vocab: dict[str, int],
@@ -41,7 +39,7 @@ class WordPiece(Model):
         self.max_input_chars_per_word = max_input_chars_per_word
         # No vocabulary entry is longer than this, so longer candidates need not be tried.
         self._longest = max((len(token) for token in self.vocab), default=0)
-        self._cache: dict[str, tuple] = {}
+        self._start_cache()
 
     @classmethod
     def from_dict(cls, spec: dict) -> WordPiece:
@@ -81,15 +79,6 @@ class WordPiece(Model):
 
     def get_vocab_size(self) -> int:
         return len(self.vocab)
-
-    def tokenize(self, word: str) -> tuple[tuple[int, str, int, int], ...]:
-        cached = self._cache.get(word)
-        if cached is None:
-            cached = self._tokenize(word)
-            if len(self._cache) >= CACHE_CAPACITY:
-                self._cache.clear()
-            self._cache[word] = cached
-        return cached
 
     def _unknown(self, word: str) -> tuple[tuple[int, str, int, int], ...]:
         unk_id = self.vocab.get(self.unk_token)
