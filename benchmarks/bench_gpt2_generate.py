@@ -1,21 +1,26 @@
 """Greedy generation speed, tinyformers vs transformers, same random GPT-2 weights, same process.
 
-Cases: GPT-2 small shape (12 layers, 768 wide) at batch 1 and batch 8 (left padded), and a tiny 2-layer model
-where the per-token Python overhead is all there is. Each case: warm-up, then best of N timed runs per
-library (interleaved), tokens/s for both, the ratio, and a check that the generated ids are identical.
+Cases: GPT-2 small shape (12 layers, 768 wide) at batch 1 and batch 8 (left padded), a tiny 2-layer model where
+the per-token overhead is nearly all there is (plus its 50k-vocabulary head), and ``small-b8-eos``: batch 8
+whose rows stop at different steps (eos tokens picked from a first run), where finished rows leave the batch;
+it is also timed with finished rows kept (``fixed_batch_decoding``) to show what leaving saves. Each case:
+warm-up, then the best of N alternated runs per side (``common.compare``), ms per step, the ratio, and a check
+that the ids are identical. The load average is printed: on a busy machine the ratios move.
 
-    python benchmarks/bench_gpt2_generate.py [--new-tokens 128] [--repeats 3] [--cases small-b1,small-b8,tiny-b1]
+    python benchmarks/bench_gpt2_generate.py [--new-tokens 128] [--repeats 3] [--cases small-b1,small-b8,tiny-b1,small-b8-eos]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
-import time
 import warnings
+from collections import Counter
 
 import torch
 
+from common import compare, machine
 from tinyformers.models.gpt2 import GPT2LMHeadModel
 
 CASES = {
@@ -23,8 +28,10 @@ CASES = {
     "small-b1": (12, 768, 12, 1),
     "small-b8": (12, 768, 12, 8),
     "tiny-b1": (2, 64, 4, 1),
+    "small-b8-eos": (12, 768, 12, 8),
 }
 PROMPT = 8
+PAD = 50256
 
 
 def build(n_layer: int, n_embd: int, n_head: int, directory: str):
@@ -43,17 +50,25 @@ def inputs(batch: int):
     mask = torch.ones_like(ids)
     for row in range(1, batch):  # left padding of 0..3 tokens
         mask[row, : row % 4] = 0
-        ids[row, : row % 4] = 50256
+        ids[row, : row % 4] = PAD
     return ids, mask
 
 
-def best_time(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+def staggered_eos(model, ids, mask, new_tokens: int) -> list[int]:
+    """One eos token per row, a token that row alone generates, near step (r + 1) * new / (batch + 1): rows
+    then stop at evenly spread steps (greedy decoding repeats itself, so most tokens occur more than once)."""
+    out = model.generate(
+        ids, attention_mask=mask, max_new_tokens=new_tokens, eos_token_id=None, pad_token_id=PAD
+    )
+    rows = out[:, PROMPT:].tolist()
+    counts = Counter(token for row in rows for token in row)
+    eos = []
+    for r, row in enumerate(rows):
+        target = (r + 1) * new_tokens // (len(rows) + 1)
+        unique = [step for step, token in enumerate(row) if counts[row[step]] == 1]
+        if unique:
+            eos.append(row[min(unique, key=lambda step: abs(step - target))])
+    return eos
 
 
 def run_case(name: str, new_tokens: int, repeats: int) -> None:
@@ -61,31 +76,38 @@ def run_case(name: str, new_tokens: int, repeats: int) -> None:
     with tempfile.TemporaryDirectory() as directory:
         theirs, ours = build(n_layer, n_embd, n_head, directory)
     ids, mask = inputs(batch)
-    # min_new_tokens keeps both running the full length even if a row draws the eos token.
-    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=50256)
+    if name.endswith("-eos"):
+        kwargs = dict(max_new_tokens=new_tokens, eos_token_id=staggered_eos(ours, ids, mask, new_tokens))
+    else:  # min_new_tokens keeps both running the full length even if a row draws the eos token
+        kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
+    kwargs.update(do_sample=False, pad_token_id=PAD, attention_mask=mask)
+    results = {}
 
     def run_ours():
-        return ours.generate(ids, attention_mask=mask, **kwargs)
+        results["ours"] = ours.generate(ids, **kwargs)
 
     def run_theirs():
         with torch.inference_mode():
-            return theirs.generate(ids, attention_mask=mask, **kwargs)
+            results["theirs"] = theirs.generate(ids, **kwargs)
 
-    run_ours(), run_theirs()  # warm-up
-    t_ours, t_theirs, out_ours, out_theirs = float("inf"), float("inf"), None, None
-    for _ in range(repeats):  # interleaved, so drift in machine speed hits both alike
-        t, out_ours = best_time(run_ours, 1)
-        t_ours = min(t_ours, t)
-        t, out_theirs = best_time(run_theirs, 1)
-        t_theirs = min(t_theirs, t)
-    tokens = batch * new_tokens
-    same = torch.equal(out_ours, out_theirs)
+    t_ours, t_theirs = compare(run_ours, run_theirs, repeat=repeats)
+    same = torch.equal(results["ours"], results["theirs"])
     print(
-        f"{name:9s} ours {tokens / t_ours:8.1f} tok/s ({1000 * t_ours / new_tokens:6.2f} ms/step)   "
-        f"transformers {tokens / t_theirs:8.1f} tok/s ({1000 * t_theirs / new_tokens:6.2f} ms/step)   "
-        f"ratio {t_theirs / t_ours:4.2f}x   ids identical: {same}",
+        f"{name:13s} ours {1000 * t_ours / new_tokens:7.2f} ms/step   transformers {1000 * t_theirs / new_tokens:7.2f}"
+        f" ms/step   ratio {t_theirs / t_ours:4.2f}x   ids identical: {same}",
         flush=True,
     )
+    if name.endswith("-eos"):
+        generated = results["ours"][:, PROMPT:]
+        stops = [row.index(PAD) if PAD in row else len(row) for row in generated.tolist()]
+        ours.fixed_batch_decoding = True  # finished rows stay in the batch, fed padding (transformers' way)
+        t_kept, _ = compare(run_ours, lambda: None, repeat=repeats)
+        same = torch.equal(results["ours"], results["theirs"])
+        print(
+            f"{'':13s} rows stop after {sorted(stops)} tokens; finished rows kept: {1000 * t_kept / new_tokens:.2f}"
+            f" ms/step; leaving the batch saves {100 * (1 - t_ours / t_kept):.0f} %   ids identical: {same}",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -98,9 +120,7 @@ def main() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, transformers {transformers.__version__}"
-    )
+    print(f"{machine()}, transformers {transformers.__version__}, load average {os.getloadavg()[0]:.1f}")
     for name in args.cases.split(","):
         run_case(name, args.new_tokens, args.repeats)
 

@@ -71,3 +71,185 @@ def test_chat_repl_commands_from_stdin(smollm2_dir):
 def test_chat_bad_model_path(tmp_path):
     out = run("chat", "--model", str(tmp_path / "nope.gguf"), "--prompt", "hi")
     assert out.returncode == 2 and "neither a local directory nor a hub id" in out.stderr
+
+
+# -- help, errors ----------------------------------------------------------------------------------------------
+
+
+def test_help_lists_every_command_with_examples():
+    out = run("--help")
+    assert out.returncode == 0
+    for command in ("run", "embed", "classify", "generate", "chat", "info", "convert", "env"):
+        assert command in out.stdout
+    sub = run("convert", "--help")
+    assert sub.returncode == 0 and "examples:" in sub.stdout and "--to {safetensors,bin}" in sub.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("run", "sentiment-analysiss", "hi"), "unknown task 'sentiment-analysiss'; supported tasks:"),
+        (("run", "fill-mask", "a [MASK]"), "has no default model offline"),
+        (("run", "zero-shot-classification", "hi"), "not available yet"),
+        (("embed",), "nothing to do"),
+        (("run", "fill-mask", "x", "-p", "top_k"), "is not KEY=VALUE"),
+        (("frobnicate",), "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_2(args, message):
+    out = run(*args)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
+
+
+def test_bad_model_path_for_a_pipeline_command(tmp_path):
+    out = run("embed", "hello", "--model", str(tmp_path / "missing"))
+    assert out.returncode == 2 and "neither a local directory nor a hub id" in out.stderr
+
+
+def test_model_that_does_not_fit_the_task(minilm_dir):
+    out = run("run", "text-generation", "hi", "--model", str(minilm_dir))
+    assert out.returncode == 2
+    assert (
+        "'bert' model, which does not fit task 'text-generation'; it fits: feature-extraction" in out.stderr
+    )
+
+
+# -- info ------------------------------------------------------------------------------------------------------
+
+
+def test_info_checklist_from_config_and_model_card(minilm_dir):
+    data = json.loads(run("info", str(minilm_dir), "--json").stdout)  # --json after the command works too
+    assert data["dtype"] == "float32" and data["context_length"] == 512 and data["license"] == "apache-2.0"
+    assert data["card"]["pipeline_tag"] == "sentence-similarity"
+    assert data["card"]["summary"].startswith("This is a [sentence-transformers]")
+    assert "sentence-embedding" in data["tasks"] and "text-generation" not in data["tasks"]
+    table = run("info", str(minilm_dir)).stdout
+    assert "parameters       22,713,216" in table and "\x1b[" not in table  # plain text, no colour codes
+
+
+def test_info_on_gguf_file(smollm2_dir):
+    out = run("--json", "info", str(smollm2_dir / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["model_type"] == "llama" and data["architectures"] == ["LlamaForCausalLM"]
+    assert data["context_length"] == 8192 and data["license"] == "apache-2.0" and data["chat_template"]
+    assert data["parameters"] == 134_515_008 and data["dtype"].startswith("Q4_1 x210")
+    assert data["files"] == {"SmolLM2-135M-Instruct.Q4_1.gguf": 98_362_432}
+
+
+# -- pipeline commands -----------------------------------------------------------------------------------------
+
+
+def test_embed_json_schema_and_similarity(minilm_dir):
+    texts = ["A man is eating food.", "A man is eating pasta.", "The sky is blue."]
+    out = run("--json", "embed", *texts, "--model", str(minilm_dir))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["task"] == "sentence-embedding" and [r["text"] for r in data["results"]] == texts
+    assert all(len(r["result"]) == 384 for r in data["results"])
+    similarity = data["similarity"]
+    assert similarity[0][1] > 0.5 > similarity[0][2]  # the two eating sentences are close
+
+
+def test_batch_job_over_a_jsonl_file(minilm_dir, tmp_path):
+    source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps({"id": i, "text": f"sentence number {i}"}) + "\n" for i in range(5)))
+    out = run("--json", "run", "feature-extraction", "--model", str(minilm_dir), "--input", str(source),
+              "--output", str(target), "--batch-size", "2")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["count"] == 5
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [line["id"] for line in lines] == list(range(5))
+    assert len(lines[0]["result"][0][0]) == 384  # [1, tokens, hidden] per text, as transformers
+
+
+def test_batch_job_rejects_lines_without_text(minilm_dir, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "ok"}\n{"body": "no text"}\n')
+    out = run(
+        "embed", "--model", str(minilm_dir), "--input", str(source), "--output", str(tmp_path / "o.jsonl")
+    )
+    assert out.returncode == 2 and 'line 2 has no "text" string' in out.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tmp_path_factory, minilm_dir):
+    transformers = pytest.importorskip("transformers")
+    import shutil
+
+    import torch
+
+    folder = tmp_path_factory.mktemp("classifier")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=37, id2label={0: "negative", 1: "positive"})  # fmt: skip
+    transformers.BertForSequenceClassification(config).save_pretrained(folder)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(minilm_dir / name, folder)
+    return folder
+
+
+def test_classify_and_run_give_transformers_shaped_results(classifier_dir):
+    data = json.loads(
+        run("--json", "classify", "Great film!", "--model", str(classifier_dir), "--top-k", "2").stdout
+    )
+    result = data["results"][0]["result"]
+    assert [set(r) for r in result] == [{"label", "score"}] * 2 and result[0]["score"] >= result[1]["score"]
+    table = run(
+        "run", "sentiment-analysis", "Great film!", "--model", str(classifier_dir), "-p", "top_k=null"
+    )
+    assert table.returncode == 0, table.stderr
+    assert "label" in table.stdout and "negative" in table.stdout and "positive" in table.stdout
+
+
+# -- convert ---------------------------------------------------------------------------------------------------
+
+
+def test_convert_safetensors_to_bin_and_back_loads_in_transformers(minilm_dir, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    as_bin, back = tmp_path / "bin", tmp_path / "safetensors"
+    out = run("--json", "convert", str(minilm_dir), str(as_bin))  # safetensors -> the other format
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert (
+        data["format"] == "bin"
+        and "pytorch_model.bin" in data["files"]
+        and "model.safetensors" not in data["files"]
+    )
+    assert "1_Pooling/config.json" in data["files"] and "tokenizer.json" in data["files"]
+    assert run("convert", str(as_bin), str(back)).returncode == 0
+    reference = transformers.AutoModel.from_pretrained(str(minilm_dir)).state_dict()
+    for folder in (as_bin, back):
+        loaded = transformers.AutoModel.from_pretrained(str(folder)).state_dict()
+        assert all(torch.equal(loaded[k], reference[k]) for k in reference)
+    again = run("convert", str(minilm_dir), str(as_bin))
+    assert again.returncode == 2 and "already exists and is not empty" in again.stderr
+
+
+def test_convert_bad_source(tmp_path):
+    out = run("convert", str(tmp_path / "nothing"), str(tmp_path / "out"))
+    assert out.returncode == 2 and "neither a .gguf file nor a model folder" in out.stderr
+
+
+@pytest.mark.slow
+def test_convert_gguf_to_a_folder_transformers_loads(smollm2_dir, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    import torch
+
+    target = tmp_path / "smollm2"
+    out = run("convert", str(smollm2_dir / "SmolLM2-135M-Instruct.Q4_1.gguf"), str(target))
+    assert out.returncode == 0, out.stderr
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(target))
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(target))
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    enc = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    with torch.inference_mode():
+        ids = model.generate(**enc, max_new_tokens=8, do_sample=False)
+    answer = tokenizer.decode(ids[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert answer.startswith("The capital of France is Paris")

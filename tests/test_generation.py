@@ -358,3 +358,160 @@ def test_iterator_streamer_from_a_thread_with_the_gpt2_tokenizer(model, gpt2_tok
 def test_streamer_rejects_beam_search(model):
     with pytest.raises(ValueError, match="beam"):
         model.generate(prompts(), num_beams=2, max_new_tokens=3, streamer=TextStreamer(ByteTokenizer()))
+
+
+# ---- finished rows leave the batch ---------------------------------------------------------------------------------
+class RowCounter:
+    """Wraps a model and records how many rows each decoding step computes."""
+
+    def __init__(self, model):
+        self.model, self.rows = model, []
+        self.config, self.generation_config = model.config, model.generation_config
+
+    def allocate_cache(self, batch_size, max_length):
+        return self.model.allocate_cache(batch_size, max_length)
+
+    def next_token_logits(self, input_ids, position_ids, cache):
+        self.rows.append(input_ids.shape[0])
+        return self.model.next_token_logits(input_ids, position_ids, cache)
+
+
+def staggered_eos(model, ids) -> int:
+    """A token greedy decoding emits in some rows but not others, at different steps: rows finish apart."""
+    out = model.generate(ids, max_new_tokens=12)[:, ids.shape[1] :]
+    first_seen = {}
+    for row in out.tolist():
+        for step, token in enumerate(row):
+            first_seen.setdefault(token, set()).add(step)
+    return max(first_seen, key=lambda t: (len(first_seen[t]), -min(first_seen[t])))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(), dict(repetition_penalty=1.3), dict(no_repeat_ngram_size=2), dict(do_sample=True, top_k=20)],
+)
+def test_finished_rows_leave_the_batch_with_identical_ids(model, ref, kwargs):
+    ids, mask = left_padded()
+    ids = torch.cat([ids, prompts(3, 7, seed=4)])
+    mask = torch.cat([mask, torch.ones(3, 7, dtype=mask.dtype)])
+    eos = staggered_eos(model, ids)
+    common = dict(attention_mask=mask, max_new_tokens=12, eos_token_id=eos, pad_token_id=0, **kwargs)
+    counter = RowCounter(model)
+    torch.manual_seed(3)
+    ours = generate(counter, ids, **common)
+    torch.manual_seed(3)
+    with torch.inference_mode():
+        theirs = ref.generate(ids, **common)
+    assert ours.tolist() == theirs.tolist()
+    finished = (ours[:, 7:] == eos).any(1)
+    if finished.any() and not finished.all():
+        assert min(counter.rows) < ids.shape[0]  # the finished rows were no longer computed
+
+
+def test_fixed_batch_decoding_keeps_finished_rows_fed_with_padding(model):
+    ids = prompts(4, seed=5)
+    kwargs = dict(max_new_tokens=10, eos_token_id=staggered_eos(model, ids), pad_token_id=0)
+    dropping, fixed = RowCounter(model), RowCounter(model)
+    fixed.fixed_batch_decoding = True
+    assert generate(dropping, ids, **kwargs).tolist() == generate(fixed, ids, **kwargs).tolist()
+    assert set(fixed.rows) == {4} and min(dropping.rows) < 4
+
+
+def test_rows_stay_when_scores_are_requested(model, ref):
+    ids = prompts(4, seed=5)
+    eos = staggered_eos(model, ids)
+    kwargs = dict(max_new_tokens=10, eos_token_id=eos, pad_token_id=0, return_dict_in_generate=True)
+    kwargs.update(output_scores=True, output_logits=True)
+    ours = model.generate(ids, **kwargs)
+    with torch.inference_mode():
+        theirs = ref.generate(ids, **kwargs)
+    assert ours.sequences.tolist() == theirs.sequences.tolist()
+    for a, b in zip(ours.scores + ours.logits, theirs.scores + theirs.logits):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+# ---- stop strings --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tokenizers(gpt2_tokenizer_dir):
+    from tinyformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gpt2_tokenizer_dir), transformers.AutoTokenizer.from_pretrained(
+        str(gpt2_tokenizer_dir)
+    )
+
+
+def stop_strings_in(text: str) -> list[list[str]]:
+    """Stop strings taken from generated text: inside one token, across tokens, and one never produced."""
+    middle = len(text) // 2
+    return [[text[middle : middle + 3]], [text[middle - 4 : middle + 2], "zzzzqx"], [text[-2:]], ["zzzzqx"]]
+
+
+@pytest.mark.parametrize("batch, eos", [(1, EOS), (3, EOS), (3, None)])
+def test_stop_strings_match_transformers(model, ref, tokenizers, batch, eos):
+    """Without an eos transformers does not pad a row a stop string finished: it runs on until all have."""
+    ours_tok, their_tok = tokenizers
+    ids = prompts(batch, seed=7)
+    kwargs = dict(max_new_tokens=25, eos_token_id=eos, pad_token_id=0)
+    plain = model.generate(ids, **kwargs)
+    text = ours_tok.decode(plain[0, 6:].tolist())
+    for stop in stop_strings_in(text):
+        ours = model.generate(ids, tokenizer=ours_tok, stop_strings=stop, **kwargs)
+        with torch.inference_mode():
+            theirs = ref.generate(ids, tokenizer=their_tok, stop_strings=stop, **kwargs)
+        assert ours.tolist() == theirs.tolist(), stop
+        if stop == stop_strings_in(text)[0] and batch == 1:
+            assert ours.shape[1] < plain.shape[1]  # the string stopped generation
+    assert ours.tolist() == plain.tolist()  # a string never produced changes nothing
+
+
+def test_stop_strings_need_a_tokenizer_and_no_beams(model, tokenizers):
+    with pytest.raises(ValueError, match="tokenizer"):
+        model.generate(prompts(), max_new_tokens=3, stop_strings=["a"])
+    with pytest.raises(ValueError, match="beam search"):
+        model.generate(prompts(), max_new_tokens=3, stop_strings=["a"], tokenizer=tokenizers[0], num_beams=2)
+
+
+# ---- more transformers options -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(bad_words_ids=[[5], [7, 8]]),
+        dict(forced_bos_token_id=17),
+        dict(forced_eos_token_id=21),
+        dict(forced_eos_token_id=[21, 22], num_beams=3),
+    ],
+)
+def test_constraint_options_match(model, ref, kwargs):
+    ids = prompts(2)
+    greedy = model.generate(ids, max_new_tokens=12)[:, 6:].tolist()
+    if "bad_words_ids" in kwargs:  # ban what greedy decoding actually produces, single tokens and pairs
+        kwargs = dict(bad_words_ids=[[greedy[0][0]], greedy[1][2:4]])
+    same_as_transformers(model, ref, ids, max_new_tokens=12, **kwargs)
+    if "forced_bos_token_id" in kwargs:  # only a one-token prompt is forced
+        out = same_as_transformers(model, ref, ids[:, :1], max_new_tokens=4, **kwargs)
+        assert out[:, 1].tolist() == [17, 17]
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(typical_p=0.6), dict(epsilon_cutoff=3e-3), dict(typical_p=0.8, top_k=0)]
+)
+def test_sampling_warpers_match(model, ref, kwargs):
+    ids = prompts(2)
+    torch.manual_seed(11)
+    ours = model.generate(ids, do_sample=True, max_new_tokens=15, **kwargs)
+    torch.manual_seed(11)
+    with torch.inference_mode():
+        theirs = ref.generate(ids, do_sample=True, max_new_tokens=15, **kwargs)
+    assert ours.tolist() == theirs.tolist()
+
+
+@pytest.mark.parametrize(
+    "kwargs", [dict(output_hidden_states=True), dict(eta_cutoff=0.1), dict(suppress_tokens=[3])]
+)
+def test_unimplemented_transformers_options_are_named(model, kwargs):
+    (name,) = kwargs
+    with pytest.raises(ValueError, match=f"does not support {name}"):
+        model.generate(prompts(), max_new_tokens=2, **kwargs)
+    with pytest.raises(ValueError, match=f"does not support {name}"):
+        model.generate(prompts(), generation_config=GenerationConfig(max_new_tokens=2, **kwargs))
+    model.generate(prompts(), max_new_tokens=2, output_hidden_states=False)  # the default is no request

@@ -109,6 +109,20 @@ def test_cache_decode_equals_full_forward(tiny):
 
 
 @torch.inference_mode()
+@pytest.mark.parametrize("keep", [[0, 2], [0, 1], [2]])
+def test_cache_with_rows_dropped_decodes_like_the_kept_rows_alone(tiny, keep):
+    _, directory = tiny
+    model = GPT2LMHeadModel.from_pretrained(directory)
+    ids = random_ids(3, 9)
+    cache = model.allocate_cache(3, 16)
+    model(ids[:, :6], cache=cache)
+    cache.reorder(torch.tensor(keep))  # finished rows leave the batch
+    assert cache.batch_size == len(keep)
+    steps = model(ids[keep, 6:], cache=cache).logits
+    torch.testing.assert_close(steps, model(ids[keep]).logits[:, 6:], atol=ATOL, rtol=0)
+
+
+@torch.inference_mode()
 def test_base_model_loads_from_head_checkpoint_and_bare_checkpoint(tiny, tmp_path_factory):
     ref_model, directory = tiny
     model = GPT2Model.from_pretrained(directory)

@@ -18,6 +18,7 @@ CONFIGS = {
     "bert": "tinyformers.models.bert:BertConfig",
     "gpt2": "tinyformers.models.gpt2:GPT2Config",
     "llama": "tinyformers.models.llama:LlamaConfig",
+    "t5": "tinyformers.models.t5:T5Config",
 }
 
 # Auto class name -> {model_type: "module:Class"}
@@ -26,6 +27,7 @@ MODELS: dict[str, dict[str, str]] = {
         "bert": "tinyformers.models.bert:BertModel",
         "gpt2": "tinyformers.models.gpt2:GPT2Model",
         "llama": "tinyformers.models.llama:LlamaModel",
+        "t5": "tinyformers.models.t5:T5Model",
     },
     "AutoModelForCausalLM": {
         "gpt2": "tinyformers.models.gpt2:GPT2LMHeadModel",
@@ -35,6 +37,8 @@ MODELS: dict[str, dict[str, str]] = {
         "bert": "tinyformers.models.bert:BertForSequenceClassification",
         "gpt2": "tinyformers.models.gpt2:GPT2ForSequenceClassification",
     },
+    "AutoModelForSeq2SeqLM": {"t5": "tinyformers.models.t5:T5ForConditionalGeneration"},
+    "AutoModelForTextEncoding": {"t5": "tinyformers.models.t5:T5EncoderModel"},
     "AutoModelForTokenClassification": {"bert": "tinyformers.models.bert:BertForTokenClassification"},
     "AutoModelForMaskedLM": {"bert": "tinyformers.models.bert:BertForMaskedLM"},
 }
@@ -163,6 +167,14 @@ class AutoModel(_AutoModel):
 
 class AutoModelForCausalLM(_AutoModel):
     task = "AutoModelForCausalLM"
+
+
+class AutoModelForSeq2SeqLM(_AutoModel):
+    task = "AutoModelForSeq2SeqLM"
+
+
+class AutoModelForTextEncoding(_AutoModel):
+    task = "AutoModelForTextEncoding"
 
 
 class AutoModelForSequenceClassification(_AutoModel):

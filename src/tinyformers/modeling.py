@@ -144,6 +144,20 @@ def resolve_dtype(dtype: Any, config: PretrainedConfig) -> torch.dtype | None:
     raise TypeError(f"dtype must be a torch.dtype, a string such as 'float32', or 'auto', not {dtype!r}")
 
 
+def _speed_options(model: PreTrainedModel, compile: bool | None, quantize: str | None) -> PreTrainedModel:
+    """``from_pretrained``'s ``quantize=`` and ``compile=``; the environment's default skips models that cannot."""
+    from .models.compiled import compile_from_env
+
+    decodes = hasattr(model, "compile_decoding")
+    if (compile or quantize) and not decodes:
+        raise TypeError(f"compile= and quantize= apply to decoder models; {type(model).__name__} is not one")
+    if quantize:
+        model.quantize_weights(quantize)
+    if compile or (compile is None and decodes and compile_from_env()):
+        model.compile_decoding()
+    return model
+
+
 class PreTrainedModel(nn.Module):
     config_class: ClassVar[type[PretrainedConfig]] = PretrainedConfig
     base_model_prefix: ClassVar[str] = ""
@@ -238,12 +252,16 @@ class PreTrainedModel(nn.Module):
         dtype: Any = None,
         torch_dtype: Any = None,
         ignore_mismatched_sizes: bool = False,
+        compile: bool | None = None,
+        quantize: str | None = None,
         **config_kwargs: Any,
     ):
         """Load a model from a folder (or a cached hub id) holding ``config.json`` and its weights, or from a GGUF
         file (``from_pretrained(folder, gguf_file="x.gguf")`` or ``from_pretrained("x.gguf")``; dequantised).
 
         Extra keyword arguments override config values, as in ``transformers`` (e.g. ``num_labels=3``).
+        Decoders take two speed options: ``quantize="int8"`` (weight-only int8 matrices) and ``compile=True``
+        (a ``torch.compile``d decoding step; default on when the environment sets ``TINYFORMERS_COMPILE=1``).
         """
         if model_args:
             raise TypeError(
@@ -273,7 +291,7 @@ class PreTrainedModel(nn.Module):
         )
         if gguf_path is None:
             model.load_generation_config(directory)
-        return model
+        return _speed_options(model, compile, quantize)
 
     def load_generation_config(self, directory: Path) -> None:
         """Models that generate read ``generation_config.json`` here (see ``GenerationMixin``); others need nothing."""

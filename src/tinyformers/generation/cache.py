@@ -95,10 +95,17 @@ class StaticKVCache:
         return causal_mask(self.key_mask[:, :end], self.length), False
 
     def reorder(self, rows: torch.Tensor) -> None:
-        """Beam search: row ``i`` of the cache becomes the old row ``rows[i]`` (only the filled prefix moves)."""
-        n = self.length
+        """Row ``i`` of the cache becomes the old row ``rows[i]``: beams following their parents, or, with fewer
+        rows, the running rows of a batch whose finished rows left it. Only the filled prefix moves, within
+        the same buffers (the batch shrinks to a view of their first rows)."""
+        n, kept, first = self.length, len(rows), 0
+        if kept < self.batch_size:  # rows before the first one that moves are in place already: copy the rest
+            moved = (rows != torch.arange(kept, device=rows.device)).nonzero()
+            first = int(moved[0]) if len(moved) else kept
         for buffers in (self.keys, self.values):
-            for t in buffers:
-                t[:, :, :n] = t[:, :, :n].index_select(0, rows)
+            for i, t in enumerate(buffers):
+                if first < kept:
+                    t[first:kept, :, :n] = t[:, :, :n].index_select(0, rows[first:])
+                buffers[i] = t[:kept]
         if self.key_mask is not None:
             self.key_mask = self.key_mask.index_select(0, rows)

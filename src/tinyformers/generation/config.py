@@ -32,8 +32,14 @@ DEFAULTS: dict[str, Any] = {
     "top_k": 50,
     "top_p": 1.0,
     "min_p": None,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
     "repetition_penalty": 1.0,
     "no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "stop_strings": None,
     "bos_token_id": None,
     "eos_token_id": None,
     "pad_token_id": None,
@@ -44,13 +50,23 @@ DEFAULTS: dict[str, Any] = {
     "return_dict_in_generate": False,
 }
 TOKEN_FIELDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+# transformers' generation options this package does not implement: asking for one is an error naming it, so a
+# request is never silently ignored. A value equal to transformers' default (None, False, 0, 1, empty) is fine.
+UNSUPPORTED = frozenset(
+    "output_hidden_states output_attentions eta_cutoff top_h diversity_penalty num_beam_groups penalty_alpha "
+    "guidance_scale sequence_bias suppress_tokens begin_suppress_tokens encoder_repetition_penalty "
+    "encoder_no_repeat_ngram_size exponential_decay_length_penalty renormalize_logits remove_invalid_values "
+    "constraints force_words_ids max_time prompt_lookup_num_tokens assistant_model watermarking_config "
+    "cache_implementation prefix_allowed_tokens_fn logits_processor stopping_criteria low_memory dola_layers "
+    "token_healing assistant_early_exit negative_prompt_ids use_model_defaults".split()
+)
 
 
 class GenerationConfig:
     def __init__(self, **kwargs: Any):
         for name in DEFAULTS:
             setattr(self, name, kwargs.pop(name, None))
-        # Keys we do not use (typical_p, transformers_version, ...) are kept so a load/save round trip loses nothing.
+        # Keys we do not use (top_h, suppress_tokens, ...) are kept so a load/save round trip loses nothing.
         self._extra = {
             k: v for k, v in kwargs.items() if k not in ("transformers_version", "_from_model_config")
         }
@@ -62,6 +78,9 @@ class GenerationConfig:
     def update(self, **kwargs: Any) -> GenerationConfig:
         """Set fields in place; an unknown name is a ``TypeError`` naming it (a typo would otherwise be ignored)."""
         for name, value in kwargs.items():
+            if name in UNSUPPORTED:
+                check_supported(name, value)
+                continue
             if name not in DEFAULTS:
                 raise TypeError(
                     f"generate() got an unexpected keyword argument '{name}'; "
@@ -69,6 +88,12 @@ class GenerationConfig:
                 )
             setattr(self, name, value)
         return self
+
+    def check_supported(self) -> None:
+        """An error if this config asks for an option that is not implemented (see ``UNSUPPORTED``)."""
+        for name, value in self._extra.items():
+            if name in UNSUPPORTED:
+                check_supported(name, value)
 
     def merged_over(self, base: GenerationConfig | None) -> GenerationConfig:
         """A copy of ``base`` with this config's set fields on top."""
@@ -108,6 +133,22 @@ class GenerationConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.min_p is not None and not 0 <= self.min_p <= 1:
             raise ValueError(f"min_p must be in [0, 1], got {self.min_p}")
+        if not 0 < self.typical_p <= 1:
+            raise ValueError(f"typical_p must be in (0, 1], got {self.typical_p}")
+        if not 0 <= self.epsilon_cutoff < 1:
+            raise ValueError(f"epsilon_cutoff must be in [0, 1), got {self.epsilon_cutoff}")
+        if self.bad_words_ids is not None and not (
+            isinstance(self.bad_words_ids, list)
+            and self.bad_words_ids
+            and all(
+                isinstance(w, list) and w and all(isinstance(i, int) and i >= 0 for i in w)
+                for w in self.bad_words_ids
+            )
+        ):
+            raise ValueError(
+                f"bad_words_ids must be a non-empty list of non-empty lists of token ids, got {self.bad_words_ids}; "
+                "e.g. tokenizer(['bad word'], add_special_tokens=False).input_ids"
+            )
         if self.repetition_penalty <= 0:
             raise ValueError(f"repetition_penalty must be > 0 (1.0 = off), got {self.repetition_penalty}")
 
@@ -140,3 +181,14 @@ class GenerationConfig:
 
     def __repr__(self) -> str:
         return f"GenerationConfig({', '.join(f'{k}={v!r}' for k, v in self.set_fields().items())})"
+
+
+def check_supported(name: str, value: Any) -> None:
+    flag, number = isinstance(value, bool), isinstance(value, (int, float))
+    default = value is None or (value is False if flag else number and value in (0, 1))
+    if default or (isinstance(value, (list, tuple, dict)) and not value):
+        return  # transformers' default: nothing asked for
+    raise ValueError(
+        f"generate() does not support {name}={value!r} (a transformers option not implemented here); "
+        f"remove it. Supported options: {', '.join(sorted(DEFAULTS))}"
+    )

@@ -6,6 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -83,3 +84,39 @@ def sequence_classification_loss(
 def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over every position; label -100 marks positions to ignore (padding, sub-words)."""
     return F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100)
+
+
+def decode_layout(model: nn.Module) -> None:
+    """Store each float32 ``nn.Linear`` weight as [in, out] (a transposed view keeps its [out, in] shape).
+
+    ``F.linear`` then runs ``x @ W`` on contiguous [in, out] memory, which MKL's mat-vec streams ~1.5x faster
+    than [out, in] on this CPU (measured 19 vs 11 GB/s): ~12 ms of a ~75 ms SmolLM2 step. Other dtypes keep
+    [out, in]: bf16 ``x @ W`` on [in, out] is ~10x slower. Weights shared with an embedding stay as they are (the
+    lookup wants rows); the LM head reads those through ``CausalLM.output_logits``.
+    """
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, nn.Linear) or id(module.weight) in embeddings:
+                continue
+            w = module.weight
+            in_out = w.dim() == 2 and w.stride() == (1, w.shape[0])
+            if (w.dtype == torch.float32) != in_out:
+                w.data = w.data.t().contiguous().t() if w.dtype == torch.float32 else w.data.contiguous()
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight, in float32. Written from primitives: ``F.rms_norm`` is several times slower on CPU."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.float32:  # two no-op casts cost ~4 us each, 61 norms a step
+            return self.weight * self._normalise(x.float()).to(x.dtype)
+        return self.weight * self._normalise(x)
+
+    def _normalise(self, h: torch.Tensor) -> torch.Tensor:
+        return h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)

@@ -1,0 +1,98 @@
+"""A ``torch.compile``d one-token decoding step for any ``CausalLM`` (``model.compile_decoding()``).
+
+Eager decoding of a deep, narrow model spends much of each step launching small ops (~4 us each on this CPU, ~25
+ops a layer); one compiled graph fuses them away (SmolLM2-135M: see ``benchmarks/bench_llama_generate.py``). For
+the graph to be traced once and reused, every step must look the same to it:
+
+* the cache is attended over its full length, with a boolean mask hiding positions not yet written, instead of
+  over the filled prefix (whose length grows every step);
+* the step's keys and values are written at ``slot``, a tensor, with ``index_copy_`` (not a Python int slice);
+* caches are allocated in buckets of ``max_length_step`` positions, so a new prompt length rarely means a new
+  shape (a new batch size or bucket compiles once more; torch caches up to 8 variants).
+
+Prefill (many tokens, a new length every call) stays eager; it writes the same cache buffers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..generation import StaticKVCache
+
+ENV_FLAG = "TINYFORMERS_COMPILE"
+
+
+def compile_from_env() -> bool:
+    """The default of ``from_pretrained(compile=...)``: on when ``TINYFORMERS_COMPILE=1`` (CLI, servers)."""
+    return os.environ.get(ENV_FLAG, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class SlotCache:
+    """What a layer sees of the cache inside the graph: writes land at ``slot``, attention reads all positions."""
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], slot: torch.Tensor):
+        self.keys, self.values, self.slot = keys, values, slot
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.keys[layer].index_copy_(2, self.slot, k)
+        self.values[layer].index_copy_(2, self.slot, v)
+        return self.keys[layer], self.values[layer]
+
+    def advance(self, n: int) -> None:
+        """The real cache's length moves outside the graph (``CompiledDecodeStep.__call__``)."""
+
+
+def decode_step(model, input_ids, position_ids, keys, values, key_mask, slot, head_in_out):
+    """One token per row through the whole model; the function ``torch.compile`` traces."""
+    positions = torch.arange(key_mask.shape[1], device=key_mask.device)
+    mask = (key_mask & (positions <= slot))[
+        :, None, None, :
+    ]  # written so far (this step included), not padding
+    x = model.backbone.run(input_ids, position_ids, mask, False, SlotCache(keys, values, slot))[:, -1]
+    return model.lm_head(x) if head_in_out is None else x @ head_in_out
+
+
+class CompiledDecodeStep:
+    """``model.next_token_logits`` for one-token steps, through the compiled ``decode_step``."""
+
+    def __init__(self, model, max_length_step: int = 256):
+        self.model = model
+        self.max_length_step = max_length_step
+        # dynamic=None: the first graph is static; a second batch size or bucket (finished rows leave the batch)
+        # recompiles once with that dimension symbolic, and never again.
+        self.step = torch.compile(decode_step, fullgraph=True)
+        self._all_real: dict[tuple, torch.Tensor] = {}  # key mask of unpadded batches, one per cache shape
+
+    def allocate_cache(self, batch_size: int, max_length: int) -> StaticKVCache:
+        layers, kv_heads, head_dim = self.model.backbone.cache_layout()
+        weight = self.model.backbone.get_input_embeddings().weight
+        bucket = -(-max_length // self.max_length_step) * self.max_length_step
+        return StaticKVCache(layers, batch_size, kv_heads, bucket, head_dim, weight.dtype, weight.device)
+
+    def __call__(self, input_ids, position_ids, cache: StaticKVCache) -> torch.Tensor:
+        if cache.length >= cache.max_length:
+            raise ValueError(
+                f"the KV cache holds {cache.max_length} positions and all are used; allocate a longer cache"
+            )
+        key_mask = cache.key_mask if cache.key_mask is not None else self._no_padding(cache)
+        slot = torch.full((1,), cache.length, dtype=torch.long, device=input_ids.device)
+        logits = self.step(
+            self.model,
+            input_ids,
+            position_ids,
+            cache.keys,
+            cache.values,
+            key_mask,
+            slot,
+            self.model.head_in_out(),
+        )
+        cache.advance(1)
+        return logits
+
+    def _no_padding(self, cache: StaticKVCache) -> torch.Tensor:
+        shape = (cache.batch_size, cache.max_length)
+        if shape not in self._all_real:
+            self._all_real[shape] = torch.ones(shape, dtype=torch.bool, device=cache.keys[0].device)
+        return self._all_real[shape]

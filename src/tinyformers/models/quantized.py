@@ -1,0 +1,75 @@
+"""Weight-only int8 matrices for CPU decoding (``model.quantize_weights("int8")``).
+
+A decoding step reads every weight once, so on CPU its time is weight bytes / memory bandwidth: int8 reads 4x fewer
+bytes than float32. Each output row gets one scale (symmetric, max |w| -> 127) and torch's CPU kernel
+``aten._weight_int8pack_mm`` multiplies without materialising float weights. What torch 2.13 offers on this CPU
+(576x3072 mat-vec, 30 distinct matrices, us per call): float32 ``F.linear`` 645, float32 on [in, out] 365, int8
+with bfloat16 activations 151, int8 with float32 activations 12000 (a slow fallback: hence the bfloat16 cast
+around the call), int4 (``_weight_int4pack_mm_for_cpu``, bfloat16) 255 — slower than int8 here, so int8 it is.
+
+Results are no longer bit-equal to float32: greedy output follows float32's for most tokens (measured agreement
+in ``benchmarks/bench_llama_generate.py``, asserted in ``tests/test_llama_speed_options.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+SCHEMES = ("int8",)
+
+
+class Int8Linear(nn.Module):
+    """``nn.Linear`` with an int8 [out, in] weight and one bfloat16 scale per output row; for inference only."""
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        weight = (
+            linear.weight.detach().float().contiguous()
+        )  # the kernel wants [out, in] rows; float32 is [in, out]
+        scales = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.register_buffer("qweight", (weight / scales[:, None]).round().clamp(-127, 127).to(torch.int8))
+        self.register_buffer("scales", scales.to(torch.bfloat16))
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
+        y = torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scales).to(x.dtype)
+        y = y.view(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8 per-row scales"
+
+
+def quantize_linears(model: nn.Module, scheme: str = "int8") -> nn.Module:
+    """Swap every ``nn.Linear`` in ``model`` (the LM head included, even when tied) for its quantised form."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"quantize='{scheme}' is not supported; supported: {', '.join(SCHEMES)}")
+    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    for name, linear in linears:
+        parent, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent), attr, Int8Linear(linear))
+    return model
+
+
+@torch.inference_mode()
+def greedy_agreement(
+    model, reference, prompts: list[torch.Tensor], new_tokens: int = 32
+) -> tuple[float, float]:
+    """How closely ``model`` follows ``reference`` (e.g. its float32 original) over prompts of shape [1, n]:
+    (share of greedy tokens before the first difference, share of positions where both pick the same next
+    token given the reference's own continuation). The second does not punish one early flip for the rest."""
+    prefix = forced = total = 0
+    for ids in prompts:
+        kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+        want = reference.generate(ids, **kwargs)[0, ids.shape[1] :]
+        got = model.generate(ids, **kwargs)[0, ids.shape[1] :]
+        differs = (got != want).nonzero()
+        prefix += int(differs[0]) if len(differs) else new_tokens
+        full = torch.cat([ids[0], want])[None]
+        picks = model(full).logits[0, ids.shape[1] - 1 : -1].argmax(-1)
+        forced += int((picks == want).sum())
+        total += new_tokens
+    return prefix / total, forced / total

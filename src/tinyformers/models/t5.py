@@ -1,0 +1,596 @@
+"""T5 and Flan-T5: an encoder and a decoder of pre-norm blocks, a learned relative position bias, an RMS norm, a
+ReLU or gated-GELU feed-forward, and an LM head tied to the embedding (T5 v1.0) or not (v1.1 / Flan).
+
+Attention has no 1/sqrt(d) scaling (T5 folds it into the query initialisation). Each stack's position bias
+belongs to its first layer in the checkpoint but is one table per stack here; it is computed once per forward,
+merged with the padding and causal masks into one additive float mask, and shared by every layer. Self-attention
+Q/K/V are one projection, cross-attention K/V another, and the gated FFN's two input projections a third
+(``RENAMES`` maps them to the checkpoint's names).
+
+Generation (see ``tinyformers.generation.seq2seq``): the encoder runs once; the decoder's self-attention keys and
+values go in a static cache, its cross-attention keys and values are projected once from the encoder output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..configuration import PretrainedConfig
+from ..generation import GenerationMixin
+from ..generation.seq2seq import EncoderDecoderCache
+from ..modeling import PreTrainedModel, Rename, WeightMap
+from ..outputs import BaseModelOutput, ModelOutput
+
+# T5LayerNorm is exactly RMSNorm: no mean, no bias, fp32 variance
+from .layers import ACTIVATIONS, RMSNorm, activation, decode_layout, padding_mask, token_loss
+
+
+class T5Config(PretrainedConfig):
+    model_type = "t5"
+    vocab_size: int = 32128
+    d_model: int = 512
+    d_kv: int = 64
+    d_ff: int = 2048
+    num_layers: int = 6
+    num_decoder_layers: int | None = None
+    num_heads: int = 8
+    relative_attention_num_buckets: int = 32
+    relative_attention_max_distance: int = 128
+    dropout_rate: float = 0.1
+    layer_norm_epsilon: float = 1e-6
+    initializer_factor: float = 1.0
+    feed_forward_proj: str = "relu"
+    is_encoder_decoder: bool = True
+    use_cache: bool = True
+    pad_token_id: int | None = 0
+    eos_token_id: int | list[int] | None = 1
+    decoder_start_token_id: int | None = 0
+    classifier_dropout: float = 0.0
+    # Whether the decoder output is multiplied by d_model**-0.5 before the LM head. T5 v1.0 (tied head) does it,
+    # v1.1/Flan (untied) do not; transformers 5 writes this key, older files only have tie_word_embeddings.
+    scale_decoder_outputs: bool | None = None
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        if self.num_decoder_layers is None:
+            self.num_decoder_layers = self.num_layers
+        if self.scale_decoder_outputs is None:
+            self.scale_decoder_outputs = self.tie_word_embeddings is not False
+        # Derived as transformers does (and written back, as it does); "gated-gelu" means the tanh GELU.
+        kind = self.feed_forward_proj.split("-")
+        self.is_gated_act = kind[0] == "gated"
+        self.dense_act_fn = "gelu_new" if self.feed_forward_proj == "gated-gelu" else kind[-1]
+
+    def validate(self) -> None:
+        kind = self.feed_forward_proj.split("-")
+        if len(kind) > 2 or (len(kind) == 2 and kind[0] != "gated") or kind[-1] not in ACTIVATIONS:
+            raise ValueError(
+                f"feed_forward_proj '{self.feed_forward_proj}' is not supported; use 'ACT' or 'gated-ACT' with ACT "
+                f"one of {', '.join(ACTIVATIONS)} (T5: 'relu', Flan-T5: 'gated-gelu')"
+            )
+
+
+@dataclass(repr=False)
+class Seq2SeqModelOutput(ModelOutput):
+    last_hidden_state: torch.Tensor | None = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    encoder_last_hidden_state: torch.Tensor | None = None
+    encoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass(repr=False)
+class Seq2SeqLMOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: Any = None
+    decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    encoder_last_hidden_state: torch.Tensor | None = None
+    encoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+def relative_position_bucket(relative: torch.Tensor, bidirectional: bool, buckets: int, max_distance: int):
+    """Key-minus-query offsets -> bucket ids: exact for small offsets, log-spaced up to ``max_distance``.
+
+    The encoder gives positive and negative offsets half the buckets each; the decoder sees only the past.
+    """
+    bucket = torch.zeros_like(relative)
+    if bidirectional:
+        buckets //= 2
+        bucket += (relative > 0).long() * buckets
+        relative = relative.abs()
+    else:
+        relative = -relative.clamp(max=0)
+    exact = buckets // 2
+    # Same float expression as transformers, so every offset lands in the same bucket.
+    large = exact + (
+        torch.log(relative.float() / exact) / math.log(max_distance / exact) * (buckets - exact)
+    ).to(torch.long)
+    return bucket + torch.where(relative < exact, relative, large.clamp(max=buckets - 1))
+
+
+def additive_mask(bias: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """The float SDPA mask: the position bias where ``keep`` (boolean, broadcastable) allows, the dtype's min
+    elsewhere (as transformers: min rather than -inf, so no softmax row is all -inf)."""
+    return bias if keep is None else bias.masked_fill(~keep, torch.finfo(bias.dtype).min)
+
+
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    b, s, _ = x.shape
+    return x.view(b, s, n_heads, -1).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    """What self- and cross-attention share: SDPA without score scaling, then the output projection."""
+
+    def __init__(self, c: T5Config):
+        super().__init__()
+        self.n_heads = c.num_heads
+        self.o = nn.Linear(c.num_heads * c.d_kv, c.d_model, bias=False)
+        self.dropout = c.dropout_rate
+
+    def attend(self, q, k, v, mask) -> torch.Tensor:
+        p = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=1.0)
+        b, _, s, _ = out.shape
+        return self.o(out.transpose(1, 2).reshape(b, s, -1))
+
+
+class SelfAttention(Attention):
+    def __init__(self, c: T5Config, index: int):
+        super().__init__(c)
+        self.index = index
+        self.qkv = nn.Linear(c.d_model, 3 * c.num_heads * c.d_kv, bias=False)
+
+    def forward(self, x, mask, cache=None):
+        q, k, v = (split_heads(t, self.n_heads) for t in self.qkv(x).chunk(3, dim=-1))
+        if cache is not None:
+            k, v = cache.update(self.index, k, v)
+        return self.attend(q, k, v, mask)
+
+
+class CrossAttention(Attention):
+    def __init__(self, c: T5Config):
+        super().__init__(c)
+        self.q = nn.Linear(c.d_model, c.num_heads * c.d_kv, bias=False)
+        self.kv = nn.Linear(c.d_model, 2 * c.num_heads * c.d_kv, bias=False)
+
+    def project(self, encoder_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of the encoder output: computed once per input, reused at every decoding step."""
+        k, v = self.kv(encoder_states).chunk(2, dim=-1)
+        return split_heads(k, self.n_heads), split_heads(v, self.n_heads)
+
+    def forward(self, x, encoder_kv, mask):
+        return self.attend(split_heads(self.q(x), self.n_heads), *encoder_kv, mask)
+
+
+class DenseActDense(nn.Module):
+    def __init__(self, c: T5Config):
+        super().__init__()
+        self.wi = nn.Linear(c.d_model, c.d_ff, bias=False)
+        self.wo = nn.Linear(c.d_ff, c.d_model, bias=False)
+        self.act = activation(c.dense_act_fn)
+        self.dropout = c.dropout_rate
+
+    def forward(self, x):
+        return self.wo(F.dropout(self.act(self.wi(x)), self.dropout, self.training))
+
+
+class GatedActDense(nn.Module):
+    """act(x W0) * (x W1), with W0 and W1 as one projection."""
+
+    def __init__(self, c: T5Config):
+        super().__init__()
+        self.gate_up = nn.Linear(c.d_model, 2 * c.d_ff, bias=False)
+        self.wo = nn.Linear(c.d_ff, c.d_model, bias=False)
+        self.act = activation(c.dense_act_fn)
+        self.dropout = c.dropout_rate
+
+    def forward(self, x):
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.wo(F.dropout(self.act(gate) * up, self.dropout, self.training))
+
+
+class T5Block(nn.Module):
+    def __init__(self, c: T5Config, index: int, is_decoder: bool):
+        super().__init__()
+        self.attn_norm = RMSNorm(c.d_model, c.layer_norm_epsilon)
+        self.attn = SelfAttention(c, index)
+        if is_decoder:
+            self.cross_norm = RMSNorm(c.d_model, c.layer_norm_epsilon)
+            self.cross = CrossAttention(c)
+        self.ffn_norm = RMSNorm(c.d_model, c.layer_norm_epsilon)
+        self.ffn = GatedActDense(c) if c.is_gated_act else DenseActDense(c)
+        self.dropout = c.dropout_rate
+
+    def residual(self, x, y):
+        return x + F.dropout(y, self.dropout, self.training)
+
+    def forward(self, x, mask, cache=None, encoder_kv=None, encoder_mask=None):
+        x = self.residual(x, self.attn(self.attn_norm(x), mask, cache))
+        if encoder_kv is not None:
+            x = self.residual(x, self.cross(self.cross_norm(x), encoder_kv, encoder_mask))
+        return self.residual(x, self.ffn(self.ffn_norm(x)))
+
+
+class T5Stack(nn.Module):
+    """The encoder (bidirectional) or the decoder (causal, with cross-attention): blocks between the embedding
+    and a final norm, sharing one relative position bias table."""
+
+    def __init__(self, c: T5Config, is_decoder: bool):
+        super().__init__()
+        self.config, self.is_decoder = c, is_decoder
+        self.relative_attention_bias = nn.Embedding(c.relative_attention_num_buckets, c.num_heads)
+        n_layers = c.num_decoder_layers if is_decoder else c.num_layers
+        self.blocks = nn.ModuleList(T5Block(c, i, is_decoder) for i in range(n_layers))
+        self.final_layer_norm = RMSNorm(c.d_model, c.layer_norm_epsilon)
+        self.dropout = c.dropout_rate
+
+    def position_bias(self, queries: int, keys: int, start: int = 0) -> torch.Tensor:
+        """[1, heads, queries, keys] bias for queries at positions ``start..`` attending keys at ``0..``."""
+        device = self.relative_attention_bias.weight.device
+        query_pos = torch.arange(start, start + queries, device=device)[:, None]
+        relative = torch.arange(keys, device=device)[None, :] - query_pos
+        c = self.config
+        bucket = relative_position_bucket(
+            relative, not self.is_decoder, c.relative_attention_num_buckets, c.relative_attention_max_distance
+        )
+        return self.relative_attention_bias(bucket).permute(2, 0, 1)[None]
+
+    def self_attention_mask(self, queries: int, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Bias + masks for a whole sequence (no cache): padding (1/0 per key) and, in the decoder, causality."""
+        bias = self.position_bias(queries, queries)
+        keep = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
+        if self.is_decoder:
+            causal = torch.ones(queries, queries, dtype=torch.bool, device=bias.device).tril()
+            keep = causal if keep is None else keep & causal
+        return additive_mask(bias, keep)
+
+    def run(self, x, mask, cache=None, encoder_kv=None, encoder_mask=None, hidden_states=None):
+        """The blocks; ``encoder_kv`` is one (keys, values) pair per block; ``hidden_states``, when a list,
+        collects every block's input and the final output."""
+        x = F.dropout(x, self.dropout, self.training)
+        for i, block in enumerate(self.blocks):
+            if hidden_states is not None:
+                hidden_states.append(x)
+            x = block(x, mask, cache, encoder_kv[i] if encoder_kv else None, encoder_mask)
+        if cache is not None:
+            cache.advance(x.shape[1])
+        x = F.dropout(self.final_layer_norm(x), self.dropout, self.training)
+        if hidden_states is not None:
+            hidden_states.append(x)
+        return x
+
+
+def _stack_rules(stack: str, ffn_layer: int) -> list[Rename]:
+    """Self-attention and feed-forward names of one stack (the decoder's FFN is layer 2, after cross-attention)."""
+    ours, hf = f"{stack}.blocks.{{n}}", f"{stack}.block.{{n}}.layer"
+    ffn = f"{hf}.{ffn_layer}.DenseReluDense"
+    return [
+        Rename(f"{ours}.attn_norm.weight", f"{hf}.0.layer_norm.weight"),
+        Rename(f"{ours}.attn.qkv.weight", tuple(f"{hf}.0.SelfAttention.{x}.weight" for x in "qkv")),
+        Rename(f"{ours}.attn.o.weight", f"{hf}.0.SelfAttention.o.weight"),
+        Rename(
+            f"{stack}.relative_attention_bias.weight",
+            f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+        ),
+        Rename(f"{ours}.ffn_norm.weight", f"{hf}.{ffn_layer}.layer_norm.weight"),
+        Rename(f"{ours}.ffn.wi.weight", f"{ffn}.wi.weight"),
+        Rename(f"{ours}.ffn.gate_up.weight", (f"{ffn}.wi_0.weight", f"{ffn}.wi_1.weight")),
+        Rename(f"{ours}.ffn.wo.weight", f"{ffn}.wo.weight"),
+    ]
+
+
+RENAMES = [
+    *_stack_rules("encoder", 1),
+    *_stack_rules("decoder", 2),
+    Rename("decoder.blocks.{n}.cross_norm.weight", "decoder.block.{n}.layer.1.layer_norm.weight"),
+    Rename("decoder.blocks.{n}.cross.q.weight", "decoder.block.{n}.layer.1.EncDecAttention.q.weight"),
+    Rename(
+        "decoder.blocks.{n}.cross.kv.weight",
+        tuple(f"decoder.block.{{n}}.layer.1.EncDecAttention.{x}.weight" for x in "kv"),
+    ),
+    Rename("decoder.blocks.{n}.cross.o.weight", "decoder.block.{n}.layer.1.EncDecAttention.o.weight"),
+]
+
+
+class T5PreTrainedModel(PreTrainedModel):
+    config_class = T5Config
+    base_model_prefix = "transformer"
+    weight_map = WeightMap(RENAMES)
+    # Copies of `shared` some checkpoints store, and a cross-attention bias table no layer ever reads.
+    ignore_on_load = (
+        r"^(encoder|decoder)\.embed_tokens\.weight$",
+        r"EncDecAttention\.relative_attention_bias\.weight$",
+    )
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """transformers' T5 initialisation: every std is ``initializer_factor`` times a fan-in rule."""
+        factor, c = self.config.initializer_factor, self.config
+
+        def normal(weight: torch.Tensor, std: float) -> None:
+            nn.init.normal_(weight, mean=0.0, std=factor * std)
+
+        inner = c.num_heads * c.d_kv
+        if isinstance(module, RMSNorm):
+            nn.init.constant_(module.weight, factor)
+        elif isinstance(module, T5Stack):
+            normal(module.relative_attention_bias.weight, c.d_model**-0.5)
+        elif isinstance(module, (DenseActDense, GatedActDense)):
+            wi = module.wi if isinstance(module, DenseActDense) else module.gate_up
+            normal(wi.weight, c.d_model**-0.5)
+            normal(module.wo.weight, c.d_ff**-0.5)
+        elif isinstance(module, Attention):
+            if isinstance(module, SelfAttention):
+                q, kv = module.qkv.weight.split([inner, 2 * inner])
+            else:
+                q, kv = module.q.weight, module.kv.weight
+            with torch.no_grad():  # q is scaled down by sqrt(d_kv): T5's stand-in for scaling the scores
+                normal(q, (c.d_model * c.d_kv) ** -0.5)
+                normal(kv, c.d_model**-0.5)
+            normal(module.o.weight, inner**-0.5)
+        elif isinstance(module, T5PreTrainedModel):
+            normal(module.shared.weight, 1.0)
+        if isinstance(module, nn.Linear) and module is getattr(self, "lm_head", None):
+            normal(module.weight, 1.0)
+
+    def _apply(self, fn, recurse=True):
+        # Every dtype or device change (.to, loading) re-picks the layout of an untied LM head: stored [in, out]
+        # it decodes ~2x faster on CPU, the largest matmul of a step. The layers keep transformers' layout, so
+        # hidden states stay bit-identical to transformers'.
+        super()._apply(fn, recurse)
+        head = getattr(self, "lm_head", None)
+        if head is not None and head.weight is not self.shared.weight:
+            decode_layout(head)
+        return self
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.shared
+
+    def encode(self, input_ids=None, attention_mask=None, inputs_embeds=None, hidden_states=None):
+        """The encoder's last hidden state ``[batch, seq, d_model]``; ``attention_mask`` is 1 for tokens, 0 for pad."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        x = self.shared(input_ids) if inputs_embeds is None else inputs_embeds
+        if attention_mask is not None and bool(attention_mask.all()):
+            attention_mask = None  # nothing padded: the bias alone is the mask
+        mask = self.encoder.self_attention_mask(x.shape[1], attention_mask)
+        return self.encoder.run(x, mask, hidden_states=hidden_states)
+
+
+class T5EncoderModel(T5PreTrainedModel):
+    """The encoder alone (sentence embeddings, classifiers): reads full T5 checkpoints, ignoring the decoder."""
+
+    ignore_on_load = (*T5PreTrainedModel.ignore_on_load, r"^decoder\.", r"^lm_head\.")
+
+    def __init__(self, config: T5Config):
+        super().__init__(config)
+        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        self.encoder = T5Stack(config, is_decoder=False)
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        hidden_states = [] if (output_hidden_states or self.config.output_hidden_states) else None
+        x = self.encode(input_ids, attention_mask, inputs_embeds, hidden_states)
+        out = BaseModelOutput(
+            last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states else None
+        )
+        return out if return_dict is not False else out.to_tuple()
+
+
+class T5EncoderDecoder(T5PreTrainedModel):
+    """The shared embedding, the encoder and the decoder; the base of ``T5Model`` and the LM."""
+
+    def __init__(self, config: T5Config):
+        super().__init__(config)
+        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        self.encoder = T5Stack(config, is_decoder=False)
+        self.decoder = T5Stack(config, is_decoder=True)
+
+    def get_encoder(self):
+        return self.encode
+
+    def _shift_right(self, labels: torch.Tensor) -> torch.Tensor:
+        """Decoder inputs for teacher forcing: the start token, then the labels but the last (-100 -> pad)."""
+        start, pad = self.config.decoder_start_token_id, self.config.pad_token_id
+        if start is None or pad is None:
+            raise ValueError(
+                "labels need config.decoder_start_token_id and config.pad_token_id to build decoder inputs; "
+                "set both (0 for T5) or pass decoder_input_ids"
+            )
+        shifted = labels.new_full(labels.shape, start)
+        shifted[..., 1:] = labels[..., :-1]
+        return shifted.masked_fill(shifted == -100, pad)
+
+    def decode(
+        self,
+        decoder_input_ids,
+        encoder_states,
+        encoder_mask,
+        decoder_mask=None,
+        inputs_embeds=None,
+        hidden_states=None,
+    ):
+        """The decoder over a whole target sequence (teacher forcing; generation uses ``next_token_logits``)."""
+        if (decoder_input_ids is None) == (inputs_embeds is None):
+            raise ValueError(
+                "pass exactly one of decoder_input_ids or decoder_inputs_embeds (or labels, to shift into them)"
+            )
+        x = self.shared(decoder_input_ids) if inputs_embeds is None else inputs_embeds
+        if decoder_mask is not None and bool(decoder_mask.all()):
+            decoder_mask = None
+        mask = self.decoder.self_attention_mask(x.shape[1], decoder_mask)
+        encoder_kv = [block.cross.project(encoder_states) for block in self.decoder.blocks]
+        return self.decoder.run(x, mask, None, encoder_kv, padding_mask(encoder_mask), hidden_states)
+
+    def run(
+        self,
+        input_ids,
+        attention_mask,
+        decoder_input_ids,
+        decoder_attention_mask,
+        encoder_outputs,
+        inputs_embeds,
+        decoder_inputs_embeds,
+        output_hidden_states,
+    ):
+        """(decoder output, encoder output, encoder hidden states, decoder hidden states) as both heads need."""
+        keep = output_hidden_states or self.config.output_hidden_states
+        encoder_hs, decoder_hs = ([], []) if keep else (None, None)
+        if encoder_outputs is None:
+            encoder_states = self.encode(input_ids, attention_mask, inputs_embeds, encoder_hs)
+        else:  # precomputed: a tensor, an output object or a tuple whose first item is the hidden state
+            encoder_states = encoder_outputs if torch.is_tensor(encoder_outputs) else encoder_outputs[0]
+        x = self.decode(
+            decoder_input_ids,
+            encoder_states,
+            attention_mask,
+            decoder_attention_mask,
+            decoder_inputs_embeds,
+            decoder_hs,
+        )
+        return (
+            x,
+            encoder_states,
+            tuple(encoder_hs) if encoder_hs else None,
+            tuple(decoder_hs) if decoder_hs else None,
+        )
+
+
+class T5Model(T5EncoderDecoder):
+    ignore_on_load = (*T5PreTrainedModel.ignore_on_load, r"^lm_head\.")
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        decoder_input_ids=None,
+        decoder_attention_mask=None,
+        encoder_outputs=None,
+        inputs_embeds=None,
+        decoder_inputs_embeds=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        x, encoded, encoder_hs, decoder_hs = self.run(
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            decoder_attention_mask,
+            encoder_outputs,
+            inputs_embeds,
+            decoder_inputs_embeds,
+            output_hidden_states,
+        )
+        out = Seq2SeqModelOutput(
+            last_hidden_state=x,
+            decoder_hidden_states=decoder_hs,
+            encoder_last_hidden_state=encoded,
+            encoder_hidden_states=encoder_hs,
+        )
+        return out if return_dict is not False else out.to_tuple()
+
+
+class T5ForConditionalGeneration(GenerationMixin, T5EncoderDecoder):
+    tied_weights = {"lm_head.weight": "shared.weight"}
+
+    def __init__(self, config: T5Config):
+        super().__init__(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+
+    @classmethod
+    def _from_state_dict(cls, config, hf_state, *args, **kwargs):
+        # As transformers 5: the head is tied unless the checkpoint stores a different one, whatever
+        # tie_word_embeddings says (transformers 5 writes True even for untied Flan-T5 heads).
+        head, shared = hf_state.get("lm_head.weight"), hf_state.get("shared.weight")
+        config.tie_word_embeddings = head is None or (shared is not None and torch.equal(head, shared))
+        return super()._from_state_dict(config, hf_state, *args, **kwargs)
+
+    def lm_logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.scale_decoder_outputs:  # T5 v1.0 rescales before its tied head
+            x = x * self.config.d_model**-0.5
+        return self.lm_head(x)
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        decoder_input_ids=None,
+        decoder_attention_mask=None,
+        encoder_outputs=None,
+        labels=None,
+        inputs_embeds=None,
+        decoder_inputs_embeds=None,
+        output_hidden_states=None,
+        return_dict=None,
+    ):
+        """``labels`` [batch, target] give the loss; without decoder inputs they are shifted right into them."""
+        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = self._shift_right(labels)
+        x, encoded, encoder_hs, decoder_hs = self.run(
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            decoder_attention_mask,
+            encoder_outputs,
+            inputs_embeds,
+            decoder_inputs_embeds,
+            output_hidden_states,
+        )
+        logits = self.lm_logits(x)
+        loss = token_loss(logits.float(), labels.to(logits.device)) if labels is not None else None
+        out = Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            decoder_hidden_states=decoder_hs,
+            encoder_last_hidden_state=encoded,
+            encoder_hidden_states=encoder_hs,
+        )
+        return out if return_dict is not False else out.to_tuple()
+
+    # ---- the encoder-decoder generation protocol (see tinyformers.generation.seq2seq) ----------------------------
+    def allocate_cache(self, rows: int, max_length: int, encoder_states, encoder_mask) -> EncoderDecoderCache:
+        """Decoder caches for ``rows`` sequences of up to ``max_length`` tokens, each encoder row serving
+        ``rows // batch`` consecutive sequences (beams, samples)."""
+        per_input = rows // encoder_states.shape[0]
+        cross_kv = [
+            tuple(t.repeat_interleave(per_input, 0) for t in block.cross.project(encoder_states))
+            for block in self.decoder.blocks
+        ]
+        # Bias + causal mask for every (query, key) pair up to max_length: each step slices its rows.
+        causal = torch.ones(max_length, max_length, dtype=torch.bool, device=encoder_states.device).tril()
+        self_mask = additive_mask(self.decoder.position_bias(max_length, max_length), causal)
+        encoder_mask = padding_mask(encoder_mask)
+        c = self.config
+        return EncoderDecoderCache(
+            c.num_decoder_layers,
+            rows,
+            c.num_heads,
+            max_length,
+            c.d_kv,
+            encoder_states.dtype,
+            encoder_states.device,
+            cross_kv=cross_kv,
+            encoder_mask=None if encoder_mask is None else encoder_mask.repeat_interleave(per_input, 0),
+            self_attention_mask=self_mask,
+            rows_per_input=per_input,
+        )
+
+    def next_token_logits(self, input_ids, position_ids, cache: EncoderDecoderCache) -> torch.Tensor:
+        # Positions enter through the relative bias, sliced from the table by the cache length.
+        start, end = cache.length, cache.length + input_ids.shape[1]
+        mask = cache.self_attention_mask[:, :, start:end, :end]
+        x = self.decoder.run(self.shared(input_ids), mask, cache, cache.cross_kv, cache.encoder_mask)
+        return self.lm_logits(x[:, -1])

@@ -1,0 +1,122 @@
+"""Llama's speed options: the [in, out] weight layout, the compiled decoding step, weight-only int8."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from tinyformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+from tinyformers.models.compiled import ENV_FLAG  # noqa: E402
+from tinyformers.models.quantized import Int8Linear, greedy_agreement  # noqa: E402
+
+VOCAB = 150
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=96,
+        vocab_size=VOCAB,
+        max_position_embeddings=512,
+        rope_theta=100000.0,
+        initializer_range=0.2,
+        pad_token_id=0,
+        tie_word_embeddings=True,  # as SmolLM2
+    )
+    directory = tmp_path_factory.mktemp("llama")
+    transformers.LlamaForCausalLM(config).save_pretrained(directory)
+    return directory
+
+
+def _batch():
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(1, VOCAB, (3, 13), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, :4] = 0
+    mask[2, :9] = 0
+    return ids.masked_fill(mask == 0, 0), mask
+
+
+def _in_out(weight: torch.Tensor) -> bool:
+    return weight.stride() == (1, weight.shape[0])
+
+
+def test_float32_matrices_are_stored_in_out_and_bf16_out_in(checkpoint, tmp_path):
+    model = AutoModelForCausalLM.from_pretrained(checkpoint)
+    block = model.model.layers[0]
+    assert all(_in_out(m.weight) for m in (block.qkv, block.attn_out, block.gate_up, block.down))
+    assert model.lm_head.weight is model.model.embed_tokens.weight  # tied: the lookup keeps rows
+    assert model.lm_head.weight.is_contiguous()
+    model.to(torch.bfloat16)
+    assert block.qkv.weight.is_contiguous()
+    model.float().save_pretrained(tmp_path)  # saved in the checkpoint's own layout, loadable by transformers
+    again = transformers.LlamaForCausalLM.from_pretrained(tmp_path)
+    torch.testing.assert_close(
+        again.model.layers[0].self_attn.q_proj.weight, block.qkv.weight[:64].float(), atol=0, rtol=0
+    )
+
+
+def test_from_pretrained_options(checkpoint, monkeypatch):
+    assert AutoModelForCausalLM.from_pretrained(checkpoint)._compiled_step is None
+    monkeypatch.setenv(ENV_FLAG, "1")
+    assert AutoModelForCausalLM.from_pretrained(checkpoint)._compiled_step is not None
+    assert AutoModelForCausalLM.from_pretrained(checkpoint, compile=False)._compiled_step is None
+    monkeypatch.delenv(ENV_FLAG)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, quantize="int8")
+    assert isinstance(model.model.layers[1].gate_up, Int8Linear) and isinstance(model.lm_head, Int8Linear)
+    with pytest.raises(ValueError, match="quantize='int3' is not supported"):
+        AutoModelForCausalLM.from_pretrained(checkpoint, quantize="int3")
+
+
+@torch.inference_mode()
+def test_int8_follows_float32(checkpoint):
+    fp32 = AutoModelForCausalLM.from_pretrained(checkpoint)
+    int8 = AutoModelForCausalLM.from_pretrained(checkpoint, quantize="int8")
+    ids, mask = _batch()
+    got, want = int8(ids, mask).logits, fp32(ids, mask).logits
+    error, scale = (got - want).abs(), want.abs().max()  # per-row int8 weights, bfloat16 products
+    assert error.mean() < 0.01 * scale and error.max() < 0.06 * scale
+    _, forced = greedy_agreement(int8, fp32, [ids[i : i + 1, 9:] for i in range(3)], new_tokens=24)
+    assert forced >= 0.9
+
+
+@pytest.mark.slow  # each compilation takes 30-150 s on 2 busy cores
+@torch.inference_mode()
+def test_compiled_decoding_matches_eager(checkpoint):
+    eager = AutoModelForCausalLM.from_pretrained(checkpoint)
+    compiled = AutoModelForCausalLM.from_pretrained(checkpoint, compile=True)
+    ids, mask = _batch()
+    for batch in ((ids[:1],), (ids[:1, 3:],), (ids, mask)):  # a shorter prompt lands in the same cache bucket
+        kw = dict(max_new_tokens=24, do_sample=False)
+        assert torch.equal(compiled.generate(*batch, **kw), eager.generate(*batch, **kw))
+    int8 = AutoModelForCausalLM.from_pretrained(checkpoint, quantize="int8")
+    int8_compiled = AutoModelForCausalLM.from_pretrained(checkpoint, quantize="int8", compile=True)
+    kw = dict(attention_mask=mask, max_new_tokens=24, do_sample=False)
+    assert torch.equal(int8_compiled.generate(ids, **kw), int8.generate(ids, **kw))
+
+
+@pytest.mark.slow
+@torch.inference_mode()
+def test_int8_smollm2_agrees_and_knows_paris(smollm2_dir):
+    gguf = smollm2_dir / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    tok = AutoTokenizer.from_pretrained(gguf)
+    fp32 = AutoModelForCausalLM.from_pretrained(gguf)
+    int8 = AutoModelForCausalLM.from_pretrained(gguf, quantize="int8")
+    questions = ["What is the capital of France?", "Write a haiku about the sea.", "What is 2 + 2?"]
+    prompts = [
+        tok.apply_chat_template(
+            [{"role": "user", "content": q}], add_generation_prompt=True, return_tensors="pt"
+        )["input_ids"]
+        for q in questions
+    ]
+    _, forced = greedy_agreement(int8, fp32, prompts, new_tokens=32)
+    assert forced >= 0.9
+    answer = int8.generate(prompts[0], max_new_tokens=12, do_sample=False)[0, prompts[0].shape[1] :]
+    assert "Paris" in tok.decode(answer)

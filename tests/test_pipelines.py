@@ -1,0 +1,345 @@
+"""pipeline(...) against transformers' pipeline(...) on the same checkpoints: same structure, labels, ids and
+words; scores within 1e-4. Head checkpoints are small random BERTs saved by transformers next to the real
+MiniLM tokenizer files; text generation uses a random GPT-2 with the real GPT-2 tokenizer, and SmolLM2 (slow)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from tinyformers.pipelines import pipeline  # noqa: E402
+
+ATOL = 1e-4
+TEXTS = [
+    "Hugging Face is a company based in New York City.",
+    "My name is Wolfgang and I live in Berlin, near the Brandenburger Tor.",
+    "Café naïve résumé — Ångström units 你好世界 👋",
+    "tokenization of unbelievably long words",
+]
+MASKED = ["Paris is the [MASK] of France.", "The [MASK] sat on the mat.", "I [MASK] to the [MASK] yesterday."]
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+
+
+def assert_same(ours, ref, path="result"):
+    """Same nesting, same keys, equal strings/ints, floats within ATOL (numpy scalars count as floats)."""
+    if isinstance(ref, dict):
+        assert isinstance(ours, dict) and list(ours) == list(ref), f"{path}: keys {list(ours)} != {list(ref)}"
+        for key in ref:
+            assert_same(ours[key], ref[key], f"{path}[{key!r}]")
+    elif isinstance(ref, (list, tuple)):
+        assert isinstance(ours, list) and len(ours) == len(ref), f"{path}: {ours!r} != {ref!r}"
+        for i, (a, b) in enumerate(zip(ours, ref)):
+            assert_same(a, b, f"{path}[{i}]")
+    elif isinstance(ref, str) or isinstance(ref, int) and not hasattr(ref, "dtype"):
+        assert ours == ref, f"{path}: {ours!r} != {ref!r}"
+    else:
+        assert math.isclose(float(ours), float(ref), abs_tol=ATOL), f"{path}: {ours} != {float(ref)}"
+
+
+@pytest.fixture(scope="module")
+def bert_checkpoint(tmp_path_factory, minilm_dir):
+    """A small random BERT with a head, saved by transformers, with the real MiniLM tokenizer beside it."""
+
+    def build(head: str, **config):
+        folder = tmp_path_factory.mktemp(head)
+        torch.manual_seed(0)
+        cfg = transformers.BertConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=37,
+            initializer_range=0.2,
+            **config,
+        )
+        getattr(transformers, head)(cfg).eval().save_pretrained(folder)
+        for name in TOKENIZER_FILES:
+            shutil.copy(minilm_dir / name, folder)
+        return str(folder)
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def mlm_dir(bert_checkpoint):
+    return bert_checkpoint("BertForMaskedLM")
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(bert_checkpoint):
+    return bert_checkpoint(
+        "BertForSequenceClassification", id2label={0: "negative", 1: "neutral", 2: "positive"}
+    )
+
+
+@pytest.fixture(scope="module")
+def ner_dir(bert_checkpoint):
+    return bert_checkpoint("BertForTokenClassification", id2label=dict(enumerate(NER_LABELS)))
+
+
+def both(task, model, **kwargs):
+    return pipeline(task, model=model, **kwargs), transformers.pipeline(task, model=model, **kwargs)
+
+
+# -- feature extraction and sentence embeddings (the real MiniLM) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def extractors(minilm_dir):
+    return both("feature-extraction", str(minilm_dir))
+
+
+def test_feature_extraction_single_and_list(extractors):
+    ours, ref = extractors
+    assert_same(ours(TEXTS[0]), ref(TEXTS[0]))
+    assert_same(ours(TEXTS), ref(TEXTS))
+
+
+def test_feature_extraction_batched_keeps_each_inputs_own_tokens(extractors):
+    ours, ref = extractors
+    assert_same(ours(TEXTS, batch_size=3), ref(TEXTS))  # transformers (batch_size=1) has no padding either
+    tensor = ours(TEXTS[0], return_tensors=True)
+    assert isinstance(tensor, torch.Tensor) and tensor.shape[0] == 1 and tensor.shape[2] == 384
+
+
+def test_sentence_embedding_is_normalised_mean_of_features(extractors):
+    features, _ = extractors
+    embed = pipeline("sentence-embedding", model=features.model, tokenizer=features.tokenizer)
+    vectors = embed(TEXTS, batch_size=2)
+    for text, vector in zip(TEXTS, vectors):
+        tokens = torch.tensor(features(text)[0])
+        expected = torch.nn.functional.normalize(tokens.mean(0), dim=0)
+        torch.testing.assert_close(torch.tensor(vector), expected, atol=ATOL, rtol=0)
+    raw = embed(TEXTS[0], normalize=False)
+    torch.testing.assert_close(
+        torch.tensor(raw), torch.tensor(features(TEXTS[0])[0]).mean(0), atol=ATOL, rtol=0
+    )
+
+
+def test_generator_input_streams_lazily(extractors):
+    ours, _ = extractors
+    seen = []
+
+    def texts():
+        for text in TEXTS:
+            seen.append(text)
+            yield text
+
+    results = ours(texts(), batch_size=2)
+    assert seen == []  # nothing ran yet: a generator gives an iterator
+    first = next(results)
+    assert seen == TEXTS[:2] and len(first[0]) > 0
+    assert len(list(results)) == len(TEXTS) - 1
+
+
+# -- fill-mask -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fillers(mlm_dir):
+    return both("fill-mask", mlm_dir)
+
+
+def test_fill_mask_matches(fillers):
+    ours, ref = fillers
+    assert_same(ours(MASKED[0]), ref(MASKED[0]))
+    assert_same(ours(MASKED, batch_size=2), ref(MASKED))  # includes a two-mask input (list of lists)
+    assert_same(ours(MASKED[:1]), ref(MASKED[:1]))  # transformers' one-item-list quirk
+
+
+def test_fill_mask_top_k_and_targets(fillers):
+    ours, ref = fillers
+    assert_same(ours(MASKED[1], top_k=2), ref(MASKED[1], top_k=2))
+    targets = ["cat", "dog", "capital"]
+    assert_same(ours(MASKED[0], targets=targets), ref(MASKED[0], targets=targets))
+
+
+def test_fill_mask_without_mask_is_an_error(fillers):
+    with pytest.raises(ValueError, match=r"no mask token \(\[MASK\]\)"):
+        fillers[0]("no mask here")
+
+
+# -- text classification ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def classifiers(classifier_dir):
+    return both("text-classification", classifier_dir)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"top_k": 2}, {"top_k": None}, {"function_to_apply": "sigmoid"}, {"function_to_apply": "none"}],
+)
+def test_text_classification_matches(classifiers, kwargs):
+    ours, ref = classifiers
+    assert_same(ours(TEXTS[0], **kwargs), ref(TEXTS[0], **kwargs))
+    assert_same(ours(TEXTS, batch_size=4, **kwargs), ref(TEXTS, **kwargs))
+
+
+def test_text_classification_pairs_and_alias(classifiers, classifier_dir):
+    ours, ref = classifiers
+    pair = {"text": "A man is eating.", "text_pair": "Someone eats food."}
+    assert_same(ours(pair), ref(pair))
+    assert pipeline("sentiment-analysis", model=classifier_dir).task == "text-classification"
+
+
+def test_text_classification_legacy_return_all_scores(classifiers):
+    ours, ref = classifiers
+    every = ours(TEXTS[0], return_all_scores=True)
+    assert [d["label"] for d in every[0]] == [
+        "negative",
+        "neutral",
+        "positive",
+    ]  # label order, as transformers 4
+    assert_same(sorted(every[0], key=lambda d: -d["score"]), ref(TEXTS[0], top_k=None))
+
+
+def test_pipeline_level_parameters_are_defaults_for_calls(classifier_dir):
+    ranked = pipeline("text-classification", model=classifier_dir, top_k=None)
+    assert len(ranked(TEXTS[0])[0]) == 3  # wrapped like transformers: top_k was not passed to the call
+    assert len(ranked(TEXTS[0], top_k=1)) == 1
+    with pytest.raises(TypeError, match="unexpected argument.*topk"):
+        ranked(TEXTS[0], topk=2)
+
+
+# -- token classification --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def taggers(ner_dir):
+    return both("token-classification", ner_dir)
+
+
+@pytest.mark.parametrize("strategy", ["none", "simple", "first", "max", "average"])
+def test_token_classification_matches(taggers, ner_dir, strategy):
+    ours, ref = taggers
+    ignore = {"ignore_labels": []}  # random weights: keep every token so all fields are compared
+    expected = [ref(text, aggregation_strategy=strategy, **ignore) for text in TEXTS]
+    assert_same(ours(TEXTS, aggregation_strategy=strategy, batch_size=3, **ignore), expected)
+    assert_same(ours(TEXTS[0], aggregation_strategy=strategy), ref(TEXTS[0], aggregation_strategy=strategy))
+
+
+def test_ner_alias_and_bad_strategy(ner_dir):
+    ner = pipeline("ner", model=ner_dir)
+    assert ner.task == "token-classification"
+    with pytest.raises(ValueError, match="aggregation_strategy='best' is not valid"):
+        ner(TEXTS[0], aggregation_strategy="best")
+
+
+# -- text generation -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory, gpt2_tokenizer_dir):
+    folder = tmp_path_factory.mktemp("gpt2")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=128, initializer_range=0.2)
+    transformers.GPT2LMHeadModel(config).eval().save_pretrained(folder)
+    for path in gpt2_tokenizer_dir.iterdir():
+        shutil.copy(path, folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def generators(gpt2_dir):
+    return both("text-generation", gpt2_dir)
+
+
+PROMPTS = ["Hello, my dog is", "The meaning of life", "Once upon a time there was a very small"]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"return_full_text": False}, {"return_tensors": True}])
+def test_text_generation_matches(generators, kwargs):
+    ours, ref = generators
+    options = {"max_new_tokens": 8, "do_sample": False, **kwargs}
+    assert_same(ours(PROMPTS[0], **options), ref(PROMPTS[0], **options))
+    assert_same(ours(PROMPTS, batch_size=3, **options), ref(PROMPTS, **options))  # left-padded batch
+
+
+def test_text_generation_several_sequences(generators):
+    ours, ref = generators
+    options = {"max_new_tokens": 6, "do_sample": False, "num_beams": 3, "num_return_sequences": 2}
+    assert_same(ours(PROMPTS[1], **options), ref(PROMPTS[1], **options))
+
+
+def test_text_generation_samples_by_default_like_transformers(generators):
+    ours, _ = generators
+    torch.manual_seed(0)
+    first = ours(PROMPTS[0], max_new_tokens=8)
+    torch.manual_seed(0)
+    assert ours(PROMPTS[0], max_new_tokens=8) == first  # sampled with the torch seed
+    greedy = ours(PROMPTS[0], max_new_tokens=8, do_sample=False)
+    samples = {ours(PROMPTS[0], max_new_tokens=8)[0]["generated_text"] for _ in range(3)}
+    assert samples != {greedy[0]["generated_text"]}
+
+
+def test_text_generation_bad_option_names_it(generators):
+    with pytest.raises(TypeError, match="max_new_tokenz"):
+        generators[0](PROMPTS[0], max_new_tokenz=3)
+
+
+# -- errors and defaults ---------------------------------------------------------------------------------------
+
+
+def test_unknown_task_lists_supported_tasks():
+    with pytest.raises(KeyError) as info:
+        pipeline("sentiment-analysiss")
+    message = str(info.value)
+    assert message.startswith("unknown task 'sentiment-analysiss'") and "fill-mask" in message
+
+
+def test_model_that_does_not_fit_says_which_tasks_it_fits(gpt2_dir):
+    with pytest.raises(
+        ValueError, match="'gpt2' model, which does not fit task 'fill-mask'; it fits: .*text-generation"
+    ):
+        pipeline("fill-mask", model=gpt2_dir)
+
+
+def test_not_yet_and_no_default():
+    with pytest.raises(ValueError, match="not available yet"):
+        pipeline("zero-shot-classification")
+    with pytest.raises(ValueError, match="no default model"):
+        pipeline("token-classification")
+
+
+def test_task_from_config_architectures(mlm_dir):
+    assert pipeline(model=mlm_dir).task == "fill-mask"
+
+
+def test_default_model_for_feature_extraction(minilm_dir, monkeypatch):
+    monkeypatch.setenv("ASSETS_DIR", str(minilm_dir.parent))
+    assert pipeline("sentence-embedding").model.config.model_type == "bert"
+
+
+# -- chat with the real SmolLM2 (slow: the oracle loads the GGUF for ~40 s) ---------------------------------------
+
+
+@pytest.mark.slow
+def test_chat_matches_transformers_on_smollm2(smollm2_dir, monkeypatch):
+    gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    monkeypatch.setenv("ASSETS_DIR", str(smollm2_dir.parent))
+    chat = pipeline("text-generation")  # the default model is this GGUF
+    hf_model = transformers.AutoModelForCausalLM.from_pretrained(str(smollm2_dir), gguf_file=gguf)
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(str(smollm2_dir), gguf_file=gguf)
+    ref = transformers.pipeline("text-generation", model=hf_model, tokenizer=hf_tokenizer)
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    options = {"max_new_tokens": 12, "do_sample": False}
+    ours = chat(messages, **options)
+    assert_same(ours, ref(messages, **options))
+    assert ours[0]["generated_text"][-1]["content"].startswith("The capital of France is Paris.")
+    batch = [messages, [{"role": "user", "content": "Name a colour."}]]
+    assert_same(chat(batch, batch_size=2, **options), ref(batch, **options))
+
+
+def test_text_generation_stop_sequence(generators):
+    ours, ref = generators
+    full = ours(PROMPTS[0], max_new_tokens=8, do_sample=False, return_full_text=False)[0]["generated_text"]
+    stop = full[len(full) // 2 :][:3]  # a piece of what greedy decoding writes anyway
+    options = {"max_new_tokens": 8, "do_sample": False, "stop_sequence": stop}
+    assert_same(ours(PROMPTS[0], **options), ref(PROMPTS[0], **options))
