@@ -42,3 +42,13 @@ def smollm2_dir() -> Path:
 @pytest.fixture(scope="session")
 def bbc_dir() -> Path:
     return asset("bbcnews")
+
+
+@pytest.fixture(scope="session")
+def t5_tokenizer_dir(spm_dir, tmp_path_factory) -> Path:
+    """A folder with only ``spiece.model``: the botchan unigram model in T5's layout (see t5_fixtures.py)."""
+    from t5_fixtures import write_t5_spiece
+
+    folder = tmp_path_factory.mktemp("t5tok")
+    write_t5_spiece(spm_dir / "botchan_en_unigram_1000.model", folder)
+    return folder

@@ -1,9 +1,11 @@
 """pipeline(...) against transformers' pipeline(...) on the same checkpoints: same structure, labels, ids and
 words; scores within 1e-4. Head checkpoints are small random BERTs saved by transformers next to the real
-MiniLM tokenizer files; text generation uses a random GPT-2 with the real GPT-2 tokenizer, and SmolLM2 (slow)."""
+MiniLM tokenizer files; text generation uses a random GPT-2 with the real GPT-2 tokenizer, and SmolLM2 (slow);
+the seq2seq tasks a random T5 with a T5-layout sentencepiece tokenizer."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
@@ -12,6 +14,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from t5_fixtures import reference_t5  # noqa: E402
 from tinyformers.pipelines import pipeline  # noqa: E402
 
 ATOL = 1e-4
@@ -343,3 +346,113 @@ def test_text_generation_stop_sequence(generators):
     stop = full[len(full) // 2 :][:3]  # a piece of what greedy decoding writes anyway
     options = {"max_new_tokens": 8, "do_sample": False, "stop_sequence": stop}
     assert_same(ours(PROMPTS[0], **options), ref(PROMPTS[0], **options))
+
+
+# -- text2text-generation, summarization, translation (a random T5) -------------------------------------------
+# transformers 5 has no such pipelines: the reference is its model.generate + tokenizer.decode on the same
+# prefixed inputs, in batches of two (right-padded, as transformers 4's pipelines batched them).
+
+SOURCES = [
+    "The house is wonderful.",
+    "I am a cat. As yet I have no name, and where I was born I have no idea.",
+    "Café naïve résumé, 1984.",
+]
+SEQ2SEQ = [  # task, the prefix a checkpoint without task_specific_params gets, result key
+    ("text2text-generation", "", "generated_text"),
+    ("summarization", "summarize: ", "summary_text"),
+    ("translation_en_to_de", "translate English to German: ", "translation_text"),
+]
+GREEDY = {"do_sample": False, "max_new_tokens": 10}
+
+
+@pytest.fixture(scope="module")
+def t5_dir(tmp_path_factory, t5_tokenizer_dir):
+    """A random T5 saved by transformers, with the T5-layout tokenizer (spiece.model) beside it."""
+    folder = tmp_path_factory.mktemp("t5")
+    reference_t5("t5").save_pretrained(folder)
+    shutil.copy(t5_tokenizer_dir / "spiece.model", folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def seq2seq_reference(t5_dir):
+    """texts -> token ids and texts, by transformers' model and tokenizer, ``batch_size`` inputs at a time."""
+    model = transformers.T5ForConditionalGeneration.from_pretrained(t5_dir).eval()
+    tokenizer = transformers.T5Tokenizer.from_pretrained(str(t5_dir))
+
+    @torch.inference_mode()
+    def generate(texts, batch_size=2, **kwargs):
+        ids, decoded = [], []
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start : start + batch_size], padding=True, return_tensors="pt")
+            out = model.generate(**enc, **kwargs)
+            ids += out.tolist()
+            decoded += tokenizer.batch_decode(out, skip_special_tokens=True)
+        return ids, decoded
+
+    return generate
+
+
+def with_task_params(t5_dir, folder, params):
+    """A copy of the checkpoint whose config.json has ``task_specific_params``, as real T5 checkpoints do."""
+    shutil.copytree(t5_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "task_specific_params": params}))
+    return str(folder)
+
+
+@pytest.mark.parametrize("task, prefix, key", SEQ2SEQ)
+def test_seq2seq_tasks_equal_generate_and_decode(t5_dir, seq2seq_reference, task, prefix, key):
+    ours = pipeline(task, model=str(t5_dir))
+    assert ours.task == task
+    _, texts = seq2seq_reference([prefix + text for text in SOURCES], **GREEDY)
+    assert all(texts) and len(set(texts)) == len(texts)  # random weights, but distinct non-empty outputs
+    assert ours(SOURCES, batch_size=2, **GREEDY) == [{key: text} for text in texts]  # one record per input
+    _, (alone,) = seq2seq_reference([prefix + SOURCES[1]], **GREEDY)
+    assert ours(SOURCES[1], **GREEDY) == [{key: alone}]
+
+
+def test_seq2seq_pipeline_options_and_generate_options(t5_dir, seq2seq_reference):
+    summarize = pipeline("summarization", model=str(t5_dir), batch_size=2, max_new_tokens=6)
+    ids, texts = seq2seq_reference(SOURCES, max_new_tokens=6, num_beams=3, num_return_sequences=2)
+    grouped = [[{"summary_text": t} for t in texts[i : i + 2]] for i in range(0, len(texts), 2)]
+    assert summarize(SOURCES, prefix="", num_beams=3, num_return_sequences=2) == grouped  # lists per input
+    ids, _ = seq2seq_reference(["summarize: " + SOURCES[0]], max_new_tokens=6)
+    assert summarize(SOURCES[0], return_tensors=True) == [{"summary_token_ids": ids[0]}]
+    streamed = summarize(iter(SOURCES[:2]))  # an iterator yields each input's list, as transformers 4
+    assert [next(streamed), next(streamed)] == [[r] for r in summarize(SOURCES[:2])]
+    with pytest.raises(TypeError, match="max_new_tokenz"):
+        summarize(SOURCES[0], max_new_tokenz=3)
+    with pytest.raises(ValueError, match="summarization takes a str or a list of str; got dict"):
+        summarize({"text": SOURCES[0]})
+
+
+def test_seq2seq_task_specific_params(t5_dir, seq2seq_reference, tmp_path):
+    params = {
+        "summarization": {"prefix": "tl;dr: ", "num_beams": 2, "max_length": 9, "no_repeat_ngram_size": 2},
+        "translation_en_to_fr": {"prefix": "en->fr: "},
+    }
+    folder = with_task_params(t5_dir, tmp_path / "t5", params)
+    summarize = pipeline("summarization", model=folder)
+    settings = {"num_beams": 2, "max_length": 9, "no_repeat_ngram_size": 2}
+    _, texts = seq2seq_reference(["tl;dr: " + text for text in SOURCES], **settings)
+    assert summarize(SOURCES, batch_size=2) == [{"summary_text": text} for text in texts]
+    # the call's options come first: prefix, then generate options over the checkpoint's settings
+    _, texts = seq2seq_reference(["summarize: " + SOURCES[0]], **{**settings, "num_beams": 1})
+    assert summarize(SOURCES[0], prefix="summarize: ", num_beams=1) == [{"summary_text": texts[0]}]
+    _, texts = seq2seq_reference(["en->fr: " + SOURCES[0]], **GREEDY)
+    assert pipeline("translation_en_to_fr", model=folder)(SOURCES[0], **GREEDY) == [
+        {"translation_text": texts[0]}
+    ]
+    _, texts = seq2seq_reference(["translate English to Romanian: " + SOURCES[0]], **GREEDY)
+    assert pipeline("translation_en_to_ro", model=folder)(SOURCES[0], **GREEDY) == [
+        {"translation_text": texts[0]}
+    ]
+
+
+def test_seq2seq_task_from_architecture_and_misfits(t5_dir, gpt2_dir):
+    assert pipeline(model=str(t5_dir)).task == "text2text-generation"
+    with pytest.raises(ValueError, match="'gpt2' model, which does not fit task 'summarization'"):
+        pipeline("summarization", model=gpt2_dir)
+    with pytest.raises(ValueError, match="'t5' model, which does not fit task 'text-generation'"):
+        pipeline("text-generation", model=str(t5_dir))

@@ -10,6 +10,7 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
+from t5_fixtures import SHAPE, VARIANTS, VOCAB, reference_t5  # noqa: E402
 from tinyformers.generation.seq2seq import EncoderDecoderCache  # noqa: E402
 from tinyformers.models.t5 import (  # noqa: E402
     T5Config,
@@ -23,34 +24,12 @@ ATOL = 1e-4
 # With initializer_factor=10 logits reach ~±450, where fp32 rounding alone (our decode-friendly weight layout runs
 # other matmul kernels than transformers) moves them by up to ~1e-3: 1e-4 absolute plus 5e-6 of their size.
 LOGITS_RTOL = 5e-6
-VOCAB = 1100  # the T5-layout botchan tokenizer: 1000 pieces + 100 sentinels
-
-SHAPE = dict(
-    vocab_size=VOCAB, d_model=64, d_kv=16, d_ff=96, num_layers=2, num_heads=4, decoder_start_token_id=0
-)
-VARIANTS = {
-    # T5 v1.0: ReLU FFN, head tied to the embedding, decoder output rescaled by d_model**-0.5
-    "t5": dict(feed_forward_proj="relu", tie_word_embeddings=True),
-    # Flan-T5 / T5 v1.1: gated-GELU FFN, a head of its own, no rescaling
-    "flan": dict(feed_forward_proj="gated-gelu", tie_word_embeddings=False, num_layers=3),
-}
-
-
-def _reference(variant: str):
-    transformers.logging.set_verbosity_error()
-    # initializer_factor=10: with the default 1.0 a tiny T5 only ever emits <pad>
-    config = transformers.T5Config(**{**SHAPE, **VARIANTS[variant]}, initializer_factor=10.0)
-    torch.manual_seed(0)
-    ref = transformers.T5ForConditionalGeneration(config).eval()
-    if variant == "flan":  # transformers 5 ties the head even when told not to: give it one, as Flan-T5 has
-        ref.lm_head.weight = torch.nn.Parameter(torch.randn(VOCAB, config.d_model))
-    return ref
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
 def checkpoint(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp(request.param)
-    _reference(request.param).save_pretrained(directory)
+    reference_t5(request.param).save_pretrained(directory)
     ref = transformers.T5ForConditionalGeneration.from_pretrained(directory).eval()
     return request.param, directory, ref, T5ForConditionalGeneration.from_pretrained(directory)
 
@@ -218,24 +197,6 @@ def test_from_config_is_usable():
 # --------------------------------------------------------------------------------------------------------------
 # End to end with a T5 tokenizer: text -> ids -> generate -> text, both libraries on the same checkpoint
 # --------------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def t5_tokenizer_dir(spm_dir, tmp_path_factory):
-    pb = pytest.importorskip("sentencepiece.sentencepiece_model_pb2")
-    model = pb.ModelProto()
-    model.ParseFromString((spm_dir / "botchan_en_unigram_1000.model").read_bytes())
-    kind = pb.ModelProto.SentencePiece
-    for i, (piece, type_) in enumerate(
-        (("<pad>", kind.CONTROL), ("</s>", kind.CONTROL), ("<unk>", kind.UNKNOWN))
-    ):
-        model.pieces[i].piece, model.pieces[i].type, model.pieces[i].score = piece, type_, 0.0
-    spec = model.trainer_spec
-    spec.pad_id, spec.eos_id, spec.unk_id, spec.bos_id = 0, 1, 2, -1
-    spec.pad_piece, spec.eos_piece, spec.unk_piece = "<pad>", "</s>", "<unk>"
-    folder = tmp_path_factory.mktemp("t5tok")
-    (folder / "spiece.model").write_bytes(model.SerializeToString())
-    return folder
 
 
 @torch.inference_mode()
