@@ -15,27 +15,11 @@ Prints MB/s (MB = 10**6 bytes of UTF-8 input) and the ratios ours / Rust.
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
-# Must be set before tokenizers is imported: one thread, no fork-time parallelism.
-os.environ["RAYON_NUM_THREADS"] = "1"
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
+from common import ASSETS, bbc_texts, single_threaded_tokenizers
 
-ROOT = Path(__file__).resolve().parent.parent
-ASSETS = Path(os.environ.get("ASSETS_DIR", ROOT / ".assets"))
-
-
-def load_texts(megabytes: float) -> tuple[list[str], int]:
-    texts, size = [], 0
-    for path in sorted((ASSETS / "bbcnews").glob("*/*.txt")):
-        text = path.read_bytes().decode("utf-8", errors="replace")  # one article is latin-1
-        texts.append(text)
-        size += len(text.encode("utf-8"))
-        if size >= megabytes * 1e6:
-            break
-    return texts, size
+single_threaded_tokenizers()  # before tokenizers is imported
 
 
 def race(contenders: dict, runs: int) -> dict[str, float]:
@@ -62,7 +46,7 @@ def main() -> None:
     from tinyformers.tokenization.bpe import GPT2Tokenizer
 
     folder = ASSETS / "gpt2-tokenizer"
-    texts, size = load_texts(args.mb)
+    texts, size = bbc_texts(args.mb)
     user_facing = GPT2Tokenizer.from_pretrained(folder)
     ours = user_facing.backend
     theirs = AutoTokenizer.from_pretrained(str(folder))

@@ -14,17 +14,12 @@ Warm-up first, then the best of N runs. Prints MB/s (MB = 10**6 bytes of UTF-8 i
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
-import time
 from pathlib import Path
 
-# Must be set before tokenizers is imported: one thread, no fork-time parallelism.
-os.environ["RAYON_NUM_THREADS"] = "1"
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
+from common import ASSETS, best_time, single_threaded_tokenizers
 
-ROOT = Path(__file__).resolve().parent.parent
-ASSETS = Path(os.environ.get("ASSETS_DIR", ROOT / ".assets"))
+single_threaded_tokenizers()  # before tokenizers is imported
 MODEL = ASSETS / "sentencepiece" / "botchan_en_unigram_1000.model"
 
 
@@ -36,16 +31,6 @@ def load_lines(megabytes: float) -> tuple[list[str], int]:
             texts.append(line)
             size += len(line.encode("utf-8"))
     return texts, size
-
-
-def best_of(runs: int, function) -> float:
-    function()  # warm-up (fills caches, imports lazily loaded modules)
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -73,16 +58,16 @@ def main() -> None:
     assert [ours_t5.encode(t).ids for t in sample] == [e.ids for e in rust.encode_batch(sample)]
 
     results = {
-        "tinyformers sentencepiece-exact (pure Python)": best_of(
+        "tinyformers sentencepiece-exact (pure Python)": best_time(
             args.runs, lambda: [ours_spm.encode(t) for t in texts]
         ),
-        "sentencepiece (C++), encode one text at a time": best_of(
+        "sentencepiece (C++), encode one text at a time": best_time(
             args.runs, lambda: [theirs_spm.encode(t) for t in texts]
         ),
-        "tinyformers T5 tokenizer.json pipeline": best_of(
+        "tinyformers T5 tokenizer.json pipeline": best_time(
             args.runs, lambda: [ours_t5.encode(t) for t in texts]
         ),
-        "tokenizers (Rust, 1 thread), one text at a time": best_of(
+        "tokenizers (Rust, 1 thread), one text at a time": best_time(
             args.runs, lambda: [rust.encode(t) for t in texts]
         ),
     }

@@ -11,37 +11,10 @@ of N runs. Prints MB/s (MB = 10**6 bytes of UTF-8 input) and the ratio ours / Ru
 from __future__ import annotations
 
 import argparse
-import os
-import time
-from pathlib import Path
 
-# Must be set before tokenizers is imported: one thread, no fork-time parallelism.
-os.environ["RAYON_NUM_THREADS"] = "1"
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
+from common import ASSETS, bbc_texts, best_time, single_threaded_tokenizers
 
-ROOT = Path(__file__).resolve().parent.parent
-ASSETS = Path(os.environ.get("ASSETS_DIR", ROOT / ".assets"))
-
-
-def load_texts(megabytes: float) -> tuple[list[str], int]:
-    texts, size = [], 0
-    for path in sorted((ASSETS / "bbcnews").glob("*/*.txt")):
-        text = path.read_bytes().decode("utf-8", errors="replace")  # one article is latin-1
-        texts.append(text)
-        size += len(text.encode("utf-8"))
-        if size >= megabytes * 1e6:
-            break
-    return texts, size
-
-
-def best_of(runs: int, function) -> float:
-    function()  # warm-up (fills caches, imports lazily loaded modules)
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
+single_threaded_tokenizers()  # before tokenizers is imported
 
 
 def main() -> None:
@@ -54,7 +27,7 @@ def main() -> None:
 
     from tinyformers.tokenization.wordpiece import BertTokenizer
 
-    texts, size = load_texts(args.mb)
+    texts, size = bbc_texts(args.mb)
     user_facing = BertTokenizer.from_pretrained(ASSETS / "minilm")
     ours = user_facing.backend
     rust = RustTokenizer.from_file(str(ASSETS / "minilm" / "tokenizer.json"))
@@ -63,23 +36,23 @@ def main() -> None:
     assert [ours.encode(t).ids for t in texts[:50]] == [e.ids for e in rust.encode_batch(texts[:50])]
 
     results = {
-        "tinyformers (pure Python), encode one text at a time": best_of(
+        "tinyformers (pure Python), encode one text at a time": best_time(
             args.runs, lambda: [ours.encode(t) for t in texts]
         ),
-        "tokenizers (Rust, 1 thread), encode one text at a time": best_of(
+        "tokenizers (Rust, 1 thread), encode one text at a time": best_time(
             args.runs, lambda: [rust.encode(t) for t in texts]
         ),
-        "tokenizers (Rust, 1 thread), encode_batch": best_of(args.runs, lambda: rust.encode_batch(texts)),
+        "tokenizers (Rust, 1 thread), encode_batch": best_time(args.runs, lambda: rust.encode_batch(texts)),
     }
     # The user-facing call (dict of ids, type ids, attention mask) against transformers' on the same backend.
     from transformers import AutoTokenizer
 
     theirs = AutoTokenizer.from_pretrained(str(ASSETS / "minilm"))
     calls = {
-        "tinyformers BertTokenizer(text), one text at a time": best_of(
+        "tinyformers BertTokenizer(text), one text at a time": best_time(
             args.runs, lambda: [user_facing(t, verbose=False) for t in texts]
         ),
-        "transformers BertTokenizer(text), one text at a time": best_of(
+        "transformers BertTokenizer(text), one text at a time": best_time(
             args.runs, lambda: [theirs(t, verbose=False) for t in texts]
         ),
     }

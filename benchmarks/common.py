@@ -5,6 +5,37 @@ from __future__ import annotations
 import os
 import platform
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSETS = Path(os.environ.get("ASSETS_DIR", ROOT / ".assets"))
+
+
+def single_threaded_tokenizers() -> None:
+    """Call before importing ``tokenizers``: one Rust thread and no fork-time parallelism, for a fair comparison."""
+    os.environ["RAYON_NUM_THREADS"] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+def bbc_texts(megabytes: float) -> tuple[list[str], int]:
+    """BBC news articles, in a fixed order, until ``megabytes`` of UTF-8; returns (texts, bytes)."""
+    texts, size = [], 0
+    for path in sorted((ASSETS / "bbcnews").glob("*/*.txt")):
+        text = path.read_bytes().decode("utf-8", errors="replace")  # one article is latin-1
+        texts.append(text)
+        size += len(text.encode("utf-8"))
+        if size >= megabytes * 1e6:
+            break
+    return texts, size
+
+
+def best_time(runs: int, function) -> float:
+    """Seconds of the fastest of ``runs`` calls, after one warm-up call (fills caches, lazy imports)."""
+    function()
+    best = float("inf")
+    for _ in range(runs):
+        best = min(best, _timed(function))
+    return best
 
 
 def _timed(fn) -> float:

@@ -21,6 +21,7 @@ class BaseStreamer:
 
 
 def _is_cjk(cp: int) -> bool:
+    # transformers' streamer table (0x2B820..), not the tokenizers BertNormalizer one (0x2B920..): each matches its oracle
     return (
         0x4E00 <= cp <= 0x9FFF
         or 0x3400 <= cp <= 0x4DBF
