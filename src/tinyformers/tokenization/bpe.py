@@ -26,7 +26,6 @@ from .pipeline import (
     POST_PROCESSORS,
     PRE_TOKENIZERS,
     WHITESPACE,
-    CachedModel,
     Decoder,
     Encoding,
     NormalizedString,
@@ -36,6 +35,7 @@ from .pipeline import (
     TemplateProcessing,
     Tokenizer,
     TokenizerFileError,
+    VocabModel,
     _unicode_regex,
     register,
 )
@@ -127,7 +127,7 @@ def parse_merges(merges: list) -> tuple[list[tuple[str, str]], bool]:
 
 
 @register(MODELS, "BPE")
-class BPE(CachedModel):
+class BPE(VocabModel):
     """Byte-pair encoding: start from characters, join the best-ranked adjacent pair until none is left.
 
     Tokens of a word are cached (the same words come back all the time in real text). Offsets are character
@@ -151,8 +151,7 @@ class BPE(CachedModel):
             raise NotImplementedError(
                 f"BPE dropout={dropout} is not supported (it makes encoding random); set 'dropout' to null"
             )
-        self.vocab = dict(vocab)
-        self.vocab_r = {index: token for token, index in self.vocab.items()}
+        self._set_vocab(dict(vocab))
         self.merges, self._merges_as_strings = parse_merges(list(merges))
         self.dropout = dropout
         self.unk_token = unk_token
@@ -216,18 +215,6 @@ class BPE(CachedModel):
     def from_files(cls, vocab_file: str | Path, merges_file: str | Path, **options) -> BPE:
         """GPT-2's legacy files: ``vocab.json`` and ``merges.txt``."""
         return cls(_read_json(Path(vocab_file)), read_merges_file(merges_file), **options)
-
-    def token_to_id(self, token: str) -> int | None:
-        return self.vocab.get(token)
-
-    def id_to_token(self, index: int) -> str | None:
-        return self.vocab_r.get(index)
-
-    def get_vocab(self) -> dict[str, int]:
-        return self.vocab
-
-    def get_vocab_size(self) -> int:
-        return len(self.vocab)
 
     # -- tokenization -------------------------------------------------------------------------------------------
 

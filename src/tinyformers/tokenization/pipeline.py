@@ -634,17 +634,29 @@ class Prepend(Normalizer):
         piece.prepend(self.prepend)
 
 
-@register(NORMALIZERS, "Sequence")
-@dataclass
-class NormalizerSequence(Normalizer):
-    normalizers: list = field(default_factory=list)
+class StageSequence:
+    """A "Sequence" stage: the stages of one kind listed under one key, built and written back the same way."""
+
+    stage_registry: ClassVar[dict]
+    items_key: ClassVar[str]
 
     @classmethod
     def from_dict(cls, spec: dict):
-        return cls([build(NORMALIZERS, item) for item in spec.get("normalizers", [])])
+        return cls([build(cls.stage_registry, item) for item in spec.get(cls.items_key, [])])
 
     def to_dict(self) -> dict:
-        return {"type": "Sequence", "normalizers": [n.to_dict() for n in self.normalizers]}
+        return {
+            "type": "Sequence",
+            self.items_key: [stage.to_dict() for stage in getattr(self, self.items_key)],
+        }
+
+
+@register(NORMALIZERS, "Sequence")
+@dataclass
+class NormalizerSequence(StageSequence, Normalizer):
+    stage_registry: ClassVar[dict] = NORMALIZERS
+    items_key: ClassVar[str] = "normalizers"
+    normalizers: list = field(default_factory=list)
 
     def normalize(self, piece: NormalizedString) -> None:
         for normalizer in self.normalizers:
@@ -797,15 +809,10 @@ class Split(RegexPreTokenizer):
 
 @register(PRE_TOKENIZERS, "Sequence")
 @dataclass
-class PreTokenizerSequence(PreTokenizer):
+class PreTokenizerSequence(StageSequence, PreTokenizer):
+    stage_registry: ClassVar[dict] = PRE_TOKENIZERS
+    items_key: ClassVar[str] = "pretokenizers"
     pretokenizers: list = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, spec: dict):
-        return cls([build(PRE_TOKENIZERS, item) for item in spec.get("pretokenizers", [])])
-
-    def to_dict(self) -> dict:
-        return {"type": "Sequence", "pretokenizers": [p.to_dict() for p in self.pretokenizers]}
 
     def pre_tokenize(self, pretokenized: PreTokenizedString) -> None:
         if all(type(p).pre_tokenize is PreTokenizer.pre_tokenize for p in self.pretokenizers):
@@ -896,6 +903,26 @@ class CachedModel(Model):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._start_cache()
+
+
+class VocabModel(CachedModel):
+    """A cached model over a ``{token: id}`` vocabulary (WordPiece, BPE): the lookups they share."""
+
+    def _set_vocab(self, vocab: dict[str, int]) -> None:
+        self.vocab = vocab
+        self.vocab_r = {index: token for token, index in vocab.items()}
+
+    def token_to_id(self, token: str) -> int | None:
+        return self.vocab.get(token)
+
+    def id_to_token(self, index: int) -> str | None:
+        return self.vocab_r.get(index)
+
+    def get_vocab(self) -> dict[str, int]:
+        return self.vocab
+
+    def get_vocab_size(self) -> int:
+        return len(self.vocab)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1147,15 +1174,10 @@ class RobertaProcessing(PostProcessor):
 
 @register(POST_PROCESSORS, "Sequence")
 @dataclass
-class PostProcessorSequence(PostProcessor):
+class PostProcessorSequence(StageSequence, PostProcessor):
+    stage_registry: ClassVar[dict] = POST_PROCESSORS
+    items_key: ClassVar[str] = "processors"
     processors: list = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, spec: dict):
-        return cls([build(POST_PROCESSORS, item) for item in spec.get("processors", [])])
-
-    def to_dict(self) -> dict:
-        return {"type": "Sequence", "processors": [p.to_dict() for p in self.processors]}
 
     def process(self, encoding, pair, add_special_tokens):
         # Only the first processor that adds tokens sees the pair; later ones refine the merged result.
@@ -1212,15 +1234,10 @@ class WordPieceDecoder(Decoder):
 
 @register(DECODERS, "Sequence")
 @dataclass
-class DecoderSequence(Decoder):
+class DecoderSequence(StageSequence, Decoder):
+    stage_registry: ClassVar[dict] = DECODERS
+    items_key: ClassVar[str] = "decoders"
     decoders: list = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, spec: dict):
-        return cls([build(DECODERS, item) for item in spec.get("decoders", [])])
-
-    def to_dict(self) -> dict:
-        return {"type": "Sequence", "decoders": [d.to_dict() for d in self.decoders]}
 
     def decode_chain(self, tokens: list[str]) -> list[str]:
         for decoder in self.decoders:

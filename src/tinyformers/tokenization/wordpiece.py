@@ -14,17 +14,17 @@ from .pipeline import (
     MODELS,
     BertNormalizer,
     BertPreTokenizer,
-    CachedModel,
     TemplateProcessing,
     Tokenizer,
     TokenizerFileError,
+    VocabModel,
     WordPieceDecoder,
     register,
 )
 
 
 @register(MODELS, "WordPiece")
-class WordPiece(CachedModel):
+class WordPiece(VocabModel):
     def __init__(
         self,
         vocab: dict[str, int],
@@ -32,8 +32,7 @@ class WordPiece(CachedModel):
         continuing_subword_prefix: str = "##",
         max_input_chars_per_word: int = 100,
     ):
-        self.vocab = dict(vocab)
-        self.vocab_r = {index: token for token, index in self.vocab.items()}
+        self._set_vocab(dict(vocab))
         self.unk_token = unk_token
         self.continuing_subword_prefix = continuing_subword_prefix
         self.max_input_chars_per_word = max_input_chars_per_word
@@ -67,18 +66,6 @@ class WordPiece(CachedModel):
             "max_input_chars_per_word": self.max_input_chars_per_word,
             "vocab": self.vocab,
         }
-
-    def token_to_id(self, token: str) -> int | None:
-        return self.vocab.get(token)
-
-    def id_to_token(self, index: int) -> str | None:
-        return self.vocab_r.get(index)
-
-    def get_vocab(self) -> dict[str, int]:
-        return self.vocab
-
-    def get_vocab_size(self) -> int:
-        return len(self.vocab)
 
     def _unknown(self, word: str) -> tuple[tuple[int, str, int, int], ...]:
         unk_id = self.vocab.get(self.unk_token)
