@@ -96,10 +96,34 @@ def test_compiled_decoding_matches_eager(checkpoint):
     for batch in ((ids[:1],), (ids[:1, 3:],), (ids, mask)):  # a shorter prompt lands in the same cache bucket
         kw = dict(max_new_tokens=24, do_sample=False)
         assert torch.equal(compiled.generate(*batch, **kw), eager.generate(*batch, **kw))
-    int8 = AutoModelForCausalLM.from_pretrained(checkpoint, quantize="int8")
+    # Compiled, one-row products stream [out, in] rows (layers.matvec); prefill keeps F.linear on them.
+    assert compiled.model.layers[0].gate_up.weight.is_contiguous()
+    # int8 inside the graph multiplies float32 activations (the eager kernel takes bfloat16 ones), so it
+    # follows float32 at least as closely as eager int8 does, rather than equalling eager int8.
     int8_compiled = AutoModelForCausalLM.from_pretrained(checkpoint, quantize="int8", compile=True)
-    kw = dict(attention_mask=mask, max_new_tokens=24, do_sample=False)
-    assert torch.equal(int8_compiled.generate(ids, **kw), int8.generate(ids, **kw))
+    _, forced = greedy_agreement(int8_compiled, eager, [ids[i : i + 1, 9:] for i in range(3)], new_tokens=24)
+    assert forced >= 0.9
+
+
+@pytest.mark.slow
+@torch.inference_mode()
+def test_changing_a_compiled_model_traces_it_again(checkpoint):
+    eager = AutoModelForCausalLM.from_pretrained(checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, compile=True)
+    ids = _batch()[0][:1]
+    kw = dict(max_new_tokens=8, do_sample=False)
+    model.generate(ids, **kw)
+    step = model._compiled_step
+    model.quantize_weights("int8")  # the traced graph read float matrices: a new step must trace int8 ones
+    assert model._compiled_step is not step
+    _, forced = greedy_agreement(model, eager, [ids], new_tokens=8)
+    assert forced >= 0.75
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, compile=True)
+    model.generate(ids, **kw)
+    step = model._compiled_step
+    model.to(torch.bfloat16)
+    assert model._compiled_step is not step
+    assert model.generate(ids, **kw).shape == (1, ids.shape[1] + 8)
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -117,6 +119,17 @@ def test_greedy_chat_generations_identical(ours, reference):
         first[len(tok.apply_chat_template(CHATS[0], add_generation_prompt=True)["input_ids"]) :]
     )
     assert answer.startswith("The capital of France is Paris.")
+
+
+@torch.inference_mode()
+def test_compiled_greedy_chat_generations_identical(ours, reference):
+    """compile=True computes one-row products its own way (layers.matvec) and must still pick the same tokens."""
+    tok, model = ours
+    compiled = copy.deepcopy(model).compile_decoding()
+    for chat, want in zip(CHATS, reference["generations"]):
+        ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")["input_ids"]
+        got = compiled.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist()
+        assert got == want, (tok.decode(got[ids.shape[1] :]), tok.decode(want[ids.shape[1] :]))
 
 
 def test_bad_gguf_inputs(smollm2_dir, tmp_path):

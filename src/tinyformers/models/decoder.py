@@ -160,7 +160,12 @@ class CausalLM(GenerationMixin):
         Costs ~1 minute of compilation at the first ``generate`` of each batch size and cache-length bucket
         (caches are ``max_length_step`` positions apart); outputs agree with eager. Returns the model."""
         from .compiled import CompiledDecodeStep
+        from .layers import decode_layout
 
+        for module in self.modules():
+            if hasattr(module, "compiled_matvec"):
+                module.compiled_matvec = True
+        decode_layout(self)
         self._compiled_step = CompiledDecodeStep(self, max_length_step)
         return self
 
@@ -170,4 +175,14 @@ class CausalLM(GenerationMixin):
         from .quantized import quantize_linears
 
         quantize_linears(self, scheme)
+        return self._recompile()
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)  # every dtype or device change (.to, .float, ...) comes through here
+        return self._recompile()
+
+    def _recompile(self):
+        """A compiled step traced the model as it was; after its modules change, trace afresh."""
+        if self._compiled_step is not None:
+            self.compile_decoding(self._compiled_step.max_length_step)
         return self

@@ -22,7 +22,7 @@ from ..configuration import PretrainedConfig
 from ..generation import StaticKVCache
 from ..modeling import PreTrainedModel, Rename, WeightMap
 from .decoder import CausalLM, DecoderBackbone
-from .layers import RMSNorm, activation, decode_layout
+from .layers import Linear, RMSNorm, activation, decode_layout, one_token_attention
 
 ROPE_TYPES = ("default", "linear", "llama3")
 
@@ -146,13 +146,13 @@ class LlamaBlock(nn.Module):
         self.index = index
         self.n_heads, self.n_kv, self.head_dim = c.num_attention_heads, c.num_key_value_heads, c.head_dim
         self.attn_norm = RMSNorm(c.hidden_size, c.rms_norm_eps)
-        self.qkv = nn.Linear(
+        self.qkv = Linear(
             c.hidden_size, (self.n_heads + 2 * self.n_kv) * self.head_dim, bias=c.attention_bias
         )
-        self.attn_out = nn.Linear(self.n_heads * self.head_dim, c.hidden_size, bias=c.attention_bias)
+        self.attn_out = Linear(self.n_heads * self.head_dim, c.hidden_size, bias=c.attention_bias)
         self.mlp_norm = RMSNorm(c.hidden_size, c.rms_norm_eps)
-        self.gate_up = nn.Linear(c.hidden_size, 2 * c.intermediate_size, bias=c.mlp_bias)
-        self.down = nn.Linear(c.intermediate_size, c.hidden_size, bias=c.mlp_bias)
+        self.gate_up = Linear(c.hidden_size, 2 * c.intermediate_size, bias=c.mlp_bias)
+        self.down = Linear(c.intermediate_size, c.hidden_size, bias=c.mlp_bias)
         self.act = activation(c.hidden_act)
         self.attn_dropout = c.attention_dropout
 
@@ -166,12 +166,11 @@ class LlamaBlock(nn.Module):
         if cache is not None:
             k, v = cache.update(self.index, k, v)
         p = self.attn_dropout if self.training else 0.0
-        if s == 1 and self.n_heads != self.n_kv:
-            # One new token: fold each KV head's query group into the length dimension, so SDPA runs on n_kv
-            # heads without copying K/V n_heads / n_kv times (a [b, 1, 1, keys] mask broadcasts over the group).
-            group = self.n_heads // self.n_kv
-            q = q.reshape(b, self.n_kv, group, self.head_dim)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        if s == 1 and not self.training:
+            # One new token: fold each KV head's query group into the length dimension, so attention runs on
+            # n_kv heads without copying K/V n_heads / n_kv times (a [b, 1, 1, keys] mask broadcasts over the group).
+            q = q.reshape(b, self.n_kv, self.n_heads // self.n_kv, self.head_dim)
+            out = one_token_attention(q, k, v, mask)
             return self.attn_out(out.reshape(b, 1, -1))  # [b, n_kv, group, d] is already [b, 1, heads * d]
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal, enable_gqa=self.n_heads != self.n_kv
@@ -252,4 +251,4 @@ class LlamaForCausalLM(CausalLM, LlamaPreTrainedModel):
     def __init__(self, config: LlamaConfig):
         super().__init__(config)
         self.model = LlamaModel(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .layers import matvec
+
 SCHEMES = ("int8",)
 
 
@@ -32,8 +34,12 @@ class Int8Linear(nn.Module):
         self.register_buffer("qweight", (weight / scales[:, None]).round().clamp(-127, 127).to(torch.int8))
         self.register_buffer("scales", scales.to(torch.bfloat16))
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), False)
+        # Inside a compiled decoding step one row runs as ``matvec`` on float32 activations (see layers.Linear).
+        self.compiled_matvec = getattr(linear, "compiled_matvec", False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.compiled_matvec and torch.compiler.is_compiling() and x.numel() == self.in_features:
+            return matvec(x, self.qweight, self.bias, self.scales)
         flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
         y = torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scales).to(x.dtype)
         y = y.view(*x.shape[:-1], self.out_features)
