@@ -36,7 +36,8 @@ def test_info_bad_path_is_one_line_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_chat_one_shot_answers_paris(smollm2_dir):
+@pytest.mark.parametrize("speed", [(), ("--quantize", "int8", "--compile")], ids=["fp32", "int8-compiled"])
+def test_chat_one_shot_answers_paris(smollm2_dir, speed):
     out = run(
         "--json",
         "chat",
@@ -46,10 +47,11 @@ def test_chat_one_shot_answers_paris(smollm2_dir):
         "What is the capital of France?",
         "--max-new-tokens",
         "12",
+        *speed,
     )
     assert out.returncode == 0, out.stderr
     reply = json.loads(out.stdout)["reply"]
-    assert reply.startswith("The capital of France is Paris.")
+    assert reply.startswith("The capital of France is Paris.") if not speed else "Paris" in reply
 
 
 @pytest.mark.slow

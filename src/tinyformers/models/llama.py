@@ -7,7 +7,8 @@ them against the checkpoint's names). Rotary cos/sin come from a table computed 
 Decoding speed (SmolLM2-135M, 2-core CPU; numbers in ``benchmarks/bench_llama_generate.py``): float32 matrices are
 stored [in, out] (``decode_layout``), rotary runs once over Q and K together, and a one-token step folds the GQA
 query group into the length dimension. ``compile_decoding()`` and ``quantize_weights("int8")`` go further
-(``models/compiled.py``, ``models/quantized.py``).
+(``models/compiled.py``, ``models/quantized.py``): inside the compiled step the matrices (``layers.Linear``) and
+one-token attention run as loops inductor generates and fuses.
 """
 
 from __future__ import annotations
