@@ -122,22 +122,6 @@ def matvec(x: torch.Tensor, weight: torch.Tensor, bias=None, scales=None) -> tor
     return y if bias is None else y + bias
 
 
-def one_token_attention(q, k, v, mask: torch.Tensor | None) -> torch.Tensor:
-    """Attention of one new position per row (queries [b, heads, n, d] over keys [b, heads, keys, d]; ``mask``, a
-    boolean [b, 1, 1, keys], or None).
-
-    Eagerly this is SDPA. Inside a compiled decoding step it is written as two multiply-and-sum reductions and a
-    softmax, which inductor fuses into the surrounding loops: ~18 us a layer where the SDPA kernel call costs ~39
-    (SmolLM2, a 256-position cache); the results differ from SDPA's only in float rounding.
-    """
-    if not torch.compiler.is_compiling():
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    scores = (q.unsqueeze(-2) * k.unsqueeze(2)).sum(-1) * q.shape[-1] ** -0.5
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return (scores.softmax(-1).unsqueeze(-1) * v.unsqueeze(2)).sum(-2)
-
-
 class Linear(nn.Linear):
     """``nn.Linear`` whose single-row products run as ``matvec`` inside a compiled decoding step.
 

@@ -7,8 +7,8 @@ them against the checkpoint's names). Rotary cos/sin come from a table computed 
 Decoding speed (SmolLM2-135M, 2-core CPU; numbers in ``benchmarks/bench_llama_generate.py``): float32 matrices are
 stored [in, out] (``decode_layout``), rotary runs once over Q and K together, and a one-token step folds the GQA
 query group into the length dimension. ``compile_decoding()`` and ``quantize_weights("int8")`` go further
-(``models/compiled.py``, ``models/quantized.py``): inside the compiled step the matrices (``layers.Linear``) and
-one-token attention run as loops inductor generates and fuses.
+(``models/compiled.py``, ``models/quantized.py``): inside the compiled step the matrices (``layers.Linear``) run as
+loops inductor generates and fuses.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..configuration import PretrainedConfig
 from ..generation import StaticKVCache
 from ..modeling import PreTrainedModel, Rename, WeightMap
 from .decoder import CausalLM, DecoderBackbone
-from .layers import Linear, RMSNorm, activation, decode_layout, one_token_attention
+from .layers import Linear, RMSNorm, activation, decode_layout
 
 ROPE_TYPES = ("default", "linear", "llama3")
 
@@ -167,11 +167,12 @@ class LlamaBlock(nn.Module):
         if cache is not None:
             k, v = cache.update(self.index, k, v)
         p = self.attn_dropout if self.training else 0.0
-        if s == 1 and not self.training:
-            # One new token: fold each KV head's query group into the length dimension, so attention runs on
-            # n_kv heads without copying K/V n_heads / n_kv times (a [b, 1, 1, keys] mask broadcasts over the group).
-            q = q.reshape(b, self.n_kv, self.n_heads // self.n_kv, self.head_dim)
-            out = one_token_attention(q, k, v, mask)
+        if s == 1 and self.n_heads != self.n_kv:
+            # One new token: fold each KV head's query group into the length dimension, so SDPA runs on n_kv
+            # heads without copying K/V n_heads / n_kv times (a [b, 1, 1, keys] mask broadcasts over the group).
+            group = self.n_heads // self.n_kv
+            q = q.reshape(b, self.n_kv, group, self.head_dim)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
             return self.attn_out(out.reshape(b, 1, -1))  # [b, n_kv, group, d] is already [b, 1, heads * d]
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal, enable_gqa=self.n_heads != self.n_kv
