@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
+import warnings
 
 import pytest
 import torch
@@ -515,3 +517,16 @@ def test_unimplemented_transformers_options_are_named(model, kwargs):
     with pytest.raises(ValueError, match=f"does not support {name}"):
         model.generate(prompts(), generation_config=GenerationConfig(max_new_tokens=2, **kwargs))
     model.generate(prompts(), max_new_tokens=2, output_hidden_states=False)  # the default is no request
+
+
+def test_checkpoint_generation_config_with_unimplemented_option_warns_once(model, tmp_path):
+    """A checkpoint's own generation_config.json is not the user's request: a warning names what is ignored."""
+    own = copy.deepcopy(model)
+    own.generation_config = GenerationConfig(max_new_tokens=2, suppress_tokens=[3])
+    with pytest.warns(
+        UserWarning, match=r"sets suppress_tokens=\[3\], which generate\(\) does not implement"
+    ):
+        own.generate(prompts())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        own.generate(prompts())  # once per config, not at every call

@@ -75,6 +75,13 @@ def test_from_pretrained_options(checkpoint, monkeypatch):
         AutoModelForCausalLM.from_pretrained(checkpoint, quantize="int3")
 
 
+def test_saving_a_quantised_model_is_refused(checkpoint, tmp_path):
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, quantize="int8")
+    with pytest.raises(ValueError, match="quantised to int8 in memory"):
+        model.save_pretrained(tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
 @torch.inference_mode()
 def test_int8_follows_float32(checkpoint):
     fp32 = AutoModelForCausalLM.from_pretrained(checkpoint)

@@ -387,6 +387,12 @@ class PreTrainedModel(nn.Module):
         max_shard_size: int | str = "5GB",
     ) -> None:
         """Write config.json and the weights under Hugging Face names, so ``transformers`` loads them."""
+        if getattr(self, "quantization", None):
+            raise ValueError(
+                f"save_pretrained: this model's matrices were quantised to {self.quantization} in memory "
+                "(quantize=), which no checkpoint format here holds; save the model loaded without quantize= "
+                "and quantise again after loading"
+            )
         directory = Path(save_directory)
         if directory.exists() and not directory.is_dir():
             raise NotADirectoryError(f"save_pretrained: '{directory}' is a file; pass a directory path")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,19 @@ class GenerationConfig:
         for name, value in self._extra.items():
             if name in UNSUPPORTED:
                 check_supported(name, value)
+
+    def warn_unsupported(self) -> None:
+        """A warning (once per config) for options a checkpoint's own generation_config.json sets that are not
+        implemented: the user did not ask for them, so no error, but transformers would apply them."""
+        asked = {k: v for k, v in self._extra.items() if k in UNSUPPORTED and not is_default(v)}
+        if asked and not getattr(self, "_warned", False):
+            self._warned = True
+            options = ", ".join(f"{k}={v!r}" for k, v in asked.items())
+            warnings.warn(
+                f"this model's generation_config.json sets {options}, which generate() does not implement and "
+                "ignores; outputs may differ from transformers'",
+                stacklevel=4,
+            )
 
     def merged_over(self, base: GenerationConfig | None) -> GenerationConfig:
         """A copy of ``base`` with this config's set fields on top."""
@@ -183,11 +197,18 @@ class GenerationConfig:
         return f"GenerationConfig({', '.join(f'{k}={v!r}' for k, v in self.set_fields().items())})"
 
 
+def is_default(value: Any) -> bool:
+    """Whether an option's value is transformers' "nothing asked for" (None, False, 0, 1, empty)."""
+    if isinstance(value, bool):
+        return value is False
+    if isinstance(value, (int, float)):
+        return value in (0, 1)
+    return value is None or (isinstance(value, (list, tuple, dict)) and not value)
+
+
 def check_supported(name: str, value: Any) -> None:
-    flag, number = isinstance(value, bool), isinstance(value, (int, float))
-    default = value is None or (value is False if flag else number and value in (0, 1))
-    if default or (isinstance(value, (list, tuple, dict)) and not value):
-        return  # transformers' default: nothing asked for
+    if is_default(value):
+        return
     raise ValueError(
         f"generate() does not support {name}={value!r} (a transformers option not implemented here); "
         f"remove it. Supported options: {', '.join(sorted(DEFAULTS))}"

@@ -73,6 +73,7 @@ def resolve_config(
 ) -> tuple[GenerationConfig, bool]:
     """kwargs > ``generation_config`` > ``model.generation_config`` > defaults; also whether max_length was left default."""
     gc = getattr(model, "generation_config", None) or GenerationConfig.from_model_config(model.config)
+    gc.warn_unsupported()
     if generation_config is not None:
         generation_config.check_supported()
         gc = generation_config.merged_over(gc)

@@ -177,6 +177,7 @@ class CausalLM(GenerationMixin):
         from .quantized import quantize_linears
 
         quantize_linears(self, scheme)
+        self.quantization = scheme  # save_pretrained refuses: no checkpoint format here holds these matrices
         return self._recompile()
 
     def _apply(self, fn, recurse=True):
