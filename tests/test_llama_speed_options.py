@@ -118,19 +118,15 @@ def test_changing_a_compiled_model_traces_it_again(checkpoint):
     eager = AutoModelForCausalLM.from_pretrained(checkpoint)
     model = AutoModelForCausalLM.from_pretrained(checkpoint, compile=True)
     ids = _batch()[0][:1]
-    kw = dict(max_new_tokens=8, do_sample=False)
-    model.generate(ids, **kw)
+    model.generate(ids, max_new_tokens=4, do_sample=False)  # traced with float matrices
     step = model._compiled_step
-    model.quantize_weights("int8")  # the traced graph read float matrices: a new step must trace int8 ones
+    model.quantize_weights("int8")  # that graph would read float matrices: a new step traces the int8 ones
     assert model._compiled_step is not step
     _, forced = greedy_agreement(model, eager, [ids], new_tokens=8)
     assert forced >= 0.75
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, compile=True)
-    model.generate(ids, **kw)
     step = model._compiled_step
-    model.to(torch.bfloat16)
+    model.to(torch.bfloat16)  # so does a dtype or device change
     assert model._compiled_step is not step
-    assert model.generate(ids, **kw).shape == (1, ids.shape[1] + 8)
 
 
 @pytest.mark.slow
