@@ -6,8 +6,6 @@ maps it to the checkpoint names, so real BERT checkpoints load and what we save 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,7 +18,7 @@ from ..outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from .layers import activation, padding_mask, sequence_classification_loss, token_loss
+from .layers import activation, attend, padding_mask, sequence_classification_loss, token_loss
 
 
 class BertConfig(PretrainedConfig):
@@ -91,16 +89,9 @@ class BertLayer(nn.Module):
     def attention(self, x, mask, need_weights: bool):
         b, s, h = x.shape
         q, k, v = self.qkv(x).view(b, s, 3, self.n_heads, h // self.n_heads).permute(2, 0, 3, 1, 4)
-        if need_weights:  # SDPA cannot return the probabilities: compute them explicitly
-            scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-            if mask is not None:
-                scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-            probs = F.dropout(scores.softmax(-1), self.attn_dropout, self.training)
-            out = probs @ v
-        else:
-            p = self.attn_dropout if self.training else 0.0
-            out, probs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
-        return out.transpose(1, 2).reshape(b, s, h), probs
+        weights = [] if need_weights else None
+        out = attend(q, k, v, mask, dropout_p=self.attn_dropout if self.training else 0.0, weights=weights)
+        return out.transpose(1, 2).reshape(b, s, h), weights[0] if weights else None
 
     def forward(self, x, mask=None, need_weights: bool = False):
         a, probs = self.attention(x, mask, need_weights)

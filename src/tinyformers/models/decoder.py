@@ -4,7 +4,7 @@ causal-LM head (loss, logits, and the generation protocol of ``tinyformers.gener
 A family provides, on its base model: ``embed(input_ids, position_ids, inputs_embeds) -> (x, layer_args)``
 (``layer_args`` are extra per-step inputs every layer takes, e.g. rotary cos/sin), ``layers``, ``norm`` and
 ``cache_layout() -> (layers, kv_heads, head_dim)``; each layer is called as
-``layer(x, *layer_args, mask, is_causal, cache)``.
+``layer(x, *layer_args, mask, is_causal, cache, attentions)`` (``attentions``: None, or a list for ``attend``).
 """
 
 from __future__ import annotations
@@ -34,13 +34,15 @@ class DecoderBackbone:
         cache=None,
         inputs_embeds=None,
         hidden_states=None,
+        attentions=None,
     ):
-        """The decoder proper; ``hidden_states``, when a list, collects every layer's input and the output."""
+        """The decoder proper; ``hidden_states``, when a list, collects every layer's input and the output,
+        ``attentions``, when a list, every layer's attention probabilities."""
         x, layer_args = self.embed(input_ids, position_ids, inputs_embeds)
         for layer in self.layers:
             if hidden_states is not None:
                 hidden_states.append(x)
-            x = layer(x, *layer_args, mask, is_causal, cache)
+            x = layer(x, *layer_args, mask, is_causal, cache, attentions)
         if cache is not None:
             cache.advance(x.shape[1])
         x = self.norm(x)
@@ -56,6 +58,7 @@ class DecoderBackbone:
         inputs_embeds=None,
         cache: StaticKVCache | None = None,
         output_hidden_states=None,
+        output_attentions=None,
         return_dict=None,
     ):
         if (input_ids is None) == (inputs_embeds is None):
@@ -81,9 +84,14 @@ class DecoderBackbone:
         else:
             mask, is_causal = causal_mask(attention_mask.bool(), 0), False
         hidden_states = [] if (output_hidden_states or self.config.output_hidden_states) else None
-        x = self.run(input_ids, position_ids, mask, is_causal, cache, inputs_embeds, hidden_states)
+        attentions = [] if (output_attentions or self.config.output_attentions) else None
+        x = self.run(
+            input_ids, position_ids, mask, is_causal, cache, inputs_embeds, hidden_states, attentions
+        )
         out = BaseModelOutput(
-            last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states else None
+            last_hidden_state=x,
+            hidden_states=tuple(hidden_states) if hidden_states else None,
+            attentions=tuple(attentions) if attentions else None,
         )
         return out if return_dict is not False else out.to_tuple()
 
@@ -110,7 +118,7 @@ class CausalLM(GenerationMixin):
         x = out.last_hidden_state
         logits = self.lm_head(x[:, -logits_to_keep:] if logits_to_keep else x)
         loss = causal_lm_loss(logits, labels) if labels is not None else None
-        result = CausalLMOutputWithPast(loss, logits, kwargs.get("cache"), out.hidden_states)
+        result = CausalLMOutputWithPast(loss, logits, kwargs.get("cache"), out.hidden_states, out.attentions)
         return result if return_dict is not False else result.to_tuple()
 
     # ---- the generation protocol (see tinyformers.generation) ---------------------------------------------------

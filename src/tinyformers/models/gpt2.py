@@ -21,7 +21,7 @@ from ..generation import StaticKVCache
 from ..modeling import PreTrainedModel, Rename, WeightMap
 from ..outputs import SequenceClassifierOutput
 from .decoder import CausalLM, DecoderBackbone
-from .layers import activation, sequence_classification_loss
+from .layers import activation, attend, sequence_classification_loss
 
 
 class GPT2Config(PretrainedConfig):
@@ -119,22 +119,22 @@ class GPT2Block(nn.Module):
             self.scale /= index + 1
         self.dropout, self.attn_dropout = c.resid_pdrop, c.attn_pdrop
 
-    def attention(self, x, b: int, s: int, mask, is_causal: bool, cache: StaticKVCache | None):
+    def attention(self, x, b: int, s: int, mask, is_causal: bool, cache: StaticKVCache | None, attentions):
         h = x.shape[1]
         q, k, v = affine(x, self.qkv).view(b, s, 3, self.n_heads, h // self.n_heads).permute(2, 0, 3, 1, 4)
         if cache is not None:
             k, v = cache.update(self.index, k, v)
         p = self.attn_dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal, scale=self.scale
-        )
+        out = attend(q, k, v, mask, is_causal, self.scale, p, attentions)
         return affine(out.transpose(1, 2).reshape(b * s, h), self.attn_out)
 
-    def forward(self, x, mask=None, is_causal: bool = True, cache: StaticKVCache | None = None):
+    def forward(
+        self, x, mask=None, is_causal: bool = True, cache: StaticKVCache | None = None, attentions=None
+    ):
         b, s, h = x.shape
         x = x.reshape(b * s, h)
         x = x + self.residual_dropout(
-            self.attention(layer_norm(x, self.attn_norm), b, s, mask, is_causal, cache)
+            self.attention(layer_norm(x, self.attn_norm), b, s, mask, is_causal, cache, attentions)
         )
         y = affine(self.act(affine(layer_norm(x, self.mlp_norm), self.mlp_in)), self.mlp_out)
         return (x + self.residual_dropout(y)).view(b, s, h)
@@ -237,5 +237,5 @@ class GPT2ForSequenceClassification(GPT2PreTrainedModel):
             if labels is not None
             else None
         )
-        result = SequenceClassifierOutput(loss, pooled, out.hidden_states)
+        result = SequenceClassifierOutput(loss, pooled, out.hidden_states, out.attentions)
         return result if return_dict is not False else result.to_tuple()

@@ -45,6 +45,29 @@ def activation(name: str):
     return ACTIVATIONS[name]
 
 
+def attend(q, k, v, mask=None, is_causal=False, scale=None, dropout_p=0.0, weights: list | None = None):
+    """Scaled dot-product attention (``F.scaled_dot_product_attention``'s arguments; fewer K/V heads than query
+    heads is grouped-query attention). SDPA cannot return the attention probabilities, so when ``weights`` is a
+    list (``output_attentions=True``) they are computed explicitly, as transformers does, and appended to it."""
+    gqa = k.shape[-3] != q.shape[-3]
+    if weights is None:
+        return F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale, enable_gqa=gqa
+        )
+    if gqa:
+        k, v = (t.repeat_interleave(q.shape[-3] // t.shape[-3], -3) for t in (k, v))
+    scores = q @ k.transpose(-1, -2) * (q.shape[-1] ** -0.5 if scale is None else scale)
+    if is_causal:  # queries are the last positions of the keys
+        mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril(
+            k.shape[-2] - q.shape[-2]
+        )
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    probs = F.dropout(scores.softmax(-1), dropout_p, dropout_p > 0)
+    weights.append(probs)
+    return probs @ v
+
+
 def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """[batch, seq] of 1/0 -> a boolean [batch, 1, 1, seq] mask for SDPA, or None when nothing is padded.
 

@@ -23,7 +23,7 @@ from ..configuration import PretrainedConfig
 from ..generation import StaticKVCache
 from ..modeling import PreTrainedModel, Rename, WeightMap
 from .decoder import CausalLM, DecoderBackbone
-from .layers import Linear, RMSNorm, activation, decode_layout
+from .layers import Linear, RMSNorm, activation, attend, decode_layout
 
 ROPE_TYPES = ("default", "linear", "llama3")
 
@@ -157,7 +157,7 @@ class LlamaBlock(nn.Module):
         self.act = activation(c.hidden_act)
         self.attn_dropout = c.attention_dropout
 
-    def attention(self, x, cos, sin, mask, is_causal: bool, cache: StaticKVCache | None):
+    def attention(self, x, cos, sin, mask, is_causal: bool, cache: StaticKVCache | None, attentions):
         b, s, _ = x.shape
         qkv = self.qkv(x).view(b, s, self.n_heads + 2 * self.n_kv, self.head_dim)
         # Q and K heads are adjacent in the fused output: one rotary pass covers both (saves 4 ops a layer).
@@ -167,20 +167,20 @@ class LlamaBlock(nn.Module):
         if cache is not None:
             k, v = cache.update(self.index, k, v)
         p = self.attn_dropout if self.training else 0.0
-        if s == 1 and self.n_heads != self.n_kv:
+        if s == 1 and self.n_heads != self.n_kv and attentions is None:
             # One new token: fold each KV head's query group into the length dimension, so SDPA runs on n_kv
             # heads without copying K/V n_heads / n_kv times (a [b, 1, 1, keys] mask broadcasts over the group).
             group = self.n_heads // self.n_kv
             q = q.reshape(b, self.n_kv, group, self.head_dim)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
             return self.attn_out(out.reshape(b, 1, -1))  # [b, n_kv, group, d] is already [b, 1, heads * d]
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=p, is_causal=is_causal, enable_gqa=self.n_heads != self.n_kv
-        )
+        out = attend(q, k, v, mask, is_causal, dropout_p=p, weights=attentions)
         return self.attn_out(out.transpose(1, 2).reshape(b, s, -1))
 
-    def forward(self, x, cos, sin, mask=None, is_causal: bool = True, cache: StaticKVCache | None = None):
-        x = x + self.attention(self.attn_norm(x), cos, sin, mask, is_causal, cache)
+    def forward(
+        self, x, cos, sin, mask=None, is_causal=True, cache: StaticKVCache | None = None, attentions=None
+    ):
+        x = x + self.attention(self.attn_norm(x), cos, sin, mask, is_causal, cache, attentions)
         gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
         return x + self.down(self.act(gate) * up)
 

@@ -1,0 +1,101 @@
+"""``output_attentions=True`` on the decoder-only families: every layer's attention probabilities, as transformers
+returns them (GPT-2 with its scaling options, Llama with grouped-query attention), with and without padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from tinyformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification  # noqa: E402
+
+VOCAB = 120
+
+
+def _save(model, tmp_path_factory, name):
+    directory = tmp_path_factory.mktemp(name)
+    model.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory):
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=VOCAB, n_positions=64, n_embd=48, n_layer=2, n_head=4, scale_attn_by_inverse_layer_idx=True
+    )
+    config.pad_token_id = 0
+    return _save(transformers.GPT2ForSequenceClassification(config), tmp_path_factory, "gpt2")
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,  # grouped-query attention
+        max_position_embeddings=64,
+        initializer_range=0.2,
+    )
+    return _save(transformers.LlamaForCausalLM(config), tmp_path_factory, "llama")
+
+
+def _batch():
+    g = torch.Generator().manual_seed(5)
+    ids = torch.randint(1, VOCAB, (2, 11), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, :4] = 0  # left padding
+    return ids.masked_fill(mask == 0, 0), mask
+
+
+def _compare(ours, theirs, mask):
+    assert len(ours) == len(theirs)
+    real = mask.bool()[:, None, :, None] & mask.bool()[:, None, None, :]  # real query x real key
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a * real, b * real, atol=1e-5, rtol=0)
+        sums = a.sum(-1)[mask.bool()[:, None].expand(-1, a.shape[1], -1)]  # each real query's row
+        torch.testing.assert_close(sums, torch.ones_like(sums))
+
+
+def _reference(cls, directory, ids, mask, **kwargs):
+    model = cls.from_pretrained(directory, attn_implementation="eager").eval()
+    with torch.inference_mode():
+        return model(ids, attention_mask=mask, output_attentions=True, **kwargs)
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("padded", [False, True])
+def test_gpt2_attentions(gpt2, padded):
+    ids, mask = _batch()
+    if not padded:
+        ids, mask = ids[:1], mask[:1]
+    ref = _reference(transformers.GPT2Model, gpt2, ids, mask)
+    ours = AutoModel.from_pretrained(gpt2)(ids, attention_mask=mask, output_attentions=True)
+    _compare(ours.attentions, ref.attentions, mask)
+    real = mask.bool()  # padding positions hold different garbage in each library
+    torch.testing.assert_close(ours.last_hidden_state[real], ref.last_hidden_state[real], atol=1e-4, rtol=0)
+    head = AutoModelForSequenceClassification.from_pretrained(gpt2)(ids, mask, output_attentions=True)
+    _compare(head.attentions, ref.attentions, mask)  # heads pass them on
+
+
+@torch.inference_mode()
+@pytest.mark.parametrize("padded", [False, True])
+def test_llama_attentions(llama, padded):
+    ids, mask = _batch()
+    if not padded:
+        ids, mask = ids[:1], mask[:1]
+    ref = _reference(transformers.LlamaForCausalLM, llama, ids, mask)
+    model = AutoModelForCausalLM.from_pretrained(llama)
+    ours = model(ids, attention_mask=mask, output_attentions=True)
+    _compare(ours.attentions, ref.attentions, mask)
+    real = mask.bool()  # padding positions hold different garbage in each library
+    torch.testing.assert_close(ours.logits[real], ref.logits[real], atol=1e-4, rtol=0)
+    assert model(ids, attention_mask=mask).attentions is None  # only when asked for
+    model.config.output_attentions = True  # or set in the config, as transformers
+    assert len(model(ids, attention_mask=mask).attentions) == 2
