@@ -145,6 +145,11 @@ def matvec(x: torch.Tensor, weight: torch.Tensor, bias=None, scales=None) -> tor
     return y if bias is None else y + bias
 
 
+def runs_matvec(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``module`` should multiply ``x`` with ``matvec``: one row, inside a graph compiled for it."""
+    return module.compiled_matvec and torch.compiler.is_compiling() and x.numel() == module.in_features
+
+
 class Linear(nn.Linear):
     """``nn.Linear`` whose single-row products run as ``matvec`` inside a compiled decoding step.
 
@@ -155,7 +160,7 @@ class Linear(nn.Linear):
     compiled_matvec = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.compiled_matvec and torch.compiler.is_compiling() and x.numel() == self.in_features:
+        if runs_matvec(self, x):
             return matvec(x, self.weight, self.bias)
         return F.linear(x, self.weight, self.bias)
 

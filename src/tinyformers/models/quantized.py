@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import matvec
+from .layers import matvec, runs_matvec
 
 SCHEMES = ("int8",)
 
@@ -40,7 +40,7 @@ class Int8Linear(nn.Module):
         self.compiled_matvec = getattr(linear, "compiled_matvec", False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.compiled_matvec and torch.compiler.is_compiling() and x.numel() == self.in_features:
+        if runs_matvec(self, x):
             return matvec(x, self.qweight, self.bias, self.scales)
         flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
         y = torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scales).to(x.dtype)
