@@ -92,7 +92,6 @@ def test_help_lists_every_command_with_examples():
     [
         (("run", "sentiment-analysiss", "hi"), "unknown task 'sentiment-analysiss'; supported tasks:"),
         (("run", "fill-mask", "a [MASK]"), "has no default model offline"),
-        (("run", "zero-shot-classification", "hi"), "not available yet"),
         (("embed",), "nothing to do"),
         (("run", "fill-mask", "x", "-p", "top_k"), "is not KEY=VALUE"),
         (("frobnicate",), "invalid choice: 'frobnicate'"),

@@ -658,7 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  tinyformers run feature-extraction 'hello' --json\n"
         "  tinyformers run text-classification --model FOLDER --input in.jsonl --output out.jsonl\n\n"
         "tasks: feature-extraction, sentence-embedding, fill-mask, text-classification (sentiment-analysis),\n"
-        "token-classification (ner), text-generation; -p passes any option of the task's pipeline.",
+        "zero-shot-classification (-p candidate_labels=a,b), token-classification (ner), text-generation;\n"
+        "-p passes any option of the task's pipeline.",
     )
     run.add_argument("task", help="the pipeline task, e.g. fill-mask")
     _pipeline_options(run, "model folder, .gguf file or cached hub id (default: the task's offline default)")
