@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..utils import atomic_write_text, read_json
-from .pipeline import AddedToken, Encoding, Tokenizer, TokenizerFileError
+from .pipeline import AddedToken, Encoding, RobertaProcessing, Tokenizer, TokenizerFileError
 
 logger = logging.getLogger("tinyformers.tokenization")
 
@@ -76,6 +76,13 @@ def _as_added_token(value: Any, special: bool = True) -> AddedToken | None:
         flags.setdefault("special", special)
         return AddedToken(value["content"], **flags)
     return AddedToken(str(value), special=special, normalized=not special)
+
+
+def _holds_no_numbers(value: list | tuple) -> bool:
+    """Whether a (nested) list has no number in it: ``[]``, ``[[]]``, ``[[], []]``..."""
+    if not value:
+        return True
+    return isinstance(value[0], (list, tuple)) and all(_holds_no_numbers(row) for row in value)
 
 
 class BatchEncoding(dict):
@@ -148,14 +155,17 @@ class BatchEncoding(dict):
                         f"{min(lengths)} to {max(lengths)}: pass padding=True (or padding='max_length' with "
                         "truncation=True) to make them equal"
                     )
+            # No number at all (empty texts, or the empty first window of an overflow): still integers, as
+            # transformers, where torch and numpy would default to floats.
+            empty = _holds_no_numbers(value)
             if tensor_type == "pt":
                 import torch
 
-                self[key] = torch.tensor(value)
+                self[key] = torch.tensor(value, dtype=torch.int64 if empty else None)
             else:
                 import numpy as np
 
-                self[key] = np.asarray(value)
+                self[key] = np.asarray(value, dtype=np.int64 if empty else None)
         return self
 
     def to(self, device) -> BatchEncoding:
@@ -166,42 +176,105 @@ class BatchEncoding(dict):
         return self
 
 
-def _truncate_pair(
-    first: Encoding, second: Encoding | None, max_length: int, strategy: str, side: str
-) -> None:
-    """Make ``first`` (+ ``second``) fit ``max_length`` tokens, exactly as tokenizers' ``truncate_encodings``."""
-    total = len(first) + (len(second) if second is not None else 0)
+def _longest_first_lengths(first_length: int, second_length: int, max_length: int) -> tuple[int, int]:
+    """tokenizers' ``longest_first`` split of ``max_length`` between a pair: the shorter sequence stays whole
+    if cutting the longer one is enough, otherwise each keeps half (the second one the odd token)."""
+    short = min(first_length, second_length)
+    short_kept = short
+    long_kept = short if short > max_length else max(short, max_length - short)
+    if short_kept + long_kept > max_length:
+        short_kept = max_length // 2
+        long_kept = short_kept + max_length % 2
+    if first_length > second_length:
+        return long_kept, short_kept
+    return short_kept, long_kept
+
+
+def _kept_lengths(
+    first_length: int, second_length: int | None, max_length: int, strategy: str
+) -> tuple[int, int | None]:
+    """How many tokens of each sequence fit in ``max_length`` (special tokens already left out), as tokenizers'
+    ``truncate_encodings`` decides; a sequence whose kept length is at least its own length is not truncated."""
+    if max_length == 0:  # tokenizers then moves every token of both sequences to the overflow
+        return 0, None if second_length is None else 0
+    total = first_length + (second_length or 0)
     if total <= max_length:
-        return
-    to_remove = total - max_length
+        return first_length, second_length
     if strategy == "longest_first":
-        if second is None:
-            first.truncate(max_length, side)
-            return
-        n1, n2 = len(first), len(second)
-        swap = n1 > n2
-        if swap:
-            n1, n2 = n2, n1
-        n2 = n1 if n1 > max_length else max(n1, max_length - n1)
-        if n1 + n2 > max_length:
-            n1 = max_length // 2
-            n2 = n1 + max_length % 2
-        if swap:
-            n1, n2 = n2, n1
-        first.truncate(n1, side)
-        second.truncate(n2, side)
-        return
-    if strategy == "only_second" and second is None:
+        if second_length is None:
+            return max_length, None
+        return _longest_first_lengths(first_length, second_length, max_length)
+    if strategy == "only_second" and second_length is None:
         raise ValueError("truncation='only_second' needs a text pair; use truncation=True for a single text")
-    target = first if strategy == "only_first" else second
-    if len(target) <= to_remove:
-        other = "second" if strategy == "only_first" else "first"
+    to_remove = total - max_length
+    target, other = ("first", "second") if strategy == "only_first" else ("second", "first")
+    target_length = first_length if target == "first" else second_length
+    if target_length <= to_remove:
         raise ValueError(
-            f"cannot truncate to max_length={max_length + 0}: removing {to_remove} tokens from the "
-            f"{strategy.split('_')[1]} sequence (length {len(target)}) is not enough because the {other} one is too "
-            "long; use truncation='longest_first' or a larger max_length"
+            f"truncation='{strategy}' cannot fit the pair in {max_length} tokens (max_length without special "
+            f"tokens): the {target} sequence has only {target_length} tokens but {to_remove} must go, because the "
+            f"{other} one is too long; use truncation='longest_first' or a larger max_length"
         )
-    target.truncate(len(target) - to_remove, side)
+    if target == "first":
+        return first_length - to_remove, second_length
+    return first_length, second_length - to_remove
+
+
+def _window_ranges(length: int, kept: int, stride: int, side: str, sequence: str) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` token ranges of a sequence's windows, as tokenizers' ``Encoding.truncate`` cuts them.
+
+    The first range is what truncation keeps; the others are the overflow, each ``kept`` tokens long (the last
+    one may be shorter) and sharing ``stride`` tokens with the previous one. Truncating from the left starts at
+    the end of the sequence and moves backwards.
+    """
+    if kept >= length:
+        return [(0, length)]
+    if kept == 0:  # nothing fits: an empty window, then the whole sequence as the overflow
+        return [(0, 0), (0, length)]
+    if stride >= kept:
+        raise ValueError(
+            f"stride={stride} must be smaller than the {kept} tokens of the {sequence} sequence that fit in each "
+            "window (beside the special tokens and any other sequence); use a smaller stride or a larger max_length"
+        )
+    step = kept - stride
+    ranges = []
+    if side == "right":
+        for start in range(0, length, step):
+            ranges.append((start, min(start + kept, length)))
+            if start + kept >= length:
+                break
+    else:
+        for stop in range(length, 0, -step):
+            ranges.append((max(stop - kept, 0), stop))
+            if stop <= kept:
+                break
+    return ranges
+
+
+def _window_pairs(first_count: int, second_count: int) -> list[tuple[int, int]]:
+    """Which windows of the first and second sequence make up each encoding, in the order tokenizers lists them
+    (``Encoding.merge``): the kept pair, then each overflow window of the first sequence with every window of the
+    second, then the kept first window with each overflow window of the second."""
+    pairs = [(0, 0)]
+    pairs += [(i, j) for i in range(1, first_count) for j in range(second_count)]
+    pairs += [(0, j) for j in range(1, second_count)]
+    return pairs
+
+
+def _window(encoding: Encoding, start: int, stop: int) -> Encoding:
+    """A new Encoding of tokens ``start:stop`` (a copy: post-processors change offsets in place)."""
+    return Encoding(*(getattr(encoding, name)[start:stop] for name in Encoding.__slots__))
+
+
+def _post_processor_types_overflow(processor) -> bool:
+    """Whether tokenizers' post-processor sets the type ids of overflow windows: only ``RobertaProcessing`` does.
+
+    The others (``TemplateProcessing`` among them) apply the template's type ids to the kept window alone, so an
+    overflow window keeps the type id its sequence was encoded with (0 for the first, 1 for the second), even
+    where the template says otherwise (T5's pair template types both sequences 0).
+    """
+    processors = getattr(processor, "processors", [processor])
+    return any(isinstance(p, RobertaProcessing) for p in processors)
 
 
 class PreTrainedTokenizer:
@@ -547,7 +620,9 @@ class PreTrainedTokenizer:
             check(text, "text")
             if text_pair is not None:
                 check(text_pair, "text_pair")
-            return [(text, text_pair)], False
+            # As transformers: an empty text_pair ("" or no words) of a single text means no pair at all
+            # (in a batch it stays a pair with an empty second text).
+            return [(text, text_pair or None)], False
         if isinstance(text_pair, str):
             raise TypeError("for a batch of texts, text_pair must be a list of the same length, not a str")
         if text_pair is not None and len(text_pair) != len(text):
@@ -569,37 +644,103 @@ class PreTrainedTokenizer:
             items.append((item, second))
         return items, True
 
+    def _check_stride(self, truncation: str, max_length, stride: int) -> None:
+        """Refuse a stride that cannot fit, before encoding anything, as tokenizers' ``enable_truncation`` does.
+
+        Like tokenizers, it counts the special tokens of a single text even for pairs, and only when truncating;
+        a stride too large for the windows a given text is cut into is refused when cutting it.
+        """
+        if truncation == "do_not_truncate":
+            return
+        if stride < 0:
+            raise ValueError(f"stride must be 0 or more, got {stride}")
+        n_added = self.backend.num_special_tokens_to_add(False)
+        room = max_length - n_added
+        # A max_length below the special tokens is refused when encoding ("leaves no room"), not here.
+        if 0 <= room < stride:
+            raise ValueError(
+                f"stride={stride} is larger than max_length={max_length} minus the {n_added} special tokens of a "
+                f"text ({room}); use a smaller stride or a larger max_length"
+            )
+
     def _encode_one(
-        self, first, second, add_special_tokens, truncation, max_length, is_split_into_words
-    ) -> Encoding:
+        self,
+        first,
+        second,
+        add_special_tokens: bool,
+        truncation: str,
+        max_length,
+        stride: int,
+        is_split_into_words: bool,
+        return_overflowing_tokens: bool,
+    ) -> list[Encoding]:
+        """One text (or pair) as model inputs: the truncated encoding, then the overflowing ones if asked for."""
         backend = self.backend
         encoding = backend.encode_sequence(first, 0, is_split_into_words)
         pair = None
         if second is not None:
             pair = backend.encode_sequence(second, 1, is_split_into_words)
             pair.sequence_ids = [1] * len(pair)
-        if truncation != "do_not_truncate":
-            n_added = backend.num_special_tokens_to_add(pair is not None) if add_special_tokens else 0
-            if max_length < n_added:
-                raise ValueError(
-                    f"max_length={max_length} leaves no room: {n_added} special tokens are added; use a larger max_length"
-                )
-            _truncate_pair(encoding, pair, max_length - n_added, truncation, self.truncation_side)
-        return backend.post_process(encoding, pair, add_special_tokens)
+        if truncation == "do_not_truncate":
+            return [backend.post_process(encoding, pair, add_special_tokens)]
+        n_added = backend.num_special_tokens_to_add(pair is not None) if add_special_tokens else 0
+        if max_length < n_added:
+            raise ValueError(
+                f"max_length={max_length} leaves no room: {n_added} special tokens are added; use a larger max_length"
+            )
+        first_kept, second_kept = _kept_lengths(
+            len(encoding), None if pair is None else len(pair), max_length - n_added, truncation
+        )
+        side = self.truncation_side
+        first_ranges = _window_ranges(len(encoding), first_kept, stride, side, "first")
+        second_ranges = (
+            [None] if pair is None else _window_ranges(len(pair), second_kept, stride, side, "second")
+        )
+        pairs = (
+            _window_pairs(len(first_ranges), len(second_ranges)) if return_overflowing_tokens else [(0, 0)]
+        )
+        return [
+            self._post_process_window(
+                _window(encoding, *first_ranges[i]),
+                None if pair is None else _window(pair, *second_ranges[j]),
+                {sequence for sequence, window in enumerate((i, j)) if window > 0},
+                add_special_tokens,
+            )
+            for i, j in pairs
+        ]
+
+    def _post_process_window(
+        self, first: Encoding, second: Encoding | None, overflowing: set[int], add_special_tokens: bool
+    ) -> Encoding:
+        """Special tokens around one window of each sequence, as tokenizers does; ``overflowing`` holds the
+        sequence ids (0 first, 1 second) whose window is not the one truncation keeps."""
+        backend = self.backend
+        result = backend.post_process(first, second, add_special_tokens)
+        if overflowing and not _post_processor_types_overflow(backend.post_processor):
+            # An overflow window keeps the type id it was encoded with, which is its sequence id (see the helper).
+            result.type_ids = [
+                sequence if sequence in overflowing else type_id
+                for sequence, type_id in zip(result.sequence_ids, result.type_ids)
+            ]
+        return result
 
     def _pad(
-        self, encodings: list[Encoding], padding: str, max_length, pad_to_multiple_of, padding_side
+        self, windows: list[list[Encoding]], padding: str, max_length, pad_to_multiple_of, padding_side
     ) -> None:
-        if padding == "do_not_pad" or not encodings:
+        """Pad the encodings of every text (or pair): ``windows[i]`` is the truncated encoding of text i, then
+        its overflowing ones. Like tokenizers, "longest" means the longest truncated encoding: an overflowing one
+        is longer only when truncation kept no token of a text, and then it stays longer."""
+        if padding == "do_not_pad" or not windows:
             return
-        length = max(len(e) for e in encodings) if padding == "longest" else max_length
+        length = max(len(item[0]) for item in windows) if padding == "longest" else max_length
         if pad_to_multiple_of and length % pad_to_multiple_of:
             length += pad_to_multiple_of - length % pad_to_multiple_of
         side = padding_side or self.padding_side
         if side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {side!r}")
-        for encoding in encodings:
-            encoding.pad(length, self.pad_token_id, self.pad_token, self.pad_token_type_id, side)
+        for item in windows:
+            for encoding in item:
+                encoding.pad(length, self.pad_token_id, self.pad_token, self.pad_token_type_id, side)
 
     def _warn_if_too_long(self, length: int, max_length, verbose: bool) -> None:
         # Same rule as transformers: warn once (not an error) when nothing asked for a length limit.
@@ -638,21 +779,28 @@ class PreTrainedTokenizer:
             raise ValueError(
                 "nothing to tokenize: pass text (a str, a list of str, or a list of (text, pair) tuples)"
             )
-        if return_overflowing_tokens:
-            raise NotImplementedError(
-                "return_overflowing_tokens is not supported yet; truncate with truncation=True"
-            )
         if kwargs:
             logger.warning("Keyword arguments %s not recognized.", kwargs)
         items, batched = self._as_batch(text, text_pair, is_split_into_words)
         padding, truncation, max_length = self._strategies(
             padding, truncation, max_length, pad_to_multiple_of
         )
-        encodings = [
-            self._encode_one(a, b, add_special_tokens, truncation, max_length, is_split_into_words)
+        self._check_stride(truncation, max_length, stride)
+        windows = [
+            self._encode_one(
+                a,
+                b,
+                add_special_tokens,
+                truncation,
+                max_length,
+                stride,
+                is_split_into_words,
+                return_overflowing_tokens,
+            )
             for a, b in items
         ]
-        self._pad(encodings, padding, max_length, pad_to_multiple_of, padding_side)
+        self._pad(windows, padding, max_length, pad_to_multiple_of, padding_side)
+        encodings = [encoding for item in windows for encoding in item]
         for encoding in encodings:
             self._warn_if_too_long(len(encoding), max_length, verbose)
 
@@ -672,7 +820,11 @@ class PreTrainedTokenizer:
         data: dict[str, Any] = {key: [getattr(e, field) for e in encodings] for key, field in columns.items()}
         if return_length:
             data["length"] = [len(e) for e in encodings]
-        if not batched and return_tensors is None:
+        if return_overflowing_tokens:
+            # Which text (or pair) of the call each encoding comes from: one row per window.
+            data["overflow_to_sample_mapping"] = [index for index, item in enumerate(windows) for _ in item]
+        elif not batched and return_tensors is None:
+            # One text: no batch dimension (overflowing tokens keep it: each window is a row), as transformers
             data = {key: value[0] if key != "length" else value for key, value in data.items()}
         return BatchEncoding(data, encodings, tensor_type=return_tensors)
 

@@ -1010,14 +1010,6 @@ class Encoding:
             [sequence_id] * n,
         )
 
-    def truncate(self, max_length: int, direction: str = "right") -> None:
-        """Keep at most ``max_length`` tokens (the first ones, or the last ones for ``direction='left'``)."""
-        if len(self.ids) <= max_length:
-            return
-        keep = slice(0, max_length) if direction == "right" else slice(len(self.ids) - max_length, None)
-        for name in self.__slots__:
-            setattr(self, name, getattr(self, name)[keep])
-
     def pad(
         self, length: int, pad_id: int, pad_token: str, pad_type_id: int = 0, direction: str = "right"
     ) -> None:
