@@ -45,12 +45,14 @@ def llama(tmp_path_factory):
     return _save(transformers.LlamaForCausalLM(config), tmp_path_factory, "llama")
 
 
-def _batch():
+def _batch(padded: bool):
+    """Two rows, the second left-padded, or the first row alone."""
     g = torch.Generator().manual_seed(5)
     ids = torch.randint(1, VOCAB, (2, 11), generator=g)
     mask = torch.ones_like(ids)
-    mask[1, :4] = 0  # left padding
-    return ids.masked_fill(mask == 0, 0), mask
+    mask[1, :4] = 0
+    ids = ids.masked_fill(mask == 0, 0)
+    return (ids, mask) if padded else (ids[:1], mask[:1])
 
 
 def _compare(ours, theirs, mask):
@@ -72,9 +74,7 @@ def _reference(cls, directory, ids, mask, **kwargs):
 @torch.inference_mode()
 @pytest.mark.parametrize("padded", [False, True])
 def test_gpt2_attentions(gpt2, padded):
-    ids, mask = _batch()
-    if not padded:
-        ids, mask = ids[:1], mask[:1]
+    ids, mask = _batch(padded)
     ref = _reference(transformers.GPT2Model, gpt2, ids, mask)
     ours = AutoModel.from_pretrained(gpt2)(ids, attention_mask=mask, output_attentions=True)
     _compare(ours.attentions, ref.attentions, mask)
@@ -87,9 +87,7 @@ def test_gpt2_attentions(gpt2, padded):
 @torch.inference_mode()
 @pytest.mark.parametrize("padded", [False, True])
 def test_llama_attentions(llama, padded):
-    ids, mask = _batch()
-    if not padded:
-        ids, mask = ids[:1], mask[:1]
+    ids, mask = _batch(padded)
     ref = _reference(transformers.LlamaForCausalLM, llama, ids, mask)
     model = AutoModelForCausalLM.from_pretrained(llama)
     ours = model(ids, attention_mask=mask, output_attentions=True)
