@@ -97,3 +97,44 @@ def test_llama_attentions(llama, padded):
     assert model(ids, attention_mask=mask).attentions is None  # only when asked for
     model.config.output_attentions = True  # or set in the config, as transformers
     assert len(model(ids, attention_mask=mask).attentions) == 2
+
+
+@pytest.fixture(scope="module")
+def t5(tmp_path_factory):
+    torch.manual_seed(0)
+    config = transformers.T5Config(
+        vocab_size=VOCAB,
+        d_model=32,
+        d_kv=8,
+        d_ff=48,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        feed_forward_proj="gated-gelu",
+        decoder_start_token_id=0,
+        pad_token_id=0,
+    )
+    return _save(transformers.T5ForConditionalGeneration(config), tmp_path_factory, "t5")
+
+
+@torch.inference_mode()
+def test_t5_encoder_decoder_and_cross_attentions(t5):
+    from tinyformers import AutoModelForSeq2SeqLM
+    from tinyformers.models.t5 import T5EncoderModel
+
+    ids, mask = _batch(padded=True)
+    target = ids[:, :5].clamp(min=1)
+    ref = _reference(transformers.T5ForConditionalGeneration, t5, ids, mask, decoder_input_ids=target)
+    ours = AutoModelForSeq2SeqLM.from_pretrained(t5)(
+        ids, attention_mask=mask, decoder_input_ids=target, output_attentions=True
+    )
+    _compare(ours.encoder_attentions, ref.encoder_attentions, mask)
+    every_target = torch.ones_like(target)
+    _compare(ours.decoder_attentions, ref.decoder_attentions, every_target)
+    for a, b in zip(ours.cross_attentions, ref.cross_attentions):  # target queries over source keys
+        real = mask.bool()[:, None, None, :]
+        torch.testing.assert_close(a * real, b * real, atol=1e-5, rtol=0)
+    # the same fields, in transformers' order (the cache aside: it is not an output here)
+    assert list(ours.keys()) == [k for k in ref.keys() if k not in ("past_key_values", "cache")]
+    encoder = T5EncoderModel.from_pretrained(t5)(ids, attention_mask=mask, output_attentions=True)
+    _compare(encoder.attentions, ref.encoder_attentions, mask)

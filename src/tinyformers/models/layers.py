@@ -46,8 +46,8 @@ def activation(name: str):
 
 
 def attend(q, k, v, mask=None, is_causal=False, scale=None, dropout_p=0.0, weights: list | None = None):
-    """Scaled dot-product attention (``F.scaled_dot_product_attention``'s arguments; fewer K/V heads than query
-    heads is grouped-query attention). SDPA cannot return the attention probabilities, so when ``weights`` is a
+    """Scaled dot-product attention (``F.scaled_dot_product_attention``'s arguments: a boolean or additive mask;
+    fewer K/V heads than query heads is grouped-query attention). SDPA cannot return the attention probabilities, so when ``weights`` is a
     list (``output_attentions=True``) they are computed explicitly, as transformers does, and appended to it."""
     gqa = k.shape[-3] != q.shape[-3]
     if weights is None:
@@ -61,8 +61,10 @@ def attend(q, k, v, mask=None, is_causal=False, scale=None, dropout_p=0.0, weigh
         mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril(
             k.shape[-2] - q.shape[-2]
         )
-    if mask is not None:
+    if mask is not None and mask.dtype == torch.bool:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    elif mask is not None:  # an additive float mask (T5: position bias, -inf-like where masked)
+        scores = scores + mask
     probs = F.dropout(scores.softmax(-1), dropout_p, dropout_p > 0)
     weights.append(probs)
     return probs @ v

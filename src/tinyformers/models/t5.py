@@ -30,7 +30,7 @@ from ..modeling import PreTrainedModel, Rename, WeightMap
 from ..outputs import BaseModelOutput, ModelOutput
 
 # T5LayerNorm is exactly RMSNorm: no mean, no bias, fp32 variance
-from .layers import ACTIVATIONS, RMSNorm, activation, decode_layout, padding_mask, token_loss
+from .layers import ACTIVATIONS, RMSNorm, activation, attend, decode_layout, padding_mask, token_loss
 
 
 class T5Config(PretrainedConfig):
@@ -83,8 +83,11 @@ class Seq2SeqModelOutput(ModelOutput):
     last_hidden_state: torch.Tensor | None = None
     past_key_values: Any = None
     decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    decoder_attentions: tuple[torch.Tensor, ...] | None = None
+    cross_attentions: tuple[torch.Tensor, ...] | None = None
     encoder_last_hidden_state: torch.Tensor | None = None
     encoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    encoder_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass(repr=False)
@@ -93,8 +96,11 @@ class Seq2SeqLMOutput(ModelOutput):
     logits: torch.Tensor | None = None
     past_key_values: Any = None
     decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    decoder_attentions: tuple[torch.Tensor, ...] | None = None
+    cross_attentions: tuple[torch.Tensor, ...] | None = None
     encoder_last_hidden_state: torch.Tensor | None = None
     encoder_hidden_states: tuple[torch.Tensor, ...] | None = None
+    encoder_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 def relative_position_bucket(relative: torch.Tensor, bidirectional: bool, buckets: int, max_distance: int):
@@ -159,10 +165,9 @@ class Attention(nn.Module):
         self.o = nn.Linear(c.num_heads * c.d_kv, c.d_model, bias=False)
         self.dropout = c.dropout_rate
 
-    def attend(self, q, k, v, mask) -> torch.Tensor:
+    def attend_and_project(self, q, k, v, mask, weights: list | None) -> torch.Tensor:
         p = self.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, scale=1.0)
-        return self.o(merge_heads(out))
+        return self.o(merge_heads(attend(q, k, v, mask, scale=1.0, dropout_p=p, weights=weights)))
 
 
 class SelfAttention(Attention):
@@ -171,11 +176,11 @@ class SelfAttention(Attention):
         self.index = index
         self.qkv = nn.Linear(c.d_model, 3 * c.num_heads * c.d_kv, bias=False)
 
-    def forward(self, x, mask, cache=None):
+    def forward(self, x, mask, cache=None, weights=None):
         q, k, v = split_fused_heads(self.qkv(x), self.n_heads, 3)
         if cache is not None:
             k, v = cache.update(self.index, k, v)
-        return self.attend(q, k, v, mask)
+        return self.attend_and_project(q, k, v, mask, weights)
 
 
 class CrossAttention(Attention):
@@ -188,8 +193,8 @@ class CrossAttention(Attention):
         """Keys and values of the encoder output: computed once per input, reused at every decoding step."""
         return split_fused_heads(self.kv(encoder_states), self.n_heads, 2)
 
-    def forward(self, x, encoder_kv, mask):
-        return self.attend(split_heads(self.q(x), self.n_heads), *encoder_kv, mask)
+    def forward(self, x, encoder_kv, mask, weights=None):
+        return self.attend_and_project(split_heads(self.q(x), self.n_heads), *encoder_kv, mask, weights)
 
 
 class DenseActDense(nn.Module):
@@ -234,10 +239,12 @@ class T5Block(nn.Module):
     def residual(self, x, y):
         return x + dropout(y, self.dropout, self.training)
 
-    def forward(self, x, mask, cache=None, encoder_kv=None, encoder_mask=None):
-        x = self.residual(x, self.attn(self.attn_norm(x), mask, cache))
+    def forward(
+        self, x, mask, cache=None, encoder_kv=None, encoder_mask=None, attentions=None, cross_attentions=None
+    ):
+        x = self.residual(x, self.attn(self.attn_norm(x), mask, cache, attentions))
         if encoder_kv is not None:
-            x = self.residual(x, self.cross(self.cross_norm(x), encoder_kv, encoder_mask))
+            x = self.residual(x, self.cross(self.cross_norm(x), encoder_kv, encoder_mask, cross_attentions))
         return self.residual(x, self.ffn(self.ffn_norm(x)))
 
 
@@ -274,14 +281,26 @@ class T5Stack(nn.Module):
             keep = causal if keep is None else keep & causal
         return additive_mask(bias, keep)
 
-    def run(self, x, mask, cache=None, encoder_kv=None, encoder_mask=None, hidden_states=None):
-        """The blocks; ``encoder_kv`` is one (keys, values) pair per block; ``hidden_states``, when a list,
-        collects every block's input and the final output."""
+    def run(
+        self,
+        x,
+        mask,
+        cache=None,
+        encoder_kv=None,
+        encoder_mask=None,
+        hidden_states=None,
+        attentions=None,
+        cross_attentions=None,
+    ):
+        """The blocks; ``encoder_kv`` is one (keys, values) pair per block. Lists passed as ``hidden_states``,
+        ``attentions`` and ``cross_attentions`` collect every block's input and the final output, and every
+        block's attention probabilities."""
         x = dropout(x, self.dropout, self.training)
         for i, block in enumerate(self.blocks):
             if hidden_states is not None:
                 hidden_states.append(x)
-            x = block(x, mask, cache, encoder_kv[i] if encoder_kv else None, encoder_mask)
+            kv = encoder_kv[i] if encoder_kv else None
+            x = block(x, mask, cache, kv, encoder_mask, attentions, cross_attentions)
         if cache is not None:
             cache.advance(x.shape[1])
         x = dropout(self.final_layer_norm(x), self.dropout, self.training)
@@ -382,7 +401,9 @@ class T5PreTrainedModel(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.shared
 
-    def encode(self, input_ids=None, attention_mask=None, inputs_embeds=None, hidden_states=None):
+    def encode(
+        self, input_ids=None, attention_mask=None, inputs_embeds=None, hidden_states=None, attentions=None
+    ):
         """The encoder's last hidden state ``[batch, seq, d_model]``; ``attention_mask`` is 1 for tokens, 0 for pad."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
@@ -390,7 +411,7 @@ class T5PreTrainedModel(PreTrainedModel):
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # nothing padded: the bias alone is the mask
         mask = self.encoder.self_attention_mask(x.shape[1], attention_mask)
-        return self.encoder.run(x, mask, hidden_states=hidden_states)
+        return self.encoder.run(x, mask, hidden_states=hidden_states, attentions=attentions)
 
 
 class T5EncoderModel(T5PreTrainedModel):
@@ -409,12 +430,16 @@ class T5EncoderModel(T5PreTrainedModel):
         attention_mask=None,
         inputs_embeds=None,
         output_hidden_states=None,
+        output_attentions=None,
         return_dict=None,
     ):
         hidden_states = [] if (output_hidden_states or self.config.output_hidden_states) else None
-        x = self.encode(input_ids, attention_mask, inputs_embeds, hidden_states)
+        attentions = [] if (output_attentions or self.config.output_attentions) else None
+        x = self.encode(input_ids, attention_mask, inputs_embeds, hidden_states, attentions)
         out = BaseModelOutput(
-            last_hidden_state=x, hidden_states=tuple(hidden_states) if hidden_states else None
+            last_hidden_state=x,
+            hidden_states=tuple(hidden_states) if hidden_states else None,
+            attentions=tuple(attentions) if attentions else None,
         )
         return out if return_dict is not False else out.to_tuple()
 
@@ -451,6 +476,8 @@ class T5EncoderDecoder(T5PreTrainedModel):
         decoder_mask=None,
         inputs_embeds=None,
         hidden_states=None,
+        attentions=None,
+        cross_attentions=None,
     ):
         """The decoder over a whole target sequence (teacher forcing; generation uses ``next_token_logits``)."""
         if (decoder_input_ids is None) == (inputs_embeds is None):
@@ -462,7 +489,9 @@ class T5EncoderDecoder(T5PreTrainedModel):
             decoder_mask = None
         mask = self.decoder.self_attention_mask(x.shape[1], decoder_mask)
         encoder_kv = [block.cross.project(encoder_states) for block in self.decoder.blocks]
-        return self.decoder.run(x, mask, None, encoder_kv, padding_mask(encoder_mask), hidden_states)
+        return self.decoder.run(
+            x, mask, None, encoder_kv, padding_mask(encoder_mask), hidden_states, attentions, cross_attentions
+        )
 
     def run(
         self,
@@ -474,12 +503,29 @@ class T5EncoderDecoder(T5PreTrainedModel):
         inputs_embeds,
         decoder_inputs_embeds,
         output_hidden_states,
-    ):
-        """(decoder output, encoder output, encoder hidden states, decoder hidden states) as both heads need."""
-        keep = output_hidden_states or self.config.output_hidden_states
-        encoder_hs, decoder_hs = ([], []) if keep else (None, None)
+        output_attentions,
+    ) -> tuple[torch.Tensor, dict]:
+        """The decoder output, and the output fields both heads share (encoder output, and the hidden states and
+        attention probabilities that were asked for)."""
+        config = self.config
+        wanted = {
+            "hidden_states": output_hidden_states or config.output_hidden_states,
+            "attentions": output_attentions or config.output_attentions,
+        }
+        lists = {  # output field -> the list that collects it, or None
+            f"{side}_{kind}": [] if wanted[kind] else None
+            for side in ("encoder", "decoder")
+            for kind in wanted
+        }
+        lists["cross_attentions"] = [] if wanted["attentions"] else None
         if encoder_outputs is None:
-            encoder_states = self.encode(input_ids, attention_mask, inputs_embeds, encoder_hs)
+            encoder_states = self.encode(
+                input_ids,
+                attention_mask,
+                inputs_embeds,
+                lists["encoder_hidden_states"],
+                lists["encoder_attentions"],
+            )
         else:  # precomputed: a tensor, an output object or a tuple whose first item is the hidden state
             encoder_states = encoder_outputs if torch.is_tensor(encoder_outputs) else encoder_outputs[0]
         x = self.decode(
@@ -488,14 +534,12 @@ class T5EncoderDecoder(T5PreTrainedModel):
             attention_mask,
             decoder_attention_mask,
             decoder_inputs_embeds,
-            decoder_hs,
+            lists["decoder_hidden_states"],
+            lists["decoder_attentions"],
+            lists["cross_attentions"],
         )
-        return (
-            x,
-            encoder_states,
-            tuple(encoder_hs) if encoder_hs else None,
-            tuple(decoder_hs) if decoder_hs else None,
-        )
+        fields = {name: tuple(collected) if collected else None for name, collected in lists.items()}
+        return x, {"encoder_last_hidden_state": encoder_states, **fields}
 
 
 class T5Model(T5EncoderDecoder):
@@ -511,9 +555,10 @@ class T5Model(T5EncoderDecoder):
         inputs_embeds=None,
         decoder_inputs_embeds=None,
         output_hidden_states=None,
+        output_attentions=None,
         return_dict=None,
     ):
-        x, encoded, encoder_hs, decoder_hs = self.run(
+        x, fields = self.run(
             input_ids,
             attention_mask,
             decoder_input_ids,
@@ -522,13 +567,9 @@ class T5Model(T5EncoderDecoder):
             inputs_embeds,
             decoder_inputs_embeds,
             output_hidden_states,
+            output_attentions,
         )
-        out = Seq2SeqModelOutput(
-            last_hidden_state=x,
-            decoder_hidden_states=decoder_hs,
-            encoder_last_hidden_state=encoded,
-            encoder_hidden_states=encoder_hs,
-        )
+        out = Seq2SeqModelOutput(last_hidden_state=x, **fields)
         return out if return_dict is not False else out.to_tuple()
 
 
@@ -563,12 +604,13 @@ class T5ForConditionalGeneration(GenerationMixin, T5EncoderDecoder):
         inputs_embeds=None,
         decoder_inputs_embeds=None,
         output_hidden_states=None,
+        output_attentions=None,
         return_dict=None,
     ):
         """``labels`` [batch, target] give the loss; without decoder inputs they are shifted right into them."""
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
             decoder_input_ids = self._shift_right(labels)
-        x, encoded, encoder_hs, decoder_hs = self.run(
+        x, fields = self.run(
             input_ids,
             attention_mask,
             decoder_input_ids,
@@ -577,16 +619,11 @@ class T5ForConditionalGeneration(GenerationMixin, T5EncoderDecoder):
             inputs_embeds,
             decoder_inputs_embeds,
             output_hidden_states,
+            output_attentions,
         )
         logits = self.lm_logits(x)
         loss = token_loss(logits.float(), labels.to(logits.device)) if labels is not None else None
-        out = Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            decoder_hidden_states=decoder_hs,
-            encoder_last_hidden_state=encoded,
-            encoder_hidden_states=encoder_hs,
-        )
+        out = Seq2SeqLMOutput(loss=loss, logits=logits, **fields)
         return out if return_dict is not False else out.to_tuple()
 
     # ---- the encoder-decoder generation protocol (see tinyformers.generation.seq2seq) ----------------------------
