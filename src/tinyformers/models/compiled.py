@@ -36,6 +36,7 @@ GRAPH_OPTIONS = {
     # Checking the ~300 parameter guards costs ~0.6 ms a step. A compiled model's modules do not change (changing
     # its dtype, device or quantisation builds a new step: ``CausalLM._apply``, ``quantize_weights``), and each
     # step has its own code object (``own_copy``), so another model's graphs are never looked up for this one.
+    # Replacing a submodule by hand after the first step is not noticed: call compile_decoding() again then.
     "guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe,
 }
 
