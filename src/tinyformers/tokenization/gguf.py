@@ -46,6 +46,21 @@ def _byte_spelling(token: str) -> str:
     return "".join(BYTE_TO_CHAR[b] for b in token.encode("utf-8"))
 
 
+def special_tokens_config(fields: dict, tokens: list[str]) -> dict:
+    """The tokenizer settings every GGUF vocabulary type shares: its chat template and the special tokens its
+    ``tokenizer.ggml.*_token_id`` fields name."""
+    config = {"chat_template": fields.get("chat_template")}
+    for name, key in (
+        ("bos", "bos_token_id"),
+        ("eos", "eos_token_id"),
+        ("unk", "unknown_token_id"),
+        ("pad", "padding_token_id"),
+    ):
+        if fields.get(key) is not None:
+            config[f"{name}_token"] = tokens[fields[key]]
+    return config
+
+
 def tokenizer_from_gguf(path: str | os.PathLike, **kwargs) -> PreTrainedTokenizer:
     from ..formats.gguf import GGUFFile, tokenizer_fields
 
@@ -72,15 +87,7 @@ def tokenizer_from_gguf(path: str | os.PathLike, **kwargs) -> PreTrainedTokenize
                 ByteLevelPreTokenizer(add_prefix_space=False, use_regex=False),
             ]
         )
-    config = {"chat_template": fields.get("chat_template")}
-    for name, key in (
-        ("bos", "bos_token_id"),
-        ("eos", "eos_token_id"),
-        ("unk", "unknown_token_id"),
-        ("pad", "padding_token_id"),
-    ):
-        if fields.get(key) is not None:
-            config[f"{name}_token"] = tokens[fields[key]]
+    config = special_tokens_config(fields, tokens)
     for flag in ("add_bos_token", "add_eos_token"):
         if flag in fields:
             config[flag] = bool(fields[flag])

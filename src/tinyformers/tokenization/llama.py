@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .base import PreTrainedTokenizer
 from .bpe import BPE, bos_eos_template
+from .gguf import special_tokens_config
 from .pipeline import (
     AddedToken,
     DecoderSequence,
@@ -190,15 +191,7 @@ def llama_tokenizer_from_gguf(fields: dict, **kwargs) -> PreTrainedTokenizer:
         scores = fields.get("scores") or [0.0] * len(tokens)
         merges = generate_merges(vocab, dict(zip(tokens, scores)))
     backend = build_llama_pipeline(vocab, merges)
-    config: dict = {"chat_template": fields.get("chat_template")}
-    for name, key in (
-        ("bos", "bos_token_id"),
-        ("eos", "eos_token_id"),
-        ("unk", "unknown_token_id"),
-        ("pad", "padding_token_id"),
-    ):
-        if fields.get(key) is not None:
-            config[f"{name}_token"] = tokens[fields[key]]
+    config = special_tokens_config(fields, tokens)
     config["add_bos_token"] = bool(fields.get("add_bos_token", True))  # llama.cpp's default for this type
     config["add_eos_token"] = bool(fields.get("add_eos_token", False))
     config.update(kwargs)
