@@ -18,7 +18,7 @@ from ..outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from .layers import activation, attend, padding_mask, sequence_classification_loss, token_loss
+from .layers import activation, attend, input_length, padding_mask, sequence_classification_loss, token_loss
 
 
 class BertConfig(PretrainedConfig):
@@ -150,9 +150,7 @@ class BertModel(BertPreTrainedModel):
         output_attentions=None,
         return_dict=None,
     ):
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        seq_len = input_length(input_ids, inputs_embeds)
         if seq_len > self.config.max_position_embeddings:
             raise ValueError(
                 f"input has {seq_len} tokens but this model takes at most {self.config.max_position_embeddings}; "

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..generation import GenerationMixin, StaticKVCache, causal_mask
 from ..outputs import BaseModelOutput, CausalLMOutputWithPast
+from .layers import input_length
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -61,9 +62,7 @@ class DecoderBackbone:
         output_attentions=None,
         return_dict=None,
     ):
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        seq_len = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        seq_len = input_length(input_ids, inputs_embeds)
         past = cache.length if cache is not None else 0
         limit = self.config.max_position_embeddings
         if past + seq_len > limit:

@@ -70,6 +70,13 @@ def attend(q, k, v, mask=None, is_causal=False, scale=None, dropout_p=0.0, weigh
     return probs @ v
 
 
+def input_length(input_ids, inputs_embeds) -> int:
+    """The sequence length of a forward's input, which comes as exactly one of ids or embeddings."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("pass exactly one of input_ids or inputs_embeds")
+    return (input_ids if input_ids is not None else inputs_embeds).shape[1]
+
+
 def padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """[batch, seq] of 1/0 -> a boolean [batch, 1, 1, seq] mask for SDPA, or None when nothing is padded.
 

@@ -30,7 +30,16 @@ from ..modeling import PreTrainedModel, Rename, WeightMap
 from ..outputs import BaseModelOutput, ModelOutput
 
 # T5LayerNorm is exactly RMSNorm: no mean, no bias, fp32 variance
-from .layers import ACTIVATIONS, RMSNorm, activation, attend, decode_layout, padding_mask, token_loss
+from .layers import (
+    ACTIVATIONS,
+    RMSNorm,
+    activation,
+    attend,
+    decode_layout,
+    input_length,
+    padding_mask,
+    token_loss,
+)
 
 
 class T5Config(PretrainedConfig):
@@ -405,12 +414,11 @@ class T5PreTrainedModel(PreTrainedModel):
         self, input_ids=None, attention_mask=None, inputs_embeds=None, hidden_states=None, attentions=None
     ):
         """The encoder's last hidden state ``[batch, seq, d_model]``; ``attention_mask`` is 1 for tokens, 0 for pad."""
-        if (input_ids is None) == (inputs_embeds is None):
-            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        length = input_length(input_ids, inputs_embeds)
         x = self.shared(input_ids) if inputs_embeds is None else inputs_embeds
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # nothing padded: the bias alone is the mask
-        mask = self.encoder.self_attention_mask(x.shape[1], attention_mask)
+        mask = self.encoder.self_attention_mask(length, attention_mask)
         return self.encoder.run(x, mask, hidden_states=hidden_states, attentions=attentions)
 
 
