@@ -99,8 +99,10 @@ class GenerationConfig:
     def warn_unsupported(self) -> None:
         """A warning (once per config) for options a checkpoint's own generation_config.json sets that are not
         implemented: the user did not ask for them, so no error, but transformers would apply them."""
+        if getattr(self, "_warned", False):
+            return
         asked = {k: v for k, v in self._extra.items() if k in UNSUPPORTED and not is_default(v)}
-        if asked and not getattr(self, "_warned", False):
+        if asked:
             self._warned = True
             options = ", ".join(f"{k}={v!r}" for k, v in asked.items())
             warnings.warn(
