@@ -11,7 +11,7 @@ import json
 import pytest
 
 from tinyformers.tokenization.llama import LlamaTokenizer, generate_merges
-from tinyformers.tokenization.pipeline import Tokenizer
+from tinyformers.tokenization.tokenizer import Tokenizer
 
 TEXTS = [
     "Hello world",
