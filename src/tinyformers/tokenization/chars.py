@@ -15,19 +15,23 @@ WHITESPACE_CLASS = re.escape(WHITESPACE)
 ASCII_PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 
 
+# The CJK ideograph blocks of tokenizers' BertNormalizer (it differs slightly from the old Python code, and from
+# the table of transformers' streamers).
+CJK_BLOCKS = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B920, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+)
+
+
 def is_chinese_char(char: str) -> bool:
-    """The CJK ideograph blocks of tokenizers' BertNormalizer (it differs slightly from the old Python code)."""
-    cp = ord(char)
-    return (
-        0x4E00 <= cp <= 0x9FFF
-        or 0x3400 <= cp <= 0x4DBF
-        or 0x20000 <= cp <= 0x2A6DF
-        or 0x2A700 <= cp <= 0x2B73F
-        or 0x2B740 <= cp <= 0x2B81F
-        or 0x2B920 <= cp <= 0x2CEAF
-        or 0xF900 <= cp <= 0xFAFF
-        or 0x2F800 <= cp <= 0x2FA1F
-    )
+    code = ord(char)
+    return any(first <= code <= last for first, last in CJK_BLOCKS)
 
 
 def unicode_regex():

@@ -249,12 +249,6 @@ class ByteLevelPreTokenizer(ByteLevelOptions, PreTokenizer):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def metaspace_prepend_scheme(spec: dict) -> str:
-    if "prepend_scheme" in spec:
-        return spec["prepend_scheme"]
-    return "always" if spec.get("add_prefix_space", True) else "never"  # files older than tokenizers 0.14
-
-
 @dataclass
 class MetaspaceOptions:
     """The fields of tokenizer.json's ``Metaspace`` pre-tokenizer and decoder (older files: ``add_prefix_space``)."""
@@ -265,7 +259,11 @@ class MetaspaceOptions:
 
     @classmethod
     def from_dict(cls, spec: dict):
-        return cls(spec.get("replacement", SPACE), metaspace_prepend_scheme(spec), spec.get("split", True))
+        if "prepend_scheme" in spec:
+            scheme = spec["prepend_scheme"]
+        else:  # files older than tokenizers 0.14
+            scheme = "always" if spec.get("add_prefix_space", True) else "never"
+        return cls(spec.get("replacement", SPACE), scheme, spec.get("split", True))
 
 
 @register(PRE_TOKENIZERS, "Metaspace")
