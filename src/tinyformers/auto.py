@@ -142,26 +142,28 @@ class _AutoModel:
         return cls.model_class(config).from_config(config, **kwargs)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | os.PathLike,
-        *args: Any,
-        config: PretrainedConfig | None = None,
-        revision: str | None = None,
-        **kwargs: Any,
-    ):
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
+        """``from_pretrained`` of the model class registered for the config's model_type (same arguments);
+        keywords that are not about loading override config values."""
+        config = kwargs.pop("config", None)
         if config is None:
             config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOAD_KWARGS}
             config = AutoConfig.from_pretrained(
-                name_or_path, revision, kwargs.get("gguf_file"), **config_kwargs
+                name_or_path, kwargs.get("revision"), kwargs.get("gguf_file"), **config_kwargs
             )
-        return cls.model_class(config).from_pretrained(
-            name_or_path, *args, config=config, revision=revision, **kwargs
-        )
+        return cls.model_class(config).from_pretrained(name_or_path, *args, config=config, **kwargs)
 
 
 # from_pretrained keywords that are about loading, not config values.
-_LOAD_KWARGS = {"dtype", "torch_dtype", "ignore_mismatched_sizes", "gguf_file", "compile", "quantize"}
+_LOAD_KWARGS = {
+    "revision",
+    "dtype",
+    "torch_dtype",
+    "ignore_mismatched_sizes",
+    "gguf_file",
+    "compile",
+    "quantize",
+}
 
 
 class AutoModel(_AutoModel):

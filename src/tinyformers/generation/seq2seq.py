@@ -30,20 +30,15 @@ class EncoderDecoderCache(StaticKVCache):
 
     def __init__(
         self,
-        num_layers: int,
-        batch_size: int,
-        num_heads: int,
-        max_length: int,
-        head_dim: int,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str = "cpu",
-        *,
+        *args,
         cross_kv: list[tuple[torch.Tensor, torch.Tensor]],
         encoder_mask: torch.Tensor | None = None,
         self_attention_mask: torch.Tensor | None = None,
         rows_per_input: int = 1,
+        **kwargs,
     ):
-        super().__init__(num_layers, batch_size, num_heads, max_length, head_dim, dtype, device)
+        """``StaticKVCache``'s arguments (the self-attention cache), then what the decoder attends to besides."""
+        super().__init__(*args, **kwargs)
         self.cross_kv = cross_kv
         self.encoder_mask = encoder_mask
         self.self_attention_mask = self_attention_mask

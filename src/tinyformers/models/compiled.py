@@ -31,11 +31,11 @@ ENV_FLAG = "TINYFORMERS_COMPILE"
 # torch.compile options for the decoding graph.
 GRAPH_OPTIONS = {
     # Store each normalised activation once before the matrices read it. Otherwise inductor inlines RMSNorm into
-    # the matvec loop and recomputes it for every output row: int8 steps become compute-bound (12.7 -> 8 ms).
+    # the matvec loop and recomputes it for every output row: int8 steps become compute-bound.
     "realize_acc_reads_threshold": 0,
-    # Checking the ~300 parameter guards costs ~0.6 ms a step. A compiled model's modules do not change (changing
-    # its dtype, device or quantisation builds a new step: ``CausalLM._apply``, ``quantize_weights``), and each
-    # step has its own code object (``own_copy``), so another model's graphs are never looked up for this one.
+    # Checking the ~300 parameter guards costs a noticeable part of a step (benchmarks/README.md). A compiled
+    # model's modules do not change (changing its dtype, device or quantisation builds a new step:
+    # ``CausalLM._apply``, ``quantize_weights``), and each step has its own code object (``own_copy``), so another model's graphs are never looked up for this one.
     # Replacing a submodule by hand after the first step is not noticed: call compile_decoding() again then.
     "guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe,
 }

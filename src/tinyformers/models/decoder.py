@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..generation import GenerationMixin, StaticKVCache, causal_mask
 from ..outputs import BaseModelOutput, CausalLMOutputWithPast
 from .compiled import CompiledDecodeStep, compile_from_env
-from .layers import decode_layout, input_length
+from .layers import decode_layout, input_length, recorded, recorders
 from .quantized import quantize_linears
 
 
@@ -84,15 +84,12 @@ class DecoderBackbone:
             mask, is_causal = None, True
         else:
             mask, is_causal = causal_mask(attention_mask.bool(), 0), False
-        hidden_states = [] if (output_hidden_states or self.config.output_hidden_states) else None
-        attentions = [] if (output_attentions or self.config.output_attentions) else None
+        hidden_states, attentions = recorders(self.config, output_hidden_states, output_attentions)
         x = self.run(
             input_ids, position_ids, mask, is_causal, cache, inputs_embeds, hidden_states, attentions
         )
         out = BaseModelOutput(
-            last_hidden_state=x,
-            hidden_states=tuple(hidden_states) if hidden_states else None,
-            attentions=tuple(attentions) if attentions else None,
+            last_hidden_state=x, hidden_states=recorded(hidden_states), attentions=recorded(attentions)
         )
         return out if return_dict is not False else out.to_tuple()
 
@@ -144,7 +141,7 @@ class CausalLM(GenerationMixin):
         """Logits of the last positions during generation.
 
         A float32 head tied to the embedding is stored [vocab, width] for the lookup; ``x @ W`` on an [in, out]
-        copy is ~2x faster on CPU (the head is the largest matrix: ~7 of ~60 ms a SmolLM2 step). Untied heads are
+        copy is faster on CPU, and the head is the largest matrix (benchmarks/README.md). Untied heads are
         already stored that way (``decode_layout``), quantised heads have their own kernel.
         """
         head = self.head_in_out()

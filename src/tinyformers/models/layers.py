@@ -70,6 +70,43 @@ def attend(q, k, v, mask=None, is_causal=False, scale=None, dropout_p=0.0, weigh
     return probs @ v
 
 
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """[batch, seq, heads * head_dim] -> [batch, heads, seq, head_dim] (a view)."""
+    b, s, _ = x.shape
+    return x.view(b, s, n_heads, -1).transpose(1, 2)
+
+
+def split_fused_heads(x: torch.Tensor, n_heads: int, parts: int) -> tuple[torch.Tensor, ...]:
+    """A fused projection [batch, seq, parts * heads * head_dim] -> ``parts`` views [batch, heads, seq, head_dim],
+    in three ops whatever ``parts`` is (a chunk, then a view and a transpose per part, are 2 + 2 * parts)."""
+    b, s, _ = x.shape
+    return x.view(b, s, parts, n_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """[batch, heads, seq, head_dim] -> [batch, seq, heads * head_dim]. For one position the transpose would move
+    only a size-1 dim: the reshape alone gives the same tensor, one op fewer at each decoding step."""
+    b, _, s, _ = x.shape
+    return x.reshape(b, 1, -1) if s == 1 else x.transpose(1, 2).reshape(b, s, -1)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout`` only when it does something: in eval it is the identity but still a call and an op."""
+    return F.dropout(x, p, True) if training and p > 0 else x
+
+
+def recorders(config, output_hidden_states, output_attentions) -> tuple[list | None, list | None]:
+    """Lists that collect every layer's hidden states and attention probabilities, None where neither the
+    argument nor the config asks for them."""
+    hidden = [] if (output_hidden_states or config.output_hidden_states) else None
+    attentions = [] if (output_attentions or config.output_attentions) else None
+    return hidden, attentions
+
+
+def recorded(items: list | None) -> tuple | None:
+    return tuple(items) if items else None
+
+
 def input_length(input_ids, inputs_embeds) -> int:
     """The sequence length of a forward's input, which comes as exactly one of ids or embeddings."""
     if (input_ids is None) == (inputs_embeds is None):
@@ -121,9 +158,9 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def decode_layout(model: nn.Module) -> None:
     """Store each float32 ``nn.Linear`` weight as [in, out] (a transposed view keeps its [out, in] shape).
 
-    ``F.linear`` then runs ``x @ W`` on contiguous [in, out] memory, which MKL's mat-vec streams ~1.5x faster
-    than [out, in] on this CPU (measured 19 vs 11 GB/s): ~12 ms of a ~75 ms SmolLM2 step. Other dtypes keep
-    [out, in]: bf16 ``x @ W`` on [in, out] is ~10x slower; so do layers whose one-row products run as the
+    ``F.linear`` then runs ``x @ W`` on contiguous [in, out] memory, which MKL's mat-vec streams faster than
+    [out, in] on this CPU (benchmarks/README.md). Other dtypes keep [out, in]: bf16 ``x @ W`` on [in, out] is
+    many times slower; so do layers whose one-row products run as the
     compiled ``matvec`` (``Linear.compiled_matvec``), which streams rows. Weights shared with an embedding stay
     as they are (the lookup wants rows); the LM head reads those through ``CausalLM.output_logits``.
     """
@@ -143,9 +180,9 @@ def matvec(x: torch.Tensor, weight: torch.Tensor, bias=None, scales=None) -> tor
     """``x @ weight.T`` for one row, written as multiply-and-sum over contiguous [out, in] rows.
 
     Only meant inside ``torch.compile``: inductor turns it into one vectorised loop that streams the weight once,
-    ~27-40 GB/s on this CPU for SmolLM2's matrices where MKL's mat-vec reaches 12-20 GB/s, and a decoding step's
-    time is the time to stream its weights. int8 weights are widened to ``x``'s dtype inside the same loop
-    (``scales`` then restores their per-row magnitude), ~4x fewer bytes again. Eagerly it would materialise the
+    faster than MKL's mat-vec on this CPU (benchmarks/README.md), and a decoding step's time is the time to
+    stream its weights. int8 weights are widened to ``x``'s dtype inside the same loop (``scales`` then restores
+    their per-row magnitude), a quarter of the bytes. Eagerly it would materialise the
     product: eager calls keep ``F.linear``.
     """
     y = (x.unsqueeze(-2) * weight).sum(-1)

@@ -2,12 +2,10 @@
 
 A decoding step reads every weight once, so on CPU its time is weight bytes / memory bandwidth: int8 reads 4x fewer
 bytes than float32. Each output row gets one scale (symmetric, max |w| -> 127) and torch's CPU kernel
-``aten._weight_int8pack_mm`` multiplies without materialising float weights. What torch 2.13 offers on this CPU
-(576x3072 mat-vec, 30 distinct matrices, us per call): float32 ``F.linear`` 645, float32 on [in, out] 365, int8
-with bfloat16 activations 151, int8 with float32 activations 12000 (a slow fallback: hence the bfloat16 cast
-around the call), int4 (``_weight_int4pack_mm_for_cpu``, bfloat16) 255 — slower than int8 here, so int8 it is.
-Inside a compiled decoding step a single row skips the kernel: ``layers.matvec`` widens the int8 rows in the
-loop it multiplies them in, with float32 activations: ~80 us for that matrix.
+``aten._weight_int8pack_mm`` multiplies without materialising float weights. Its activations are cast to
+bfloat16 around the call because the float32 path is a slow fallback; int4 was slower than int8 on this CPU
+(measurements of every option: benchmarks/README.md). Inside a compiled decoding step a single row skips the
+kernel: ``layers.matvec`` widens the int8 rows in the loop it multiplies them in, with float32 activations.
 
 Results are no longer bit-equal to float32: greedy output follows float32's for most tokens (measured agreement
 in ``benchmarks/bench_llama_generate.py``, asserted in ``tests/test_llama_speed_options.py``).

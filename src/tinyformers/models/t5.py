@@ -1,43 +1,43 @@
 """T5 and Flan-T5: an encoder and a decoder of pre-norm blocks, a learned relative position bias, an RMS norm, a
 ReLU or gated-GELU feed-forward, and an LM head tied to the embedding (T5 v1.0) or not (v1.1 / Flan).
 
-Attention has no 1/sqrt(d) scaling (T5 folds it into the query initialisation). Each stack's position bias
-belongs to its first layer in the checkpoint but is one table per stack here; it is computed once per forward,
-merged with the padding and causal masks into one additive float mask, and shared by every layer. Self-attention
-Q/K/V are one projection, cross-attention K/V another, and the gated FFN's two input projections a third
-(``RENAMES`` maps them to the checkpoint's names).
+Attention has no 1/sqrt(d) scaling (T5 folds it into the query initialisation). Each stack's position bias is
+one table (the checkpoint keeps it in the first layer), computed once per forward, merged with the padding and
+causal masks into one additive mask and shared by every layer. Self-attention Q/K/V are one projection,
+cross-attention K/V another, the gated FFN's two inputs a third (``RENAMES`` maps them to the checkpoint).
 
-Generation (see ``tinyformers.generation.seq2seq``): the encoder runs once; the decoder's self-attention keys and
-values go in a static cache, its cross-attention keys and values are projected once from the encoder output, and
-the bias + causal mask of every step is one table sliced per step. A step's time is mostly one-row products with
-the decoder's matrices: those that widen their input are stored [in, out] for them (``T5PreTrainedModel._apply``).
+Generation (``tinyformers.generation.seq2seq``): the encoder runs once; the decoder's keys and values go in a
+static cache, its cross-attention keys and values are projected once, and the bias + causal mask of every step
+is one table sliced per step.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..configuration import PretrainedConfig
 from ..generation import GenerationMixin
 from ..generation.seq2seq import EncoderDecoderCache
 from ..modeling import PreTrainedModel, Rename, WeightMap
-from ..outputs import BaseModelOutput, ModelOutput
-
-# T5LayerNorm is exactly RMSNorm: no mean, no bias, fp32 variance
-from .layers import (
+from ..outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
+from .layers import (  # T5LayerNorm is exactly RMSNorm: no mean, no bias, float32 variance
     ACTIVATIONS,
     RMSNorm,
     activation,
     attend,
     decode_layout,
+    dropout,
     input_length,
+    merge_heads,
     padding_mask,
+    recorded,
+    recorders,
+    split_fused_heads,
+    split_heads,
     token_loss,
 )
 
@@ -63,8 +63,8 @@ class T5Config(PretrainedConfig):
     eos_token_id: int | list[int] | None = 1
     decoder_start_token_id: int | None = 0
     classifier_dropout: float = 0.0
-    # Whether the decoder output is multiplied by d_model**-0.5 before the LM head. T5 v1.0 (tied head) does it,
-    # v1.1/Flan (untied) do not; transformers 5 writes this key, older files only have tie_word_embeddings.
+    # Whether the decoder output is multiplied by d_model**-0.5 before the LM head: T5 v1.0 (tied head) does,
+    # v1.1/Flan do not. transformers 5 writes this key; older files only have tie_word_embeddings.
     scale_decoder_outputs: bool | None = None
 
     def __init__(self, **kwargs: Any):
@@ -73,7 +73,7 @@ class T5Config(PretrainedConfig):
             self.num_decoder_layers = self.num_layers
         if self.scale_decoder_outputs is None:
             self.scale_decoder_outputs = self.tie_word_embeddings is not False
-        # Derived as transformers does (and written back, as it does); "gated-gelu" means the tanh GELU.
+        # Derived (and written back) as transformers does; "gated-gelu" means the tanh GELU.
         kind = self.feed_forward_proj.split("-")
         self.is_gated_act = kind[0] == "gated"
         self.dense_act_fn = "gelu_new" if self.feed_forward_proj == "gated-gelu" else kind[-1]
@@ -87,36 +87,9 @@ class T5Config(PretrainedConfig):
             )
 
 
-@dataclass(repr=False)
-class Seq2SeqModelOutput(ModelOutput):
-    last_hidden_state: torch.Tensor | None = None
-    past_key_values: Any = None
-    decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
-    decoder_attentions: tuple[torch.Tensor, ...] | None = None
-    cross_attentions: tuple[torch.Tensor, ...] | None = None
-    encoder_last_hidden_state: torch.Tensor | None = None
-    encoder_hidden_states: tuple[torch.Tensor, ...] | None = None
-    encoder_attentions: tuple[torch.Tensor, ...] | None = None
-
-
-@dataclass(repr=False)
-class Seq2SeqLMOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    past_key_values: Any = None
-    decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
-    decoder_attentions: tuple[torch.Tensor, ...] | None = None
-    cross_attentions: tuple[torch.Tensor, ...] | None = None
-    encoder_last_hidden_state: torch.Tensor | None = None
-    encoder_hidden_states: tuple[torch.Tensor, ...] | None = None
-    encoder_attentions: tuple[torch.Tensor, ...] | None = None
-
-
 def relative_position_bucket(relative: torch.Tensor, bidirectional: bool, buckets: int, max_distance: int):
     """Key-minus-query offsets -> bucket ids: exact for small offsets, log-spaced up to ``max_distance``.
-
-    The encoder gives positive and negative offsets half the buckets each; the decoder sees only the past.
-    """
+    The encoder gives positive and negative offsets half the buckets each; the decoder sees only the past."""
     bucket = torch.zeros_like(relative)
     if bidirectional:
         buckets //= 2
@@ -133,36 +106,9 @@ def relative_position_bucket(relative: torch.Tensor, bidirectional: bool, bucket
 
 
 def additive_mask(bias: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
-    """The float SDPA mask: the position bias where ``keep`` (boolean, broadcastable) allows, the dtype's min
-    elsewhere (as transformers: min rather than -inf, so no softmax row is all -inf)."""
+    """The position bias where ``keep`` (boolean) allows, the dtype's min elsewhere (as transformers: not -inf,
+    so no softmax row is all -inf)."""
     return bias if keep is None else bias.masked_fill(~keep, torch.finfo(bias.dtype).min)
-
-
-def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """[batch, seq, heads * head_dim] -> [batch, heads, seq, head_dim] (a view)."""
-    b, s, _ = x.shape
-    return x.view(b, s, n_heads, -1).transpose(1, 2)
-
-
-def split_fused_heads(x: torch.Tensor, n_heads: int, parts: int) -> tuple[torch.Tensor, ...]:
-    """A fused projection [batch, seq, parts * heads * head_dim] -> ``parts`` views [batch, heads, seq, head_dim].
-
-    Three ops whatever ``parts`` is, where a chunk, then a view and a transpose per part, are 2 + 2 * parts:
-    Q/K/V splitting runs in every layer at every decoding step."""
-    b, s, _ = x.shape
-    return x.view(b, s, parts, n_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
-
-
-def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """[batch, heads, seq, head_dim] -> [batch, seq, heads * head_dim]. For one position the transpose would move
-    only a size-1 dim: the reshape alone gives the same tensor, one op fewer per attention at each decoding step."""
-    b, _, s, _ = x.shape
-    return x.reshape(b, 1, -1) if s == 1 else x.transpose(1, 2).reshape(b, s, -1)
-
-
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    # F.dropout is an op call even when it does nothing (10 a decoding step)
-    return F.dropout(x, p, True) if training and p > 0 else x
 
 
 class Attention(nn.Module):
@@ -170,9 +116,8 @@ class Attention(nn.Module):
 
     def __init__(self, c: T5Config):
         super().__init__()
-        self.n_heads = c.num_heads
+        self.n_heads, self.dropout = c.num_heads, c.dropout_rate
         self.o = nn.Linear(c.num_heads * c.d_kv, c.d_model, bias=False)
-        self.dropout = c.dropout_rate
 
     def attend_and_project(self, q, k, v, mask, weights: list | None) -> torch.Tensor:
         p = self.dropout if self.training else 0.0
@@ -211,8 +156,7 @@ class DenseActDense(nn.Module):
         super().__init__()
         self.wi = nn.Linear(c.d_model, c.d_ff, bias=False)
         self.wo = nn.Linear(c.d_ff, c.d_model, bias=False)
-        self.act = activation(c.dense_act_fn)
-        self.dropout = c.dropout_rate
+        self.act, self.dropout = activation(c.dense_act_fn), c.dropout_rate
 
     def forward(self, x):
         return self.wo(dropout(self.act(self.wi(x)), self.dropout, self.training))
@@ -225,8 +169,7 @@ class GatedActDense(nn.Module):
         super().__init__()
         self.gate_up = nn.Linear(c.d_model, 2 * c.d_ff, bias=False)
         self.wo = nn.Linear(c.d_ff, c.d_model, bias=False)
-        self.act = activation(c.dense_act_fn)
-        self.dropout = c.dropout_rate
+        self.act, self.dropout = activation(c.dense_act_fn), c.dropout_rate
 
     def forward(self, x):
         gate, up = self.gate_up(x).chunk(2, dim=-1)
@@ -248,9 +191,7 @@ class T5Block(nn.Module):
     def residual(self, x, y):
         return x + dropout(y, self.dropout, self.training)
 
-    def forward(
-        self, x, mask, cache=None, encoder_kv=None, encoder_mask=None, attentions=None, cross_attentions=None
-    ):
+    def forward(self, x, mask, cache, encoder_kv, encoder_mask, attentions, cross_attentions):
         x = self.residual(x, self.attn(self.attn_norm(x), mask, cache, attentions))
         if encoder_kv is not None:
             x = self.residual(x, self.cross(self.cross_norm(x), encoder_kv, encoder_mask, cross_attentions))
@@ -270,51 +211,43 @@ class T5Stack(nn.Module):
         self.final_layer_norm = RMSNorm(c.d_model, c.layer_norm_epsilon)
         self.dropout = c.dropout_rate
 
-    def position_bias(self, queries: int, keys: int, start: int = 0) -> torch.Tensor:
-        """[1, heads, queries, keys] bias for queries at positions ``start..`` attending keys at ``0..``."""
-        device = self.relative_attention_bias.weight.device
-        query_pos = torch.arange(start, start + queries, device=device)[:, None]
-        relative = torch.arange(keys, device=device)[None, :] - query_pos
+    def position_bias(self, length: int) -> torch.Tensor:
+        """[1, heads, length, length]: the bias of every (query, key) pair of positions ``0..length-1``."""
+        positions = torch.arange(length, device=self.relative_attention_bias.weight.device)
         c = self.config
         bucket = relative_position_bucket(
-            relative, not self.is_decoder, c.relative_attention_num_buckets, c.relative_attention_max_distance
+            positions[None, :] - positions[:, None],
+            not self.is_decoder,
+            c.relative_attention_num_buckets,
+            c.relative_attention_max_distance,
         )
         return self.relative_attention_bias(bucket).permute(2, 0, 1)[None]
 
-    def self_attention_mask(self, queries: int, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """Bias + masks for a whole sequence (no cache): padding (1/0 per key) and, in the decoder, causality."""
-        bias = self.position_bias(queries, queries)
+    def self_attention_mask(self, length: int, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Bias + masks for a whole sequence: padding (``attention_mask``, 1/0 per key) and, in the decoder,
+        causality."""
+        bias = self.position_bias(length)
         keep = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
         if self.is_decoder:
-            causal = torch.ones(queries, queries, dtype=torch.bool, device=bias.device).tril()
+            causal = torch.ones(length, length, dtype=torch.bool, device=bias.device).tril()
             keep = causal if keep is None else keep & causal
         return additive_mask(bias, keep)
 
     def run(
-        self,
-        x,
-        mask,
-        cache=None,
-        encoder_kv=None,
-        encoder_mask=None,
-        hidden_states=None,
-        attentions=None,
-        cross_attentions=None,
+        self, x, mask, cache=None, encoder_kv=None, encoder_mask=None, hidden=None, attn=None, cross=None
     ):
-        """The blocks; ``encoder_kv`` is one (keys, values) pair per block. Lists passed as ``hidden_states``,
-        ``attentions`` and ``cross_attentions`` collect every block's input and the final output, and every
-        block's attention probabilities."""
+        """The blocks; ``encoder_kv`` is one (keys, values) pair per block. Lists given as ``hidden``, ``attn``
+        and ``cross`` collect every block's input and the output, and every block's attention probabilities."""
         x = dropout(x, self.dropout, self.training)
         for i, block in enumerate(self.blocks):
-            if hidden_states is not None:
-                hidden_states.append(x)
-            kv = encoder_kv[i] if encoder_kv else None
-            x = block(x, mask, cache, kv, encoder_mask, attentions, cross_attentions)
+            if hidden is not None:
+                hidden.append(x)
+            x = block(x, mask, cache, encoder_kv[i] if encoder_kv else None, encoder_mask, attn, cross)
         if cache is not None:
             cache.advance(x.shape[1])
         x = dropout(self.final_layer_norm(x), self.dropout, self.training)
-        if hidden_states is not None:
-            hidden_states.append(x)
+        if hidden is not None:
+            hidden.append(x)
         return x
 
 
@@ -337,16 +270,14 @@ def _stack_rules(stack: str, ffn_layer: int) -> list[Rename]:
     ]
 
 
+CROSS = "decoder.block.{n}.layer.1.EncDecAttention"
 RENAMES = [
     *_stack_rules("encoder", 1),
     *_stack_rules("decoder", 2),
     Rename("decoder.blocks.{n}.cross_norm.weight", "decoder.block.{n}.layer.1.layer_norm.weight"),
-    Rename("decoder.blocks.{n}.cross.q.weight", "decoder.block.{n}.layer.1.EncDecAttention.q.weight"),
-    Rename(
-        "decoder.blocks.{n}.cross.kv.weight",
-        tuple(f"decoder.block.{{n}}.layer.1.EncDecAttention.{x}.weight" for x in "kv"),
-    ),
-    Rename("decoder.blocks.{n}.cross.o.weight", "decoder.block.{n}.layer.1.EncDecAttention.o.weight"),
+    Rename("decoder.blocks.{n}.cross.q.weight", f"{CROSS}.q.weight"),
+    Rename("decoder.blocks.{n}.cross.kv.weight", (f"{CROSS}.k.weight", f"{CROSS}.v.weight")),
+    Rename("decoder.blocks.{n}.cross.o.weight", f"{CROSS}.o.weight"),
 ]
 
 
@@ -362,14 +293,13 @@ class T5PreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         """transformers' T5 initialisation: every std is ``initializer_factor`` times a fan-in rule."""
-        factor, c = self.config.initializer_factor, self.config
+        c = self.config
 
         def normal(weight: torch.Tensor, std: float) -> None:
-            nn.init.normal_(weight, mean=0.0, std=factor * std)
+            nn.init.normal_(weight, mean=0.0, std=c.initializer_factor * std)
 
-        inner = c.num_heads * c.d_kv
         if isinstance(module, RMSNorm):
-            nn.init.constant_(module.weight, factor)
+            nn.init.constant_(module.weight, c.initializer_factor)
         elif isinstance(module, T5Stack):
             normal(module.relative_attention_bias.weight, c.d_model**-0.5)
         elif isinstance(module, (DenseActDense, GatedActDense)):
@@ -377,6 +307,7 @@ class T5PreTrainedModel(PreTrainedModel):
             normal(wi.weight, c.d_model**-0.5)
             normal(module.wo.weight, c.d_ff**-0.5)
         elif isinstance(module, Attention):
+            inner = c.num_heads * c.d_kv
             if isinstance(module, SelfAttention):
                 q, kv = module.qkv.weight.split([inner, 2 * inner])
             else:
@@ -391,12 +322,10 @@ class T5PreTrainedModel(PreTrainedModel):
             normal(module.weight, 1.0)
 
     def _apply(self, fn, recurse=True):
-        # Every dtype or device change (.to, loading) re-picks the layout of the matrices a decoding step
-        # multiplies one row by (``decode_layout``). Stored [in, out], one-row products are faster where the
-        # output is wider than the input (Q/K/V 1.5x, the gated FFN's input 1.8x, an untied LM head 2x, attention
-        # outputs 1.1x) and slower where it is narrower (the FFN's output 1.4x, cross-attention Q 1.15x; Flan-T5-
-        # small on this CPU): only the wide ones move. The encoder, run once per input over many rows, keeps
-        # transformers' layout and stays bit-identical to it.
+        # Every dtype or device change (.to, loading) re-picks the layout of the decoder's matrices
+        # (``decode_layout``): one-row products with a matrix stored [in, out] are faster where it widens its input
+        # and slower where it narrows it, so only the widening ones move (benchmarks/README.md). The encoder, run
+        # once per input over many rows, keeps transformers' layout and stays bit-identical to it.
         super()._apply(fn, recurse)
         decoder, head = getattr(self, "decoder", None), getattr(self, "lm_head", None)
         matrices = [m for m in decoder.modules() if isinstance(m, nn.Linear)] if decoder is not None else []
@@ -410,16 +339,15 @@ class T5PreTrainedModel(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.shared
 
-    def encode(
-        self, input_ids=None, attention_mask=None, inputs_embeds=None, hidden_states=None, attentions=None
-    ):
+    def encode(self, input_ids=None, attention_mask=None, inputs_embeds=None, hidden=None, attn=None):
         """The encoder's last hidden state ``[batch, seq, d_model]``; ``attention_mask`` is 1 for tokens, 0 for pad."""
         length = input_length(input_ids, inputs_embeds)
         x = self.shared(input_ids) if inputs_embeds is None else inputs_embeds
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # nothing padded: the bias alone is the mask
-        mask = self.encoder.self_attention_mask(length, attention_mask)
-        return self.encoder.run(x, mask, hidden_states=hidden_states, attentions=attentions)
+        return self.encoder.run(
+            x, self.encoder.self_attention_mask(length, attention_mask), hidden=hidden, attn=attn
+        )
 
 
 class T5EncoderModel(T5PreTrainedModel):
@@ -441,14 +369,9 @@ class T5EncoderModel(T5PreTrainedModel):
         output_attentions=None,
         return_dict=None,
     ):
-        hidden_states = [] if (output_hidden_states or self.config.output_hidden_states) else None
-        attentions = [] if (output_attentions or self.config.output_attentions) else None
-        x = self.encode(input_ids, attention_mask, inputs_embeds, hidden_states, attentions)
-        out = BaseModelOutput(
-            last_hidden_state=x,
-            hidden_states=tuple(hidden_states) if hidden_states else None,
-            attentions=tuple(attentions) if attentions else None,
-        )
+        hidden, attn = recorders(self.config, output_hidden_states, output_attentions)
+        x = self.encode(input_ids, attention_mask, inputs_embeds, hidden, attn)
+        out = BaseModelOutput(last_hidden_state=x, hidden_states=recorded(hidden), attentions=recorded(attn))
         return out if return_dict is not False else out.to_tuple()
 
 
@@ -476,83 +399,6 @@ class T5EncoderDecoder(T5PreTrainedModel):
         shifted[..., 1:] = labels[..., :-1]
         return shifted.masked_fill(shifted == -100, pad)
 
-    def decode(
-        self,
-        decoder_input_ids,
-        encoder_states,
-        encoder_mask,
-        decoder_mask=None,
-        inputs_embeds=None,
-        hidden_states=None,
-        attentions=None,
-        cross_attentions=None,
-    ):
-        """The decoder over a whole target sequence (teacher forcing; generation uses ``next_token_logits``)."""
-        if (decoder_input_ids is None) == (inputs_embeds is None):
-            raise ValueError(
-                "pass exactly one of decoder_input_ids or decoder_inputs_embeds (or labels, to shift into them)"
-            )
-        x = self.shared(decoder_input_ids) if inputs_embeds is None else inputs_embeds
-        if decoder_mask is not None and bool(decoder_mask.all()):
-            decoder_mask = None
-        mask = self.decoder.self_attention_mask(x.shape[1], decoder_mask)
-        encoder_kv = [block.cross.project(encoder_states) for block in self.decoder.blocks]
-        return self.decoder.run(
-            x, mask, None, encoder_kv, padding_mask(encoder_mask), hidden_states, attentions, cross_attentions
-        )
-
-    def run(
-        self,
-        input_ids,
-        attention_mask,
-        decoder_input_ids,
-        decoder_attention_mask,
-        encoder_outputs,
-        inputs_embeds,
-        decoder_inputs_embeds,
-        output_hidden_states,
-        output_attentions,
-    ) -> tuple[torch.Tensor, dict]:
-        """The decoder output, and the output fields both heads share (encoder output, and the hidden states and
-        attention probabilities that were asked for)."""
-        config = self.config
-        wanted = {
-            "hidden_states": output_hidden_states or config.output_hidden_states,
-            "attentions": output_attentions or config.output_attentions,
-        }
-        lists = {  # output field -> the list that collects it, or None
-            f"{side}_{kind}": [] if wanted[kind] else None
-            for side in ("encoder", "decoder")
-            for kind in wanted
-        }
-        lists["cross_attentions"] = [] if wanted["attentions"] else None
-        if encoder_outputs is None:
-            encoder_states = self.encode(
-                input_ids,
-                attention_mask,
-                inputs_embeds,
-                lists["encoder_hidden_states"],
-                lists["encoder_attentions"],
-            )
-        else:  # precomputed: a tensor, an output object or a tuple whose first item is the hidden state
-            encoder_states = encoder_outputs if torch.is_tensor(encoder_outputs) else encoder_outputs[0]
-        x = self.decode(
-            decoder_input_ids,
-            encoder_states,
-            attention_mask,
-            decoder_attention_mask,
-            decoder_inputs_embeds,
-            lists["decoder_hidden_states"],
-            lists["decoder_attentions"],
-            lists["cross_attentions"],
-        )
-        fields = {name: tuple(collected) if collected else None for name, collected in lists.items()}
-        return x, {"encoder_last_hidden_state": encoder_states, **fields}
-
-
-class T5Model(T5EncoderDecoder):
-    ignore_on_load = (*T5PreTrainedModel.ignore_on_load, r"^lm_head\.")
-
     def forward(
         self,
         input_ids=None,
@@ -566,19 +412,42 @@ class T5Model(T5EncoderDecoder):
         output_attentions=None,
         return_dict=None,
     ):
-        x, fields = self.run(
-            input_ids,
-            attention_mask,
-            decoder_input_ids,
-            decoder_attention_mask,
-            encoder_outputs,
-            inputs_embeds,
-            decoder_inputs_embeds,
-            output_hidden_states,
-            output_attentions,
+        """The decoder over a whole target (teacher forcing; generation uses ``next_token_logits``), with the
+        encoder output and the hidden states and attention probabilities asked for. ``encoder_outputs`` (a
+        tensor, an output object or a tuple starting with the hidden state) skips the encoder."""
+        if (decoder_input_ids is None) == (decoder_inputs_embeds is None):
+            raise ValueError(
+                "pass exactly one of decoder_input_ids or decoder_inputs_embeds (or labels, to shift into them)"
+            )
+        encoder_hidden, encoder_attn = recorders(self.config, output_hidden_states, output_attentions)
+        hidden, attn = recorders(self.config, output_hidden_states, output_attentions)
+        cross = None if attn is None else []
+        if encoder_outputs is None:
+            encoder_states = self.encode(
+                input_ids, attention_mask, inputs_embeds, encoder_hidden, encoder_attn
+            )
+        else:
+            encoder_states = encoder_outputs if torch.is_tensor(encoder_outputs) else encoder_outputs[0]
+        x = self.shared(decoder_input_ids) if decoder_inputs_embeds is None else decoder_inputs_embeds
+        if decoder_attention_mask is not None and bool(decoder_attention_mask.all()):
+            decoder_attention_mask = None
+        mask = self.decoder.self_attention_mask(x.shape[1], decoder_attention_mask)
+        encoder_kv = [block.cross.project(encoder_states) for block in self.decoder.blocks]
+        x = self.decoder.run(x, mask, None, encoder_kv, padding_mask(attention_mask), hidden, attn, cross)
+        out = Seq2SeqModelOutput(
+            last_hidden_state=x,
+            decoder_hidden_states=recorded(hidden),
+            decoder_attentions=recorded(attn),
+            cross_attentions=recorded(cross),
+            encoder_last_hidden_state=encoder_states,
+            encoder_hidden_states=recorded(encoder_hidden),
+            encoder_attentions=recorded(encoder_attn),
         )
-        out = Seq2SeqModelOutput(last_hidden_state=x, **fields)
         return out if return_dict is not False else out.to_tuple()
+
+
+class T5Model(T5EncoderDecoder):
+    ignore_on_load = (*T5PreTrainedModel.ignore_on_load, r"^lm_head\.")
 
 
 class T5ForConditionalGeneration(GenerationMixin, T5EncoderDecoder):
@@ -618,7 +487,7 @@ class T5ForConditionalGeneration(GenerationMixin, T5EncoderDecoder):
         """``labels`` [batch, target] give the loss; without decoder inputs they are shifted right into them."""
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
             decoder_input_ids = self._shift_right(labels)
-        x, fields = self.run(
+        base = super().forward(
             input_ids,
             attention_mask,
             decoder_input_ids,
@@ -629,12 +498,13 @@ class T5ForConditionalGeneration(GenerationMixin, T5EncoderDecoder):
             output_hidden_states,
             output_attentions,
         )
-        logits = self.lm_logits(x)
+        fields = dict(base)
+        logits = self.lm_logits(fields.pop("last_hidden_state"))
         loss = token_loss(logits.float(), labels.to(logits.device)) if labels is not None else None
         out = Seq2SeqLMOutput(loss=loss, logits=logits, **fields)
         return out if return_dict is not False else out.to_tuple()
 
-    # ---- the encoder-decoder generation protocol (see tinyformers.generation.seq2seq) ----------------------------
+    # ---- the encoder-decoder generation protocol (see tinyformers.generation.seq2seq) ---------------------------
     def allocate_cache(self, rows: int, max_length: int, encoder_states, encoder_mask) -> EncoderDecoderCache:
         """Decoder caches for ``rows`` sequences of up to ``max_length`` tokens, each encoder row serving
         ``rows // batch`` consecutive sequences (beams, samples)."""
@@ -645,20 +515,13 @@ class T5ForConditionalGeneration(GenerationMixin, T5EncoderDecoder):
         ]
         # Bias + causal mask for every (query, key) pair up to max_length: each step slices its rows.
         causal = torch.ones(max_length, max_length, dtype=torch.bool, device=encoder_states.device).tril()
-        self_mask = additive_mask(self.decoder.position_bias(max_length, max_length), causal)
         encoder_mask = padding_mask(encoder_mask)
-        c = self.config
+        c, dtype, device = self.config, encoder_states.dtype, encoder_states.device
         return EncoderDecoderCache(
-            c.num_decoder_layers,
-            rows,
-            c.num_heads,
-            max_length,
-            c.d_kv,
-            encoder_states.dtype,
-            encoder_states.device,
+            *(c.num_decoder_layers, rows, c.num_heads, max_length, c.d_kv, dtype, device),
             cross_kv=cross_kv,
             encoder_mask=None if encoder_mask is None else encoder_mask.repeat_interleave(per_input, 0),
-            self_attention_mask=self_mask,
+            self_attention_mask=additive_mask(self.decoder.position_bias(max_length), causal),
             rows_per_input=per_input,
         )
 
