@@ -11,6 +11,9 @@ Adding a command (or a group of commands, such as ``hub``): write a module in th
 then add the module to ``COMMANDS`` in ``main.py`` — one line. A mistake of the user (a bad file, a bad
 argument) is an exception of one of ``main.USER_ERRORS`` (``common.CommandError`` for the CLI's own): it prints
 as one line with exit code 2. Any other exception is a bug and keeps its traceback.
+
+Command modules import torch and the parts of the package that need it inside their handlers, so that
+``--help`` and a mistyped argument answer at once.
 """
 
 from .main import COMMANDS, USER_ERRORS, build_parser, main

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 
+from .. import __version__
 from .common import add_command
 from .output import print_data
 
@@ -21,8 +22,6 @@ def handle(args) -> None:
 
 def env() -> dict:
     import torch
-
-    from .. import __version__
 
     return {
         "tinyformers": __version__,

@@ -8,6 +8,7 @@ read from the page cache only when it is loaded, and the quantised blocks are un
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import re
@@ -375,9 +376,24 @@ def tokenizer_fields(metadata: dict) -> dict:
     return fields
 
 
+def read_gguf(path: str | os.PathLike) -> GGUFFile:
+    """``GGUFFile(path)``, parsed once for as long as the file is unchanged (same size and modification time).
+
+    Loading a GGUF model reads the one file in turn for its config, its weights and its tokenizer, and the header
+    (the whole vocabulary) is most of the time that takes; the last file read is kept, memory-mapped.
+    """
+    stat = os.stat(path)
+    return _read_gguf(Path(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_gguf(path: Path, size: int, mtime_ns: int) -> GGUFFile:
+    return GGUFFile(path)
+
+
 def gguf_config(gguf: GGUFFile | str | os.PathLike) -> dict:
     """The transformers-style config dict of a GGUF file, from its metadata alone (no tensor is read)."""
-    gguf = gguf if isinstance(gguf, GGUFFile) else GGUFFile(gguf)
+    gguf = gguf if isinstance(gguf, GGUFFile) else read_gguf(gguf)
     architecture = gguf.metadata.get("general.architecture")
     if architecture not in SUPPORTED_ARCHITECTURES:
         raise ValueError(
@@ -397,7 +413,7 @@ def load_gguf_checkpoint(
     ``progress``: True shows a tqdm bar (only when stderr is a terminal), False nothing, or a callable
     ``(done, total, gguf_name)`` called after each tensor.
     """
-    gguf = GGUFFile(path)
+    gguf = read_gguf(path)
     config = gguf_config(gguf)
     heads = {"attn_q": config["num_attention_heads"], "attn_k": config["num_key_value_heads"]}
     names = [(name, hf) for name in gguf.tensors if (hf := hf_tensor_name(name)) is not None]

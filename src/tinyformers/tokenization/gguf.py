@@ -71,9 +71,9 @@ def special_tokens_config(fields: dict, tokens: list[str]) -> dict:
 
 
 def tokenizer_from_gguf(path: str | os.PathLike, **kwargs) -> PreTrainedTokenizer:
-    from ..formats.gguf import GGUFFile, tokenizer_fields  # (formats.gguf imports torch for the tensors)
+    from ..formats.gguf import read_gguf, tokenizer_fields  # (formats.gguf imports torch for the tensors)
 
-    fields = tokenizer_fields(GGUFFile(path).metadata)
+    fields = tokenizer_fields(read_gguf(path).metadata)
     kind = fields.get("model")
     if kind == "llama":
         return llama_tokenizer_from_gguf(fields, **kwargs)

@@ -1,0 +1,140 @@
+"""``pipeline(task, model)``: text in, plain Python results out, shaped exactly as transformers' pipelines.
+
+One module per task family, over the ``Pipeline`` base class (``base.py``):
+
+* ``features.py`` — feature-extraction, sentence-embedding (ours: pooled, normalised vectors);
+* ``fill_mask.py`` — fill-mask;
+* ``text_classification.py`` — text-classification (alias sentiment-analysis), zero-shot-classification (with an
+  NLI checkpoint);
+* ``token_classification.py`` — token-classification (alias ner);
+* ``text_generation.py`` — text-generation (plain text and chat messages);
+* ``text2text.py`` — for seq2seq models (T5, Flan-T5): text2text-generation, summarization and
+  translation_xx_to_yy (transformers 4's pipelines: transformers 5 dropped them);
+* ``registry.py`` — the task names, aliases and default models, and ``pipeline(...)`` itself.
+"""
+
+from __future__ import annotations
+
+from ..errors import UnknownTaskError
+from .base import PROGRESS_MIN_ITEMS, GeneratingPipeline, Pipeline, as_torch_device, progress_bar, rows
+from .features import (
+    POOLINGS,
+    FeatureExtractionPipeline,
+    SentenceEmbeddingPipeline,
+    cls_pooling,
+    max_pooling,
+    mean_pooling,
+    model_folder,
+    normalizes,
+    pooling_mode,
+    sentence_embeddings,
+)
+from .fill_mask import FillMaskPipeline
+from .registry import (
+    ARCHITECTURE_TASKS,
+    DEFAULT_MODELS,
+    TASK_ALIASES,
+    TASKS,
+    assets_dir,
+    available,
+    canonical_task,
+    check_fits,
+    default_model,
+    pipeline,
+    supported_tasks,
+    task_from_architecture,
+    task_name_for,
+    tasks_for_model_type,
+    unavailable_note,
+)
+from .text2text import LANGUAGES, SummarizationPipeline, Text2TextGenerationPipeline, TranslationPipeline
+from .text_classification import (
+    SCORE_FUNCTIONS,
+    TextClassificationPipeline,
+    ZeroShotClassificationPipeline,
+    candidate_label_list,
+    check_hypothesis_template,
+    default_function,
+    entailment_label_id,
+    ranked_labels,
+)
+from .text_generation import (
+    PIPELINE_GENERATION_DEFAULTS,
+    SAMPLING_PARAMS,
+    TextGenerationPipeline,
+    is_chat,
+    left_pad,
+    with_pipeline_defaults,
+)
+from .token_classification import (
+    AGGREGATIONS,
+    TokenClassificationPipeline,
+    aggregate,
+    bio_tag,
+    group_entities,
+    split_words,
+    token_entity,
+    word_entity,
+)
+
+__all__ = [
+    "AGGREGATIONS",
+    "ARCHITECTURE_TASKS",
+    "DEFAULT_MODELS",
+    "FeatureExtractionPipeline",
+    "FillMaskPipeline",
+    "GeneratingPipeline",
+    "LANGUAGES",
+    "PIPELINE_GENERATION_DEFAULTS",
+    "POOLINGS",
+    "PROGRESS_MIN_ITEMS",
+    "Pipeline",
+    "SAMPLING_PARAMS",
+    "SCORE_FUNCTIONS",
+    "SentenceEmbeddingPipeline",
+    "SummarizationPipeline",
+    "TASKS",
+    "TASK_ALIASES",
+    "Text2TextGenerationPipeline",
+    "TextClassificationPipeline",
+    "TextGenerationPipeline",
+    "TokenClassificationPipeline",
+    "TranslationPipeline",
+    "UnknownTaskError",
+    "ZeroShotClassificationPipeline",
+    "aggregate",
+    "as_torch_device",
+    "assets_dir",
+    "available",
+    "bio_tag",
+    "candidate_label_list",
+    "canonical_task",
+    "check_fits",
+    "check_hypothesis_template",
+    "cls_pooling",
+    "default_function",
+    "default_model",
+    "entailment_label_id",
+    "group_entities",
+    "is_chat",
+    "left_pad",
+    "max_pooling",
+    "mean_pooling",
+    "model_folder",
+    "normalizes",
+    "pipeline",
+    "pooling_mode",
+    "progress_bar",
+    "ranked_labels",
+    "rows",
+    "sentence_embeddings",
+    "split_words",
+    "supported_tasks",
+    "task_from_architecture",
+    "task_name_for",
+    "tasks_for_model_type",
+    "token_entity",
+    "unavailable_note",
+    "with_pipeline_defaults",
+    "word_entity",
+]

@@ -1,0 +1,181 @@
+"""The tasks, their aliases and offline default models, and ``pipeline(task, model)`` that builds one."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ..auto import MODELS, AutoConfig, AutoTokenizer, import_object
+from ..errors import UnknownTaskError
+from .base import Pipeline
+from .features import FeatureExtractionPipeline, SentenceEmbeddingPipeline
+from .fill_mask import FillMaskPipeline
+from .text2text import SummarizationPipeline, Text2TextGenerationPipeline, TranslationPipeline
+from .text_classification import TextClassificationPipeline, ZeroShotClassificationPipeline
+from .text_generation import TextGenerationPipeline
+from .token_classification import TokenClassificationPipeline
+
+TASKS: dict[str, type[Pipeline]] = {
+    "feature-extraction": FeatureExtractionPipeline,
+    "sentence-embedding": SentenceEmbeddingPipeline,
+    "fill-mask": FillMaskPipeline,
+    "text-classification": TextClassificationPipeline,
+    "zero-shot-classification": ZeroShotClassificationPipeline,
+    "token-classification": TokenClassificationPipeline,
+    "text-generation": TextGenerationPipeline,
+    "text2text-generation": Text2TextGenerationPipeline,
+    "summarization": SummarizationPipeline,
+    "translation_xx_to_yy": TranslationPipeline,
+}
+TASK_ALIASES = {
+    "sentiment-analysis": "text-classification",
+    "ner": "token-classification",
+    "sentence-embeddings": "sentence-embedding",
+}
+
+# Default models: real checkpoints from the offline assets folder ($ASSETS_DIR, default .assets). Tasks that
+# need a trained head have none: a random head would give confident nonsense.
+DEFAULT_MODELS = {
+    "feature-extraction": "minilm",
+    "sentence-embedding": "minilm",
+    "text-generation": os.path.join("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+# Architecture-name endings -> the task they serve, for pipeline(model=...) without a task.
+ARCHITECTURE_TASKS = (
+    ("ForMaskedLM", "fill-mask"),
+    ("ForSequenceClassification", "text-classification"),
+    ("ForTokenClassification", "token-classification"),
+    ("ForCausalLM", "text-generation"),
+    ("LMHeadModel", "text-generation"),
+    ("ForConditionalGeneration", "text2text-generation"),
+    ("Model", "feature-extraction"),
+)
+
+
+def available(task: str) -> bool:
+    """A task is available when the registry has the Auto class it needs (seq2seq arrives with T5)."""
+    return TASKS[task].auto_class in MODELS
+
+
+def supported_tasks() -> list[str]:
+    return [t for t in TASKS if available(t)]
+
+
+def canonical_task(task: str) -> str:
+    """The TASKS key for ``task`` (aliases, translation_xx_to_yy), or a one-line error listing what exists."""
+    name = TASK_ALIASES.get(task, task)
+    if re.fullmatch(r"translation_\w+_to_\w+", name):
+        name = "translation_xx_to_yy"
+    if name not in TASKS:
+        raise UnknownTaskError(
+            f"unknown task '{task}'; supported tasks: {', '.join(supported_tasks() + sorted(TASK_ALIASES))}"
+            + unavailable_note()
+        )
+    if not available(name):
+        raise ValueError(
+            f"task '{task}' needs a seq2seq model ({TASKS[name].auto_class}), which tinyformers does not have yet"
+        )
+    return name
+
+
+def unavailable_note() -> str:
+    missing = [t for t in TASKS if not available(t)]
+    return f" (needs a seq2seq model, not yet in tinyformers: {', '.join(missing)})" if missing else ""
+
+
+def tasks_for_model_type(model_type: str) -> list[str]:
+    return [t for t in supported_tasks() if model_type in MODELS[TASKS[t].auto_class]]
+
+
+def check_fits(task: str, model_type: str, where: str) -> None:
+    if model_type not in MODELS[TASKS[task].auto_class]:
+        fits = tasks_for_model_type(model_type)
+        raise ValueError(
+            f"{where} is a '{model_type}' model, which does not fit task '{task}'; "
+            f"it fits: {', '.join(fits) if fits else 'no pipeline task'}"
+        )
+
+
+def assets_dir() -> Path:
+    return Path(os.environ.get("ASSETS_DIR", ".assets"))
+
+
+def default_model(task: str) -> str:
+    if task not in DEFAULT_MODELS:
+        raise ValueError(
+            f"task '{task}' has no default model offline (it needs a trained head); pass a model folder (model=... or --model)"
+        )
+    path = assets_dir() / DEFAULT_MODELS[task]
+    if not path.exists():
+        raise FileNotFoundError(
+            f"the default model for '{task}' is {path}, which is missing: fetch the assets (make demo) or pass model="
+        )
+    return str(path)
+
+
+def task_from_architecture(config) -> str:
+    for architecture in config.architectures or []:
+        for ending, task in ARCHITECTURE_TASKS:
+            if architecture.endswith(ending) and available(task):
+                return task
+    raise ValueError(
+        f"cannot tell the task from config.architectures={config.architectures}; pass it: pipeline(task, model=...)"
+    )
+
+
+def pipeline(
+    task: str | None = None,
+    model=None,
+    tokenizer=None,
+    device=None,
+    batch_size: int = 1,
+    dtype=None,
+    gguf_file: str | None = None,
+    model_kwargs: dict | None = None,
+    **params,
+) -> Pipeline:
+    """Build the pipeline for ``task`` (e.g. ``"fill-mask"``) over ``model`` — a folder, a .gguf file, a hub id
+    already in the local cache, or a loaded model (then pass its ``tokenizer`` too unless it came from a folder).
+
+    Without ``model`` the task's default from the offline assets is used (feature-extraction and
+    sentence-embedding: all-MiniLM-L6-v2; text-generation: SmolLM2-135M-Instruct). Without ``task`` it is read
+    from the model's ``config.architectures``. Other keyword arguments are the task's call parameters
+    (``top_k=3``, ``max_new_tokens=20``...), used for every call unless the call overrides them.
+    """
+    if task is None and model is None:
+        raise ValueError(
+            "pipeline() needs a task, a model, or both; e.g. pipeline('fill-mask', model=FOLDER)"
+        )
+    if task is not None:
+        task_name = canonical_task(task)
+        model = default_model(task_name) if model is None else model
+    model_kwargs = {**(model_kwargs or {}), **({"dtype": dtype} if dtype is not None else {})}
+    if isinstance(model, (str, os.PathLike)):
+        source = str(model)
+        config = AutoConfig.from_pretrained(source, gguf_file=gguf_file)
+        if task is None:
+            task = task_name = task_from_architecture(config)
+        check_fits(task_name, config.model_type, f"'{source}'")
+        auto_class = import_object(f"tinyformers.auto:{TASKS[task_name].auto_class}")
+        model = auto_class.from_pretrained(source, gguf_file=gguf_file, **model_kwargs)
+    else:
+        source = getattr(model.config, "_name_or_path", None)
+        if task is None:
+            task = task_name = task_from_architecture(model.config)
+        check_fits(task_name, model.config.model_type, f"the given {type(model).__name__}")
+    if tokenizer is None:
+        if not source:
+            raise ValueError("pass tokenizer=... with a model object that was not loaded from a folder")
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
+    elif isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+    return TASKS[task_name](
+        model, tokenizer, device=device, batch_size=batch_size, task=task_name_for(task, task_name), **params
+    )
+
+
+def task_name_for(task: str, canonical: str) -> str:
+    """The name a pipeline reports: the canonical one, except translation keeps its languages."""
+    return task if canonical == "translation_xx_to_yy" else canonical
