@@ -53,10 +53,12 @@ def test_minilm_single_text_shapes_and_iteration(minilm, hf_minilm, hf_minilm_to
 
 
 @torch.inference_mode()
-def test_minilm_hidden_states_and_attentions_outputs(minilm, hf_minilm, hf_minilm_tokenizer):
+def test_minilm_hidden_states_and_attentions_outputs(minilm, minilm_dir, hf_minilm_tokenizer):
     batch = _batch(hf_minilm_tokenizer, TEXTS[:2])
     ours = minilm(**batch, output_hidden_states=True, output_attentions=True)
-    ref = hf_minilm(**batch, output_hidden_states=True, output_attentions=True)
+    # transformers returns no attention maps from its default sdpa attention: its eager one gives them
+    eager = transformers.AutoModel.from_pretrained(str(minilm_dir), attn_implementation="eager").eval()
+    ref = eager(**batch, output_hidden_states=True, output_attentions=True)
     assert len(ours.hidden_states) == len(ref.hidden_states) == 7
     for a, b in zip(ours.hidden_states, ref.hidden_states, strict=True):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
