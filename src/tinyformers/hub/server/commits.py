@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from .deps import hub, iso, json_body, readable_repo, repo_type, repo_url, viewer, writable_repo
 from .errors import HubError, bad_request, conflict, too_large
@@ -275,11 +276,16 @@ async def commit(request: Request, kind: str, namespace: str, name: str, revisio
                 )
             spool.write(chunk)
         spool.seek(0)
-        try:
-            _parse(spool, ops, service)
-            return _apply(request, repo, revision, ops, service)
-        finally:
-            ops.abort()  # publishes nothing that _apply did not already publish
+        # Decoding, hashing and the transaction run off the event loop, so downloads go on meanwhile.
+        return await run_in_threadpool(_parse_and_apply, spool, request, repo, revision, ops, service)
+
+
+def _parse_and_apply(spool, request, repo, revision, ops: _Operations, service) -> dict:
+    try:
+        _parse(spool, ops, service)
+        return _apply(request, repo, revision, ops, service)
+    finally:
+        ops.abort()  # drops every staged blob that _apply did not publish
 
 
 def _apply(request, repo, revision, ops: _Operations, service) -> dict:
