@@ -40,6 +40,12 @@ def peak_rss_mib(pid: int) -> float:
     raise RuntimeError("no VmHWM in /proc")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process: what the server itself spent, whatever else loads the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_snapshot(work: Path, runs: int) -> None:
     from huggingface_hub import HfApi, snapshot_download
 
@@ -66,7 +72,9 @@ def bench_snapshot(work: Path, runs: int) -> None:
         print(
             f"snapshot_download MiniLM ({size / 1e6:.1f} MB): {ours:.3f} s   cp -r: {cp:.3f} s   ratio {ours / cp:.2f}x"
         )
+        before = cpu_seconds(server.process.pid)
         download()
+        print(f"  server CPU per snapshot_download: {cpu_seconds(server.process.pid) - before:.3f} s")
         before = len(server.access_log().splitlines())
         snapshot_download("bench/minilm", endpoint=server.url, cache_dir=target, token=False)
         requests = [line for line in server.access_log().splitlines()[before:] if '"' in line]
@@ -121,7 +129,7 @@ def bench_lfs_upload(work: Path, size: int) -> None:
         token = server.token("bench", "write")
         data = work / "lfs" / "big.bin"
         oid = _write_random(data, size)
-        at_start = peak_rss_mib(server.process.pid)
+        at_start, cpu_start = peak_rss_mib(server.process.pid), cpu_seconds(server.process.pid)
         env = cli_env(HF_HUB_DISABLE_XET=1, HF_HUB_DISABLE_TELEMETRY=1, HF_HOME=work / "lfs" / "hf")
         done = subprocess.run(
             [sys.executable, "-c", LFS_CLIENT, server.url, token, str(data)],
@@ -132,13 +140,17 @@ def bench_lfs_upload(work: Path, size: int) -> None:
         )
         client = float(done.stdout.strip().splitlines()[-1])
         assert (server.root / "blobs" / oid[:2] / oid).stat().st_size == size
-        after_client = peak_rss_mib(server.process.pid)
+        after_client, cpu_client = (
+            peak_rss_mib(server.process.pid),
+            cpu_seconds(server.process.pid) - cpu_start,
+        )
         (server.root / "blobs" / oid[:2] / oid).unlink()  # so the raw PUT below stores it again
         from huggingface_hub import HfApi
 
         HfApi(endpoint=server.url, token=token).create_repo("bench/raw")
+        cpu_start = cpu_seconds(server.process.pid)
         put = _raw_put(server, token, data, oid, size)
-        peak = peak_rss_mib(server.process.pid)
+        peak, cpu_put = peak_rss_mib(server.process.pid), cpu_seconds(server.process.pid) - cpu_start
         print(
             f"LFS upload {size / MiB:.0f} MiB: upload_file end to end {size / client / 1e6:.0f} MB/s "
             f"({client:.2f} s, client hashing included); PUT alone {size / put / 1e6:.0f} MB/s ({put:.2f} s)"
@@ -146,6 +158,10 @@ def bench_lfs_upload(work: Path, size: int) -> None:
         print(
             f"server peak RSS: {at_start:.0f} MiB idle, {after_client:.0f} MiB after upload_file, "
             f"{peak:.0f} MiB after the raw PUT (target < 150 MiB)"
+        )
+        print(
+            f"server CPU: {cpu_client:.2f} s for upload_file, {cpu_put:.2f} s for the PUT "
+            f"(the server alone could take {size / cpu_put / 1e6:.0f} MB/s)"
         )
     finally:
         server.stop()
