@@ -79,6 +79,12 @@ def bench_snapshot(work: Path, runs: int) -> None:
         snapshot_download("bench/minilm", endpoint=server.url, cache_dir=target, token=False)
         requests = [line for line in server.access_log().splitlines()[before:] if '"' in line]
         print(f"cached snapshot_download (revision main): {len(requests)} HTTP requests")
+        sha = HfApi(endpoint=server.url, token=False).model_info("bench/minilm").sha
+        snapshot_download("bench/minilm", revision=sha, endpoint=server.url, cache_dir=target, token=False)
+        before = len(server.access_log().splitlines())
+        snapshot_download("bench/minilm", revision=sha, endpoint=server.url, cache_dir=target, token=False)
+        requests = [line for line in server.access_log().splitlines()[before:] if '"' in line]
+        print(f"cached snapshot_download (revision = commit sha): {len(requests)} HTTP requests")
         shutil.rmtree(target, ignore_errors=True)
     finally:
         server.stop()

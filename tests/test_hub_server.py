@@ -437,6 +437,41 @@ def test_branches_and_tags(hub, tokens, minilm, tmp_path):
     assert [b.name for b in alice.list_repo_refs(REPO).branches] == ["main"]
 
 
+def test_dataset_repos_and_reserved_names(hub, tokens, tmp_path):
+    alice = api(hub, tokens["alice"])
+    url = alice.create_repo("alice/corpus", repo_type="dataset")
+    assert url == f"{hub.url}/datasets/alice/corpus"
+    alice.upload_file(
+        path_or_fileobj=b"a,b\n1,2\n", path_in_repo="data.csv", repo_id="alice/corpus", repo_type="dataset"
+    )
+    path = hf_hub_download(
+        "alice/corpus", "data.csv", repo_type="dataset", endpoint=hub.url, cache_dir=tmp_path, token=False
+    )
+    assert open(path, "rb").read() == b"a,b\n1,2\n"
+    with pytest.raises(RepositoryNotFoundError):
+        api(hub).model_info("alice/corpus")  # a dataset is not a model
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinyformers.cli",
+            "hub",
+            "token",
+            "create",
+            "--root",
+            str(hub.root),
+            "--user",
+            "api",
+            "--role",
+            "write",
+        ],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "reserved" in done.stderr and done.stderr.count("\n") == 1
+
+
 def test_validate_yaml_and_delete_repo(hub, tokens):
     alice = api(hub, tokens["alice"])
     alice.create_repo("alice/doomed")

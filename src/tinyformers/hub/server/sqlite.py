@@ -74,7 +74,9 @@ class SQLiteStore(MetadataStore):
         Optional: SQLite builds without FTS5 fall back to scanning (fine for a few thousand repos).
         """
         try:
-            db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS repo_names USING fts5(repo_id, tokenize='trigram')")
+            db.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS repo_names USING fts5(repo_id, tokenize='trigram')"
+            )
         except sqlite3.OperationalError:
             return False
         db.execute(
@@ -153,7 +155,9 @@ class SQLiteStore(MetadataStore):
                 raise Conflict(f"{namespace}/{name} exists") from e
             repo_id = cursor.lastrowid
             if self.trigrams:
-                db.execute("INSERT INTO repo_names (rowid, repo_id) VALUES (?, ?)", (repo_id, f"{namespace}/{name}"))
+                db.execute(
+                    "INSERT INTO repo_names (rowid, repo_id) VALUES (?, ?)", (repo_id, f"{namespace}/{name}")
+                )
             self._insert_commit(db, repo_id, initial, files)
             self._set_meta(db, repo_id, initial.created_at, meta)
             db.execute(
