@@ -184,7 +184,7 @@ def populate(root: Path, count: int) -> None:
     words = ["bert", "gpt", "llama", "t5", "minilm", "roberta", "mistral", "phi", "qwen", "gemma"]
     for i in range(count):
         namespace, name = f"org{i % 97}", f"{rng.choice(words)}-{i}-{rng.choice(words)}"
-        commit = hub._new_commit(
+        commit = hub.new_commit(
             name, None, "initial commit", "", namespace, {".gitattributes": gitattributes}
         )
         task = rng.choice(TASKS)
