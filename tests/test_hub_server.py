@@ -219,6 +219,8 @@ def test_resolve_headers_ranges_and_tree(hub, minilm, minilm_dir):
     assert top["1_Pooling"] == "RepoFolder" and "1_Pooling/config.json" not in top
     assert "xetHash" not in hub.request("GET", f"/api/models/{REPO}/tree/main?recursive=true").body.decode()
     assert api(hub).file_exists(REPO, "1_Pooling/config.json") and not api(hub).file_exists(REPO, "nope.txt")
+    infos = {i.path: i for i in api(hub).get_paths_info(REPO, ["config.json", "1_Pooling", "nope"])}
+    assert set(infos) == {"config.json", "1_Pooling"} and infos["config.json"].blob_id == git_sha1
 
 
 def test_unknown_repo_revision_file_have_codes(hub, minilm, tmp_path):
