@@ -1,7 +1,8 @@
 """``tinyformers hub ...``: run a hub (``serve``), issue tokens (``token create``).
 
-The client commands (search, info, download, upload, login, whoami) join the same group: add their parsers in
-``add_parser`` and their functions to ``COMMANDS``. FastAPI and uvicorn are imported only by ``serve``.
+The client commands (search, info, download, upload, login, whoami) join the same group: each adds its parser
+to ``group`` in ``add_parser`` (marked below) with its own handler. FastAPI and uvicorn are imported only by
+``serve``; ``token create`` needs neither.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import os
 import re
 from pathlib import Path
+
+from .common import Parser, add_command
 
 UNITS = {
     "": 1,
@@ -48,19 +51,18 @@ def _root_option(parser) -> None:
     )
 
 
-def add_parser(sub, command) -> None:
-    """The ``hub`` command group; ``command`` is the CLI's helper that adds one documented subcommand."""
-    hub = command(
-        sub,
+def add_parser(subparsers) -> None:
+    hub = add_command(
+        subparsers,
         "hub",
         "run a Hugging Face-compatible model hub, and use one",
         "  tinyformers hub serve --root /srv/hub --host 0.0.0.0 --port 8080\n"
         "  tinyformers hub token create --root /srv/hub --user alice --role write\n"
         "  HF_ENDPOINT=http://HOST:8080 python -c 'from huggingface_hub import snapshot_download; ...'",
     )
-    group = hub.add_subparsers(dest="hub_command", required=True, metavar="HUB_COMMAND")
+    group = hub.add_subparsers(dest="hub_command", required=True, metavar="HUB_COMMAND", parser_class=Parser)
 
-    serve = command(
+    serve = add_command(
         group,
         "serve",
         "serve a hub that huggingface_hub and transformers accept (HF_ENDPOINT=http://HOST:PORT)",
@@ -86,11 +88,15 @@ def add_parser(sub, command) -> None:
         help="largest file accepted (default 50GB, or $TINYFORMERS_HUB_MAX_FILE_SIZE)",
     )
 
-    token = command(
+    serve.set_defaults(handler=serve_hub)
+
+    token = add_command(
         group, "token", "manage access tokens", "  tinyformers hub token create --user alice --role write"
     )
-    token_group = token.add_subparsers(dest="token_command", required=True, metavar="TOKEN_COMMAND")
-    create = command(
+    token_group = token.add_subparsers(
+        dest="token_command", required=True, metavar="TOKEN_COMMAND", parser_class=Parser
+    )
+    create = add_command(
         token_group,
         "create",
         "create a token (and its user); the token is the last line printed, and is shown only once",
@@ -103,14 +109,15 @@ def add_parser(sub, command) -> None:
     )
     create.add_argument("--role", required=True, choices=("read", "write"), help="read, or read and write")
     create.add_argument("--name", default="cli", help="a label for the token (shown by whoami)")
-    # Client commands (search, info, download, upload, login, whoami) are added to `group` here.
+    create.set_defaults(handler=create_token)
+
+    # -- client commands (search, info, download, upload, login, whoami) are added to `group` here --
 
 
-def _serve(args) -> int:
-    from .hub.server.service import Settings
-
+def serve_hub(args) -> int:
     try:
-        from .hub.server.app import serve
+        from ..hub.server.app import serve
+        from ..hub.server.service import Settings
     except ImportError as e:
         raise OSError(
             f"the hub server needs its extra dependencies ({e.name}): pip install 'tinyformers[hub]'"
@@ -120,22 +127,15 @@ def _serve(args) -> int:
     return 0
 
 
-def _token_create(args) -> int:
-    from .hub.server.auth import create_token
-    from .hub.server.sqlite import SQLiteStore
+def create_token(args) -> int:
+    from ..hub.server.auth import create_token as new_token
+    from ..hub.server.sqlite import SQLiteStore
 
     root = args.root or default_root()
-    token = create_token(SQLiteStore(root / "hub.sqlite"), args.user, args.role, args.name)
+    token = new_token(SQLiteStore(root / "hub.sqlite"), args.user, args.role, args.name)
     if getattr(args, "json", False):
         print(json.dumps({"user": args.user, "role": args.role, "root": str(root), "token": token}))
         return 0
     print(f"created a {args.role} token for '{args.user}' in {root}; it is shown only this once:")
     print(token)
     return 0
-
-
-COMMANDS = {("serve", None): _serve, ("token", "create"): _token_create}
-
-
-def run(args) -> int:
-    return COMMANDS[(args.hub_command, getattr(args, "token_command", None))](args)
