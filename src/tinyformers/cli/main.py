@@ -14,6 +14,10 @@ Look at and convert models:
   tinyformers convert FOLDER OUT_FOLDER --to bin      model.safetensors <-> pytorch_model.bin
   tinyformers env                                     versions, for bug reports
 
+Host and share models (a Hugging Face-compatible hub):
+  tinyformers hub serve --root DIR --port 8080        then HF_ENDPOINT=http://HOST:8080 for huggingface_hub
+  tinyformers hub token create --user NAME --role write
+
 Batch jobs: --input texts.jsonl --output results.jsonl (JSON lines with a "text" field; each output line is
 the input record plus "result"), with a progress bar. Add --json to any command for machine-readable output.
 Default models come from $ASSETS_DIR (default .assets); nothing is ever downloaded. Errors are one line on
@@ -26,11 +30,11 @@ import argparse
 import sys
 
 from ..errors import UnexpectedArgumentError, UnknownTaskError
-from . import chat, classify, convert, embed, env, generate, info, run
+from . import chat, classify, convert, embed, env, generate, hub, info, run
 from .common import CommandError, Parser
 
 # The commands, in the order --help lists them; a new command or group is one more module here.
-COMMANDS = (run, embed, classify, generate, chat, info, convert, env)
+COMMANDS = (run, embed, classify, generate, chat, info, convert, hub, env)
 
 # The user's mistakes: a bad file (OSError: missing, unreadable; ValueError: malformed JSON, weights, tokenizer
 # or config), a bad argument (ValueError, CommandError), an unknown task or pipeline option. They print as one
