@@ -268,7 +268,7 @@ class Trainer:
     def _forward_loss(self, model, batch: dict) -> torch.Tensor:
         with self._autocast():
             outputs = model(**batch)
-        loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs[0]
         if loss is None or loss.dim() != 0:
             raise ValueError(
                 f"the model returned no loss for a batch with {sorted(batch)}; training needs labels: add a "
