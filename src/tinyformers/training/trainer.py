@@ -449,8 +449,9 @@ class Trainer:
                     outputs = self.model(**batch)
                 size = len(batch["input_ids"])
                 loss = outputs.get("loss") if isinstance(outputs, dict) else None
-                if loss is not None:
-                    loss_sum, counted = loss_sum + float(loss) * size, counted + size
+                if loss is not None:  # the mean over all items, whatever the batches (see _items)
+                    items = self._items(batch)
+                    loss_sum, counted = loss_sum + float(loss) * items, counted + items
                 if args.prediction_loss_only:
                     continue
                 logits = (
