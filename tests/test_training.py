@@ -374,3 +374,77 @@ def pad_collator_without_labels(features):
     batch = pad_collator([dict(f, label=0) for f in features])
     batch.pop("labels")
     return batch
+
+
+def test_argument_defaults_match_transformers():
+    ours, theirs = tf.TrainingArguments("x"), transformers.TrainingArguments("x")
+    shared = [
+        "num_train_epochs",
+        "max_steps",
+        "per_device_train_batch_size",
+        "per_device_eval_batch_size",
+        "learning_rate",
+        "weight_decay",
+        "adam_beta1",
+        "adam_beta2",
+        "adam_epsilon",
+        "warmup_steps",
+        "gradient_accumulation_steps",
+        "max_grad_norm",
+        "logging_steps",
+        "logging_first_step",
+        "eval_steps",
+        "save_steps",
+        "save_total_limit",
+        "load_best_model_at_end",
+        "metric_for_best_model",
+        "greater_is_better",
+        "seed",
+        "data_seed",
+        "dataloader_num_workers",
+        "dataloader_drop_last",
+        "remove_unused_columns",
+        "bf16",
+        "length_column_name",
+    ]
+    for name in shared:
+        assert getattr(ours, name) == getattr(theirs, name), name
+    for name in (
+        "lr_scheduler_type",
+        "eval_strategy",
+        "save_strategy",
+        "logging_strategy",
+        "train_sampling_strategy",
+    ):
+        assert getattr(ours, name) == getattr(getattr(theirs, name), "value", getattr(theirs, name)), name
+    assert ours.report_to == [] and theirs.report_to in ("none", [], ["none"])
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine", "constant", "constant_with_warmup"])
+def test_schedules_match_transformers(kind):
+    def rates(make):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = make(optimizer)
+        out = []
+        for _ in range(25):
+            out.append(scheduler.get_last_lr()[0])
+            optimizer.step()
+            scheduler.step()
+        return out
+
+    ours = rates(lambda o: tf.training.get_scheduler(kind, o, num_warmup_steps=5, num_training_steps=20))
+    theirs = rates(lambda o: transformers.get_scheduler(kind, o, num_warmup_steps=5, num_training_steps=20))
+    assert ours == theirs
+
+
+def test_tensorboard_or_a_clear_error(bert_dir, tmp_path):
+    model = tf.AutoModelForSequenceClassification.from_pretrained(bert_dir)
+    args = args_for(tmp_path, max_steps=2, save_strategy="no", report_to="tensorboard")
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install tensorboard"):
+            tf.Trainer(model, args, train_dataset=token_rows(8), data_collator=pad_collator)
+        return
+    tf.Trainer(model, args, train_dataset=token_rows(8), data_collator=pad_collator).train()
+    assert list((tmp_path / "runs").glob("events.out.tfevents.*"))

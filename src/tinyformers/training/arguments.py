@@ -103,8 +103,6 @@ class TrainingArguments(_Fields):
             raise ValueError("TrainingArguments: give warmup_ratio or warmup_steps, not both")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"TrainingArguments: warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.eval_steps is None:
-            self.eval_steps = self.logging_steps
         if self.load_best_model_at_end and self.metric_for_best_model is None:
             self.metric_for_best_model = "loss"
         if self.metric_for_best_model is not None and self.greater_is_better is None:
@@ -125,6 +123,8 @@ class TrainingArguments(_Fields):
                     f"TrainingArguments: {name}={value!r} is not supported; use one of {allowed}"
                 )
             setattr(self, name, value)
+        if self.eval_steps is None and self.eval_strategy == "steps":
+            self.eval_steps = self.logging_steps  # as transformers
         bad = [name for name in self.report_to if name not in REPORTERS]
         if bad:
             raise ValueError(

@@ -212,7 +212,7 @@ class Trainer:
         state = self.state
         state.max_steps, state.num_train_epochs = max_steps, num_epochs
         state.logging_steps = args.steps(args.logging_steps, max_steps)
-        state.eval_steps = args.steps(args.eval_steps, max_steps)
+        state.eval_steps = args.steps(args.eval_steps or args.logging_steps, max_steps)
         state.save_steps = args.steps(args.save_steps, max_steps)
         state.train_batch_size = args.per_device_train_batch_size
         self.model_wrapped = wrap_model(self.model, self.processes, self.device)
