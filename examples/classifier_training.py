@@ -8,8 +8,10 @@ VADER movie snippets repeat a few) always land on the same side, so no test text
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -102,4 +104,45 @@ def fine_tune(
     )
     trainer.save_model(str(Path(output_dir) / "model"))
     (Path(output_dir) / "results.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def arguments(description: str, output_dir: str, epochs: float, max_length: int) -> argparse.ArgumentParser:
+    """The command-line options both examples take."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--assets", type=Path, default=Path(os.environ.get("ASSETS_DIR", ".assets")))
+    parser.add_argument("--output-dir", type=Path, default=Path(output_dir))
+    parser.add_argument("--epochs", type=float, default=epochs)
+    parser.add_argument("--max-steps", type=int, default=-1)
+    parser.add_argument("--max-length", type=int, default=max_length)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--train-limit", type=int, default=None, help="train on a random subset (quick runs)")
+    parser.add_argument("--test-limit", type=int, default=None)
+    return parser
+
+
+def run(
+    options: argparse.Namespace, examples: list[tuple[str, int]], label_names: list[str], what: str
+) -> dict:
+    """Split, fine-tune MiniLM with the command-line options, print and return the test metrics."""
+    train, test = split(examples)
+    print(f"{len(examples)} {what}: {len(train)} train, {len(test)} test")
+    metrics = fine_tune(
+        options.assets / "minilm",
+        train,
+        test,
+        label_names,
+        options.output_dir,
+        max_length=options.max_length,
+        epochs=options.epochs,
+        max_steps=options.max_steps,
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        train_limit=options.train_limit,
+        test_limit=options.test_limit,
+    )
+    print(
+        f"test accuracy {metrics['eval_accuracy']:.4f} on {metrics['test_examples']} {what} ({metrics['total_seconds']} s)"
+    )
     return metrics

@@ -10,11 +10,9 @@ many it dropped. Split: fixed by each text's hash (examples/classifier_training.
 
 from __future__ import annotations
 
-import argparse
-import os
 from pathlib import Path
 
-from classifier_training import fine_tune, split
+from classifier_training import arguments, run
 
 LABELS = ["negative", "positive"]
 
@@ -35,39 +33,13 @@ def load_snippets(assets: Path, neutral: float) -> tuple[list[tuple[str, int]], 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assets", type=Path, default=Path(os.environ.get("ASSETS_DIR", ".assets")))
-    parser.add_argument("--output-dir", type=Path, default=Path("runs/sentiment"))
+    parser = arguments(__doc__.splitlines()[0], "runs/sentiment", epochs=1.0, max_length=64)
     parser.add_argument("--neutral", type=float, default=0.5, help="drop snippets with |score| below this")
-    parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--max-steps", type=int, default=-1)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--train-limit", type=int, default=None, help="train on a random subset (quick runs)")
-    parser.add_argument("--test-limit", type=int, default=None)
     options = parser.parse_args(argv)
     examples, dropped = load_snippets(options.assets, options.neutral)
-    print(f"{len(examples)} snippets; dropped {dropped} rated within {options.neutral} of neutral")
-    train, test = split(examples)
-    metrics = fine_tune(
-        options.assets / "minilm",
-        train,
-        test,
-        LABELS,
-        options.output_dir,
-        max_length=64,
-        epochs=options.epochs,
-        max_steps=options.max_steps,
-        batch_size=options.batch_size,
-        learning_rate=options.learning_rate,
-        train_limit=options.train_limit,
-        test_limit=options.test_limit,
-    )
+    print(f"dropped {dropped} snippets rated within {options.neutral} of neutral")
+    metrics = run(options, examples, LABELS, "snippets")
     metrics["dropped_neutral"] = dropped
-    print(
-        f"test accuracy {metrics['eval_accuracy']:.4f} on {metrics['test_examples']} snippets "
-        f"({metrics['total_seconds']} s)"
-    )
     return metrics
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import tinyformers as tf
+from conftest import asset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 import classifier_training  # noqa: E402
@@ -44,9 +45,6 @@ def test_split_is_fixed_by_text_hash():
 
 @pytest.mark.slow
 def test_sentiment_example_short(tmp_path, capsys):
-    assets = Path(tf.__file__)  # noqa: F841 (the asset fixture below decides whether to skip)
-    from conftest import asset
-
     asset("vader"), asset("minilm")
     metrics = train_sentiment.main(
         [
@@ -71,8 +69,6 @@ def test_sentiment_example_short(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_topic_example_short(tmp_path):
-    from conftest import asset
-
     asset("bbcnews"), asset("minilm")
     metrics = train_topics.main(
         [

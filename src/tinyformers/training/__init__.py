@@ -1,37 +1,35 @@
 """Training: ``Trainer``, ``TrainingArguments``, data collators, schedules, checkpoints, callbacks, and
-data-parallel runs under ``torchrun``. Modules are imported on first use of a name (``import tinyformers`` stays
-fast)."""
+data-parallel runs under ``torchrun``. ``import tinyformers`` does not load this package; the first use of one of
+these names through ``tinyformers`` does."""
 
-from __future__ import annotations
+from .arguments import TrainingArguments
+from .callbacks import JsonlCallback, ProgressCallback, TensorBoardCallback, TrainerCallback
+from .collators import (
+    DataCollatorForLanguageModeling,
+    DataCollatorForSeq2Seq,
+    DataCollatorWithPadding,
+    default_data_collator,
+)
+from .schedulers import get_scheduler
+from .state import TrainerControl, TrainerState
+from .trainer import EvalPrediction, PredictionOutput, Trainer, TrainOutput, set_seed
 
-import importlib
-
-_EXPORTS = {
-    "TrainingArguments": "arguments",
-    "Trainer": "trainer",
-    "EvalPrediction": "trainer",
-    "PredictionOutput": "trainer",
-    "TrainOutput": "trainer",
-    "set_seed": "trainer",
-    "TrainerState": "state",
-    "TrainerControl": "state",
-    "TrainerCallback": "callbacks",
-    "ProgressCallback": "callbacks",
-    "JsonlCallback": "callbacks",
-    "TensorBoardCallback": "callbacks",
-    "DataCollatorWithPadding": "collators",
-    "DataCollatorForLanguageModeling": "collators",
-    "DataCollatorForSeq2Seq": "collators",
-    "default_data_collator": "collators",
-    "get_scheduler": "schedulers",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tinyformers.training' has no attribute '{name}'")
+__all__ = [
+    "DataCollatorForLanguageModeling",
+    "DataCollatorForSeq2Seq",
+    "DataCollatorWithPadding",
+    "EvalPrediction",
+    "JsonlCallback",
+    "PredictionOutput",
+    "ProgressCallback",
+    "TensorBoardCallback",
+    "Trainer",
+    "TrainerCallback",
+    "TrainerControl",
+    "TrainerState",
+    "TrainOutput",
+    "TrainingArguments",
+    "default_data_collator",
+    "get_scheduler",
+    "set_seed",
+]
