@@ -448,3 +448,12 @@ def test_tensorboard_or_a_clear_error(bert_dir, tmp_path):
         return
     tf.Trainer(model, args, train_dataset=token_rows(8), data_collator=pad_collator).train()
     assert list((tmp_path / "runs").glob("events.out.tfevents.*"))
+
+
+def test_bf16_autocast_trains(bert_dir, tmp_path):
+    trainer = train(bert_dir, tmp_path, max_steps=2, save_strategy="no", bf16=True)
+    logged = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    assert len(logged) == 2 and all(0.3 < loss < 1.5 for loss in logged)
+    assert (
+        next(trainer.model.parameters()).dtype == torch.float32
+    )  # weights stay fp32; autocast computes in bf16
