@@ -41,6 +41,20 @@ def encoded(count: int) -> list[dict]:
     ]
 
 
+def classifier_dir() -> Path:
+    """MiniLM with a seeded 2-class head, saved once, so that both trainers start from the same weights."""
+    folder = Path(tempfile.gettempdir()) / "bench_train_minilm_2class"
+    if not (folder / "model.safetensors").exists():
+        import torch
+
+        torch.manual_seed(0)
+        tf.AutoModelForSequenceClassification.from_pretrained(
+            ASSETS / "minilm", num_labels=2
+        ).save_pretrained(folder)
+        tf.AutoTokenizer.from_pretrained(ASSETS / "minilm").save_pretrained(folder)
+    return folder
+
+
 SETTINGS = dict(
     learning_rate=5e-5,
     logging_steps=1,
@@ -55,7 +69,7 @@ SETTINGS = dict(
 
 def run_ours(rows, steps, batch, sampling="sequential"):
     tokenizer = tf.AutoTokenizer.from_pretrained(ASSETS / "minilm")
-    model = tf.AutoModelForSequenceClassification.from_pretrained(ASSETS / "minilm", num_labels=2)
+    model = tf.AutoModelForSequenceClassification.from_pretrained(classifier_dir())
     args = tf.TrainingArguments(
         tempfile.mkdtemp(),
         max_steps=steps,
@@ -75,7 +89,7 @@ def run_theirs(rows, steps, batch):
     import transformers
 
     tokenizer = tf.AutoTokenizer.from_pretrained(ASSETS / "minilm")  # same batches for both
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(ASSETS / "minilm", num_labels=2)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(classifier_dir())
     args = transformers.TrainingArguments(
         tempfile.mkdtemp(),
         max_steps=steps,

@@ -116,7 +116,7 @@ def arguments(description: str, output_dir: str, epochs: float, max_length: int)
     parser.add_argument("--max-steps", type=int, default=-1)
     parser.add_argument("--max-length", type=int, default=max_length)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--train-limit", type=int, default=None, help="train on a random subset (quick runs)")
     parser.add_argument("--test-limit", type=int, default=None)
     return parser

@@ -43,51 +43,31 @@ def test_split_is_fixed_by_text_hash():
     assert not {t for t, _ in train} & {t for t, _ in test}  # a repeated text stays on one side
 
 
+def run_short(example, tmp_path, options: str) -> dict:
+    """A quick run: a subset, a few steps at a higher learning rate."""
+    return example.main(
+        ["--output-dir", str(tmp_path), "--batch-size", "16", "--learning-rate", "3e-4", *options.split()]
+    )
+
+
 @pytest.mark.slow
 def test_sentiment_example_short(tmp_path, capsys):
     asset("vader"), asset("minilm")
-    metrics = train_sentiment.main(
-        [
-            "--output-dir",
-            str(tmp_path),
-            "--train-limit",
-            "480",
-            "--test-limit",
-            "200",
-            "--max-steps",
-            "30",
-            "--batch-size",
-            "16",
-        ]
-    )
+    metrics = run_short(train_sentiment, tmp_path, "--train-limit 480 --test-limit 200 --max-steps 30")
     assert "dropped" in capsys.readouterr().out
     assert metrics["eval_accuracy"] >= 0.7  # chance is ~0.5
-    check_saved_classifier(
-        tmp_path / "model", ["A gorgeous, moving film.", "Dull and far too long."], train_sentiment.LABELS
-    )
+    texts = ["A gorgeous, moving film.", "Dull and far too long."]
+    check_saved_classifier(tmp_path / "model", texts, train_sentiment.LABELS)
 
 
 @pytest.mark.slow
 def test_topic_example_short(tmp_path):
-    asset("bbcnews"), asset("minilm")
-    metrics = train_topics.main(
-        [
-            "--output-dir",
-            str(tmp_path),
-            "--train-limit",
-            "320",
-            "--test-limit",
-            "150",
-            "--max-steps",
-            "20",
-            "--batch-size",
-            "16",
-            "--max-length",
-            "64",
-        ]
+    bbc = asset("bbcnews")
+    asset("minilm")
+    metrics = run_short(
+        train_topics, tmp_path, "--train-limit 320 --test-limit 150 --max-steps 20 --max-length 64"
     )
     assert metrics["eval_accuracy"] >= 0.6  # chance is ~0.2
-    names = sorted(p.name for p in (Path(asset("bbcnews"))).iterdir() if p.is_dir())
-    check_saved_classifier(
-        tmp_path / "model", ["Shares fell as the bank cut rates.", "The striker scored twice."], names
-    )
+    names = sorted(p.name for p in bbc.iterdir() if p.is_dir())
+    texts = ["Shares fell as the bank cut rates.", "The striker scored twice."]
+    check_saved_classifier(tmp_path / "model", texts, names)
