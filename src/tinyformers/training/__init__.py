@@ -1,0 +1,1 @@
+"""Training: Trainer, arguments, collators, schedulers, LoRA adapters."""
