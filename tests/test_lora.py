@@ -176,3 +176,15 @@ def test_bad_targets_and_bad_adapters_are_named(llama_dir, bert_dir, tmp_path):
     transformers.LlamaForCausalLM(wider).save_pretrained(other)
     with pytest.raises(ValueError, match="has shape .* load the adapter onto the base model"):
         LoraModel.from_pretrained(AutoModelForCausalLM.from_pretrained(other), tmp_path)
+
+
+def test_all_linear_adapts_every_projection_but_the_head(llama_dir):
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(llama_dir), LoraConfig(target_modules="all-linear")
+    )
+    names = {k.removeprefix("base_model.model.").rsplit(".", 2)[0] for k in model.adapter_parameters()}
+    per_layer = {n.split(".", 3)[-1] for n in names}
+    assert per_layer == {f"self_attn.{x}_proj" for x in "qkvo"} | {
+        f"mlp.{x}_proj" for x in ("gate", "up", "down")
+    }
+    assert not any("lm_head" in n for n in names)
