@@ -306,14 +306,19 @@ class LoraModel(nn.Module):
         config = LoraConfig.from_pretrained(adapter_directory)
         config.init_lora_weights = True
         wrapped = cls(model, config)
-        path = Path(adapter_directory) / ADAPTER_WEIGHTS
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found; the adapter folder has no weights")
-        wrapped.load_adapter_state_dict(load_file(path), str(path))
+        wrapped.load_trained_weights(adapter_directory)
         if not is_trainable:
             wrapped.requires_grad_(False)
             wrapped.eval()
         return wrapped
+
+    def load_trained_weights(self, directory: str | Path) -> None:
+        """Copy the adapter saved in ``directory`` into this model in place (``Trainer`` resuming, or keeping
+        the best checkpoint: the optimiser keeps its parameters)."""
+        path = Path(directory) / ADAPTER_WEIGHTS
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found; the folder holds no LoRA adapter")
+        self.load_adapter_state_dict(load_file(path), str(path))
 
     def merge_and_unload(self) -> nn.Module:
         """Add every update into its base weight and return the plain model (no adapters left)."""
