@@ -51,6 +51,15 @@ _EXPORTS = {
     "LlamaTokenizer": "tokenization.llama",
     "PreTrainedTokenizer": "tokenization.base",
     "BatchEncoding": "tokenization.base",
+    "Trainer": "training.trainer",
+    "TrainingArguments": "training.arguments",
+    "TrainerCallback": "training.callbacks",
+    "EvalPrediction": "training.trainer",
+    "set_seed": "training.trainer",
+    "DataCollatorWithPadding": "training.collators",
+    "DataCollatorForLanguageModeling": "training.collators",
+    "DataCollatorForSeq2Seq": "training.collators",
+    "default_data_collator": "training.collators",
 }
 
 __all__ = sorted(_EXPORTS)
