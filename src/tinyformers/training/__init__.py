@@ -1,6 +1,6 @@
 """Training: ``Trainer``, ``TrainingArguments``, data collators, schedules, checkpoints, callbacks,
-data-parallel runs under ``torchrun``, and LoRA adapters. ``import tinyformers`` does not load this package; the first use of one of
-these names through ``tinyformers`` does."""
+data-parallel runs under ``torchrun``, and LoRA adapters. ``import tinyformers`` does not load this package; the
+first use of one of these names through ``tinyformers`` does."""
 
 from .arguments import TrainingArguments
 from .callbacks import JsonlCallback, ProgressCallback, TensorBoardCallback, TrainerCallback
