@@ -260,7 +260,9 @@ class PreTrainedModel(nn.Module):
             raise TypeError(
                 f"from_pretrained takes one positional argument, the model path; got {len(model_args) + 1}"
             )
-        if config is not None:  # loading adjusts its config (overrides, source, T5's head tying): not the caller's
+        if (
+            config is not None
+        ):  # loading adjusts its config (overrides, source, T5's head tying): not the caller's
             config = copy.deepcopy(config)
         gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
         if gguf_path is not None:

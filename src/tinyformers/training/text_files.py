@@ -17,17 +17,23 @@ def _lines(path: Path) -> list[str]:
         return raw.decode("utf-8").splitlines()
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise ValueError(f"{path}, line {line}: not UTF-8 text ({e.reason}); save the file as UTF-8") from None
+        raise ValueError(
+            f"{path}, line {line}: not UTF-8 text ({e.reason}); save the file as UTF-8"
+        ) from None
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:
     """The file's examples as dicts (plain text gives ``{"text": line}``, blank lines skipped)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"training data '{path}' not found; pass a .csv, .tsv, .jsonl, .json or .txt file")
+        raise FileNotFoundError(
+            f"training data '{path}' not found; pass a .csv, .tsv, .jsonl, .json or .txt file"
+        )
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
-        raise ValueError(f"{path}: unknown data format '{path.suffix}'; use .csv, .tsv, .jsonl, .json or .txt")
+        raise ValueError(
+            f"{path}: unknown data format '{path.suffix}'; use .csv, .tsv, .jsonl, .json or .txt"
+        )
     lines = _lines(path)
     if kind == "text":
         records = [{"text": line} for line in lines if line.strip()]
@@ -46,12 +52,16 @@ def read_records(path: str | os.PathLike) -> list[dict]:
     else:
         records = _json("\n".join(lines), path, None)
         if not isinstance(records, list):
-            raise ValueError(f"{path}: a .json data file must hold a list of objects; use .jsonl for one per line")
+            raise ValueError(
+                f"{path}: a .json data file must hold a list of objects; use .jsonl for one per line"
+            )
     if not records:
         raise ValueError(f"{path} holds no examples; give it at least one")
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict):
-            raise ValueError(f"{path}, example {number}: expected an object with named fields, got {record!r:.60}")
+            raise ValueError(
+                f"{path}, example {number}: expected an object with named fields, got {record!r:.60}"
+            )
     return records
 
 
