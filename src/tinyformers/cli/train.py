@@ -4,6 +4,8 @@ with LoRA) from a CSV, JSON lines or text file; the folder it writes loads here 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
 
 from .common import CommandError, add_command
 from .output import print_data
@@ -110,5 +112,6 @@ def handle(args: argparse.Namespace) -> None:
         lora=lora,
         training=training,
     )
-    results = job.run()
+    with contextlib.redirect_stdout(sys.stderr):  # progress and logs on stderr; stdout holds the result alone
+        results = job.run()
     print_data({"output_dir": args.output_dir, **results}, getattr(args, "json", False))

@@ -50,27 +50,51 @@ def _column(records: list[dict], column: str, source: str) -> list:
     return [record[column] for record in records]
 
 
+def _label_kind(value) -> str:
+    """'int' (also an integer string, as CSV has them), 'name' (any other non-empty text), or 'bad'."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "int"
+    if not isinstance(value, str) or not value.strip():
+        return "bad"
+    try:
+        number = float(value)
+    except ValueError:
+        return "name"
+    return "int" if number.is_integer() and value.strip().lstrip("+-").isdigit() else "bad"
+
+
+def numbered_names(count: int) -> list[str]:
+    """transformers' names for labels that have none."""
+    return [f"LABEL_{i}" for i in range(count)]
+
+
 def encode_labels(values: list, source: str, names: list[str] | None = None) -> tuple[list[int], list[str]]:
-    """Labels given as integers (or integer strings, as CSV has them) or as names -> (ids, the names by id)."""
-
-    def as_int(value):
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return value
-        return int(value) if isinstance(value, str) and value.strip().lstrip("-").isdigit() else None
-
-    numbers = [as_int(v) for v in values]
-    if names is None and all(n is not None for n in numbers):
-        if min(numbers) < 0:
-            raise ValueError(f"{source}: label {min(numbers)} is negative; labels are 0, 1, 2... or names")
-        return numbers, [f"LABEL_{i}" for i in range(max(numbers) + 1)]
-    for number, value in enumerate(values, 1):
-        if not isinstance(value, str) or not value.strip():
+    """Labels given as whole numbers or as names -> (ids, the names by id). ``names`` fixes the mapping (the
+    evaluation data must use the training data's labels)."""
+    kinds = [_label_kind(v) for v in values]
+    for number, (value, kind) in enumerate(zip(values, kinds, strict=True), 1):
+        if kind == "bad":
             raise ValueError(
                 f"{source}, example {number}: label {value!r} is neither a whole number nor a name; "
                 "use 0, 1, 2... or names such as 'positive'"
             )
+    numbered = names is None or names == numbered_names(len(names))
+    if numbered and set(kinds) == {"int"}:
+        numbers = [int(v) for v in values]
+        if min(numbers) < 0:
+            raise ValueError(f"{source}: label {min(numbers)} is negative; labels are 0, 1, 2... or names")
+        if names is not None and max(numbers) >= len(names):
+            raise ValueError(
+                f"{source}: label {max(numbers)} does not occur in the training data (0-{len(names) - 1})"
+            )
+        return numbers, names or numbered_names(max(numbers) + 1)
+    if names is None and len(set(kinds)) > 1:
+        example_int = values[kinds.index("int")]
+        example_name = values[kinds.index("name")]
+        raise ValueError(
+            f"{source}: labels mix numbers ({example_int!r}) and names ({example_name!r}); use one or the other"
+        )
+    values = [str(v) for v in values]
     names = names or sorted(set(values))
     unknown = sorted(set(values) - set(names))
     if unknown:
@@ -149,9 +173,15 @@ class Job:
             raise ValueError(
                 f"{self.data}: every example fell into the evaluation share; lower --eval-percent"
             )
+        # The data is checked whole before any model loads: a bad row fails in a second, not after loading.
+        if task == "classification":
+            labelled = self._labelled(train, held_out)
+        else:
+            for rows, source in ((train, self.data), (held_out, self.eval_data or self.data)):
+                _column([r for r in rows if "messages" not in r], self.text_column, source)
         tokenizer = AutoTokenizer.from_pretrained(self.model)
         if task == "classification":
-            model, train_set, eval_set, collator, metrics = self._classification(tokenizer, train, held_out)
+            model, train_set, eval_set, collator, metrics = self._classification(tokenizer, *labelled)
         else:
             model, train_set, eval_set, collator, metrics = self._causal_lm(tokenizer, train, held_out)
         if self.lora is not None:
@@ -179,9 +209,15 @@ class Job:
             self._save(trainer, tokenizer, task, results, len(train_set), len(eval_set))
         return results
 
-    def _classification(self, tokenizer, train: list[dict], held_out: list[dict]):
+    def _labelled(self, train: list[dict], held_out: list[dict]):
+        """(texts, label ids) for training and evaluation, and the label names by id."""
         source = self.data
         ids, names = encode_labels(_column(train, self.label_column, source), source)
+        if len(set(ids)) < 2:
+            raise ValueError(
+                f"{source}: the training data has only one label ({names[ids[0]]!r}); a classifier needs "
+                "examples of at least two"
+            )
         texts = _column(train, self.text_column, source)
         eval_ids, _ = (
             encode_labels(_column(held_out, self.label_column, self.eval_data or source), source, names)
@@ -189,6 +225,9 @@ class Job:
             else ([], names)
         )
         eval_texts = _column(held_out, self.text_column, self.eval_data or source) if held_out else []
+        return (texts, ids), (eval_texts, eval_ids), names
+
+    def _classification(self, tokenizer, train: tuple, held_out: tuple, names: list[str]):
         id2label = dict(enumerate(names))
         model = AutoModelForSequenceClassification.from_pretrained(
             self.model, num_labels=len(names), id2label=id2label, label2id={v: k for k, v in id2label.items()}
@@ -206,8 +245,8 @@ class Job:
 
         return (
             model,
-            encode(texts, ids),
-            encode(eval_texts, eval_ids),
+            encode(*train),
+            encode(*held_out),
             DataCollatorWithPadding(tokenizer),
             accuracy,
         )
@@ -219,8 +258,7 @@ class Job:
                 if "messages" in record:
                     out.append(chat_example(record["messages"], tokenizer, self.max_length))
                 else:
-                    text = _column([record], self.text_column, self.data)[0]
-                    out.append(text_example(str(text), tokenizer, self.max_length))
+                    out.append(text_example(str(record[self.text_column]), tokenizer, self.max_length))
             return out
 
         if tokenizer.pad_token_id is None:
