@@ -7,12 +7,13 @@ import json
 
 import pytest
 import torch
+from conftest import oracle
 
 from tinyformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 from tinyformers.training.lora import LoraConfig, LoraModel, get_peft_model
 
-transformers = pytest.importorskip("transformers")
-peft = pytest.importorskip("peft")
+transformers = oracle("transformers")
+peft = oracle("peft")
 
 IDS = torch.tensor([[5, 17, 42, 9, 77, 3, 61], [8, 2, 33, 90, 14, 51, 6]])
 

@@ -25,6 +25,13 @@ def train(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def front_matter(readme) -> dict:
+    """The model card's YAML header, read by the YAML library the hub's own tools use."""
+    text = readme.read_text()
+    assert text.startswith("---\n"), text[:80]
+    return oracle("yaml").safe_load(text.split("---\n")[1])
+
+
 def vader_rows(per_label: int) -> list[dict]:
     """Movie snippets with a clear sign (|mean score| >= 1), labelled by name: the first ``per_label`` of each."""
     rows = []
@@ -57,9 +64,9 @@ def test_classifier_from_csv_loads_in_transformers(tmp_path):
     assert 0.0 <= printed["eval_accuracy"] <= 1.0
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
-    card = (out / "README.md").read_text()
-    assert card.startswith("---\n") and "pipeline_tag: text-classification" in card
-    assert "- reviews.csv" in card and "- accuracy" in card
+    meta = front_matter(out / "README.md")
+    assert meta["pipeline_tag"] == "text-classification" and meta["library_name"] == "transformers"
+    assert meta["datasets"] == ["reviews.csv"] and "accuracy" in meta["metrics"]
     theirs = transformers.AutoModelForSequenceClassification.from_pretrained(out).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(out)
     batch = tokenizer(["A gorgeous, moving film.", "Dull and lifeless."], padding=True, return_tensors="pt")
@@ -135,7 +142,7 @@ def test_chat_lora_run_saves_merged_model_and_peft_adapter(chat_model_dir, tmp_p
         assert (expected - base(ids).logits).abs().max() > 1e-3, "training must have moved the adapter"
         torch.testing.assert_close(merged(ids).logits, expected, atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(ours(ids).logits, expected, atol=1e-4, rtol=1e-4)
-    assert "- lora" in (out / "README.md").read_text()
+    assert "lora" in front_matter(out / "README.md")["tags"]
 
 
 @pytest.mark.parametrize(
