@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-from conftest import oracle
 
+from conftest import oracle
 from tinyformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 from tinyformers.training.lora import LoraConfig, LoraModel, get_peft_model
 
