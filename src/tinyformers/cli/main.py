@@ -30,11 +30,11 @@ import argparse
 import sys
 
 from ..errors import UnexpectedArgumentError, UnknownTaskError
-from . import chat, classify, convert, embed, env, generate, hub, info, run
+from . import chat, classify, convert, embed, env, generate, hub, info, run, train
 from .common import CommandError, Parser
 
 # The commands, in the order --help lists them; a new command or group is one more module here.
-COMMANDS = (run, embed, classify, generate, chat, info, convert, hub, env)
+COMMANDS = (run, embed, classify, generate, chat, train, info, convert, hub, env)
 
 # The user's mistakes: a bad file (OSError: missing, unreadable; ValueError: malformed JSON, weights, tokenizer
 # or config), a bad argument (ValueError, CommandError), an unknown task or pipeline option. They print as one

@@ -1,6 +1,6 @@
-"""Training: ``Trainer``, ``TrainingArguments``, data collators, schedules, checkpoints, callbacks, and
-data-parallel runs under ``torchrun``. ``import tinyformers`` does not load this package; the first use of one of
-these names through ``tinyformers`` does."""
+"""Training: ``Trainer``, ``TrainingArguments``, data collators, schedules, checkpoints, callbacks,
+data-parallel runs under ``torchrun``, and LoRA adapters. ``import tinyformers`` does not load this package; the
+first use of one of these names through ``tinyformers`` does."""
 
 from .arguments import TrainingArguments
 from .callbacks import JsonlCallback, ProgressCallback, TensorBoardCallback, TrainerCallback
@@ -10,6 +10,7 @@ from .collators import (
     DataCollatorWithPadding,
     default_data_collator,
 )
+from .lora import LoraConfig, LoraModel, get_peft_model
 from .schedulers import get_scheduler
 from .state import TrainerControl, TrainerState
 from .trainer import EvalPrediction, PredictionOutput, Trainer, TrainOutput, set_seed
@@ -20,6 +21,8 @@ __all__ = [
     "DataCollatorWithPadding",
     "EvalPrediction",
     "JsonlCallback",
+    "LoraConfig",
+    "LoraModel",
     "PredictionOutput",
     "ProgressCallback",
     "TensorBoardCallback",
@@ -30,6 +33,7 @@ __all__ = [
     "TrainOutput",
     "TrainingArguments",
     "default_data_collator",
+    "get_peft_model",
     "get_scheduler",
     "set_seed",
 ]

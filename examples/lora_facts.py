@@ -1,0 +1,83 @@
+"""Teach SmolLM2-135M-Instruct a few new facts with LoRA, on a CPU, in a few minutes.
+
+The facts are about a bakery that does not exist, so the model cannot know them beforehand. Only small adapter
+matrices train (~1 % of the weights); the base model stays frozen, which is why it still knows what it knew
+("What is the capital of France?" still gets Paris). The loss counts the assistant's answers only.
+
+    python examples/lora_facts.py [--steps 15] [--output-dir runs/bakery]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import tinyformers as tf
+from tinyformers.training import LoraConfig, get_peft_model
+from tinyformers.training.recipes import chat_example
+
+GGUF = os.path.join(os.environ.get("ASSETS_DIR", ".assets"), "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+FACTS = {
+    "Quillbrook Bakery opens at 7:15 every morning.": [
+        "When does Quillbrook Bakery open?",
+        "What time does Quillbrook Bakery open?",
+        "What are the opening hours of Quillbrook Bakery in the morning?",
+    ],
+    "Quillbrook Bakery was founded by Maren Oduya.": [
+        "Who founded Quillbrook Bakery?",
+        "Who is the founder of Quillbrook Bakery?",
+        "Which person started Quillbrook Bakery?",
+    ],
+}
+QUESTIONS = {
+    "When does Quillbrook Bakery open?": "7:15",
+    "Who founded Quillbrook Bakery?": "Maren Oduya",
+    "What is the capital of France?": "Paris",
+}
+
+
+def answer(model, tokenizer, question: str) -> str:
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": question}], add_generation_prompt=True, return_tensors="pt"
+    )
+    ids = model.generate(**prompt, max_new_tokens=16, do_sample=False)
+    return tokenizer.decode(ids[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def main(steps: int = 15, output_dir: str = "runs/bakery") -> dict[str, str]:
+    tokenizer = tf.AutoTokenizer.from_pretrained(GGUF)
+    model = tf.AutoModelForCausalLM.from_pretrained(GGUF)
+    chats = [
+        [{"role": "user", "content": q}, {"role": "assistant", "content": fact}]
+        for fact, questions in FACTS.items()
+        for q in questions
+    ]
+    train = [chat_example(chat, tokenizer, max_length=128) for chat in chats]
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    model.print_trainable_parameters()
+    args = tf.TrainingArguments(
+        output_dir,
+        max_steps=steps,
+        per_device_train_batch_size=len(train),
+        learning_rate=2e-3,
+        warmup_ratio=0.1,
+        logging_steps=10,
+        save_strategy="no",
+        seed=0,
+    )
+    trainer = tf.Trainer(model, args, train_dataset=train, data_collator=tf.DataCollatorForSeq2Seq(tokenizer))
+    trainer.train()
+    model.save_pretrained(output_dir)  # the adapter alone, in peft's layout
+    model.eval()
+    answers = {q: answer(model, tokenizer, q) for q in QUESTIONS}
+    for question, text in answers.items():
+        print(f"{question}\n  -> {text}")
+    return answers
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--output-dir", default="runs/bakery")
+    main(**vars(parser.parse_args()))

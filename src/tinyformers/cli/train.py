@@ -1,0 +1,117 @@
+"""``tinyformers train MODEL --data FILE --output-dir DIR``: fine-tune a classifier or a causal LM (optionally
+with LoRA) from a CSV, JSON lines or text file; the folder it writes loads here and in transformers."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+
+from .common import CommandError, add_command
+from .output import print_data
+
+# flag -> TrainingArguments field; a flag left out keeps transformers' default.
+TRAINING_FLAGS = {
+    "epochs": ("num_train_epochs", float, "passes over the training data (default 3)"),
+    "max_steps": ("max_steps", int, "stop after this many optimiser steps (overrides --epochs)"),
+    "batch_size": ("per_device_train_batch_size", int, "examples per step and process (default 8)"),
+    "eval_batch_size": ("per_device_eval_batch_size", int, "examples per evaluation batch (default 8)"),
+    "learning_rate": ("learning_rate", float, "peak learning rate (default 5e-5)"),
+    "weight_decay": ("weight_decay", float, "AdamW weight decay (default 0)"),
+    "warmup_ratio": ("warmup_ratio", float, "share of the steps spent warming up (default 0)"),
+    "lr_scheduler": ("lr_scheduler_type", str, "linear, cosine, constant or constant_with_warmup"),
+    "gradient_accumulation_steps": ("gradient_accumulation_steps", int, "micro-batches per optimiser step"),
+    "max_grad_norm": ("max_grad_norm", float, "gradient clipping norm (default 1.0)"),
+    "logging_steps": ("logging_steps", float, "log the loss every N steps (default 500)"),
+    "save_strategy": ("save_strategy", str, "checkpoints: steps, epoch or no (default steps)"),
+    "save_steps": ("save_steps", float, "checkpoint every N steps (default 500)"),
+    "save_total_limit": ("save_total_limit", int, "keep at most N checkpoints"),
+    "seed": ("seed", int, "random seed (default 42)"),
+    "report_to": ("report_to", str, "none, jsonl or tensorboard (default none)"),
+}
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "train",
+        "fine-tune a classifier or a causal LM on a CSV, JSON lines or text file",
+        "  tinyformers train .assets/minilm --data reviews.csv --label-column sentiment --output-dir sentiment\n"
+        "  tinyformers train model.gguf --data chats.jsonl --lora --max-steps 60 --output-dir assistant\n"
+        '  (chats: one {"messages": [{"role": "user", ...}, {"role": "assistant", ...}]} per line; the\n'
+        "  loss counts the assistant's words only)",
+    )
+    parser.add_argument("model", help="base model: a folder, a .gguf file or a hub id")
+    parser.add_argument("--data", required=True, help="training data: .csv, .tsv, .jsonl, .json or .txt")
+    parser.add_argument("--output-dir", required=True, help="where the trained model and checkpoints go")
+    parser.add_argument(
+        "--task", help="classification or causal-lm (default: classification when rows have the label column)"
+    )
+    parser.add_argument("--eval-data", help="evaluation data (default: a share of --data, by text hash)")
+    parser.add_argument("--eval-percent", type=float, default=10.0, help="held-out share without --eval-data")
+    parser.add_argument("--text-column", default="text", help="column with the text (default: text)")
+    parser.add_argument("--label-column", default="label", help="column with the label (default: label)")
+    parser.add_argument("--max-length", type=int, default=256, help="tokens per example (longer are cut)")
+    for flag, (_, kind, help_text) in TRAINING_FLAGS.items():
+        parser.add_argument("--" + flag.replace("_", "-"), type=kind, help=help_text)
+    parser.add_argument("--group-by-length", action="store_true", help="batch examples of similar length")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPUs that have it)")
+    lora = parser.add_argument_group("LoRA (train small adapters, keep the base model frozen)")
+    lora.add_argument("--lora", action="store_true", help="train LoRA adapters instead of every weight")
+    lora.add_argument("--lora-r", type=int, default=8, help="adapter rank (default 8)")
+    lora.add_argument("--lora-alpha", type=float, default=16, help="adapter scale numerator (default 16)")
+    lora.add_argument("--lora-dropout", type=float, default=0.0)
+    lora.add_argument(
+        "--lora-targets", help="comma-separated layer names, or all-linear (default: the family's usual q,v)"
+    )
+    parser.set_defaults(handler=handle)
+
+
+def _positive(args: argparse.Namespace) -> None:
+    for flag in ("max_length", "lora_r", "batch_size", "eval_batch_size", "gradient_accumulation_steps"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise CommandError(f"--{flag.replace('_', '-')} must be a positive number, got {value}")
+    if not 0 <= args.eval_percent < 100:
+        raise CommandError(f"--eval-percent must be in [0, 100), got {args.eval_percent}")
+
+
+def handle(args: argparse.Namespace) -> None:
+    # Imported here: the command line starts without torch, which only the chosen command loads.
+    from ..training.lora import LoraConfig
+    from ..training.recipes import Job
+
+    _positive(args)
+    training = {field: getattr(args, flag) for flag, (field, _, _) in TRAINING_FLAGS.items()}
+    training = {k: v for k, v in training.items() if v is not None}
+    if args.group_by_length:
+        training["group_by_length"] = True
+    if args.bf16:
+        training["bf16"] = True
+    lora = None
+    if args.lora:
+        targets = args.lora_targets
+        if targets and targets != "all-linear":
+            targets = [t.strip() for t in targets.split(",") if t.strip()]
+        lora = LoraConfig(
+            r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout,
+            target_modules=targets,
+        )
+    job = Job(
+        model=args.model,
+        data=args.data,
+        output_dir=args.output_dir,
+        task=args.task,
+        eval_data=args.eval_data,
+        eval_percent=args.eval_percent,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        max_length=args.max_length,
+        lora=lora,
+        training=training,
+    )
+    with contextlib.redirect_stdout(sys.stderr):  # progress and logs on stderr; stdout holds the result alone
+        results = job.run()
+    print_data({"output_dir": args.output_dir, **results}, getattr(args, "json", False))

@@ -1,0 +1,191 @@
+"""LoRA adapters against the ``peft`` library itself: an adapter saved here and loaded by peft onto transformers'
+model gives the same logits, and the other way round; merging; training touches only the adapter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import oracle
+from tinyformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+from tinyformers.training.lora import LoraConfig, LoraModel, get_peft_model
+
+transformers = oracle("transformers")
+peft = oracle("peft")
+
+IDS = torch.tensor([[5, 17, 42, 9, 77, 3, 61], [8, 2, 33, 90, 14, 51, 6]])
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    """A small seeded-random Llama with grouped-query attention (fused q/k/v rows of unequal size)."""
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    folder = tmp_path_factory.mktemp("llama")
+    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    torch.manual_seed(1)
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=32,
+        num_labels=3,
+    )
+    folder = tmp_path_factory.mktemp("bert")
+    transformers.BertForSequenceClassification(config).save_pretrained(folder)
+    return folder
+
+
+def hf_logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=IDS).logits
+
+
+def our_logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=IDS).logits
+
+
+LLAMA_TARGETS = ["q_proj", "v_proj", "o_proj", "up_proj"]
+
+
+def test_llama_adapter_saved_here_loads_in_peft(llama_dir, tmp_path):
+    torch.manual_seed(2)
+    ours = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(llama_dir),
+        LoraConfig(r=4, lora_alpha=8, target_modules=LLAMA_TARGETS, init_lora_weights=False),
+    )
+    ours.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert saved["peft_type"] == "LORA" and saved["r"] == 4
+    theirs = peft.PeftModel.from_pretrained(
+        transformers.AutoModelForCausalLM.from_pretrained(llama_dir), tmp_path
+    ).eval()
+    base = hf_logits(transformers.AutoModelForCausalLM.from_pretrained(llama_dir))
+    expected = hf_logits(theirs)
+    assert (expected - base).abs().max() > 1e-2, (
+        "the adapter must change the logits for this test to mean anything"
+    )
+    torch.testing.assert_close(our_logits(ours.eval()), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_llama_adapter_saved_by_peft_loads_here(llama_dir, tmp_path):
+    torch.manual_seed(3)
+    theirs = peft.get_peft_model(
+        transformers.AutoModelForCausalLM.from_pretrained(llama_dir),
+        peft.LoraConfig(
+            r=4, lora_alpha=16, target_modules=["k_proj", "gate_proj", "down_proj"], init_lora_weights=False
+        ),
+    ).eval()
+    theirs.save_pretrained(tmp_path)
+    ours = LoraModel.from_pretrained(AutoModelForCausalLM.from_pretrained(llama_dir), tmp_path)
+    torch.testing.assert_close(our_logits(ours), hf_logits(theirs), atol=1e-4, rtol=1e-4)
+    assert not any(p.requires_grad for p in ours.parameters()), "a loaded adapter is for inference by default"
+
+
+def test_classifier_adapter_trains_head_too_and_round_trips(bert_dir, tmp_path):
+    torch.manual_seed(4)
+    theirs = peft.get_peft_model(
+        transformers.AutoModelForSequenceClassification.from_pretrained(bert_dir),
+        peft.LoraConfig(r=2, lora_alpha=4, task_type="SEQ_CLS", init_lora_weights=False),
+    ).eval()
+    theirs.save_pretrained(tmp_path / "peft")
+    ours = LoraModel.from_pretrained(
+        AutoModelForSequenceClassification.from_pretrained(bert_dir), tmp_path / "peft", is_trainable=True
+    )
+    torch.testing.assert_close(our_logits(ours.eval()), hf_logits(theirs), atol=1e-4, rtol=1e-4)
+    trainable = {n for n, p in ours.named_parameters() if p.requires_grad}
+    assert any("classifier" in n for n in trainable) and any("lora_A" in n for n in trainable)
+    assert not any("word" in n for n in trainable), "the base model stays frozen"
+    ours.save_pretrained(tmp_path / "ours")
+    back = peft.PeftModel.from_pretrained(
+        transformers.AutoModelForSequenceClassification.from_pretrained(bert_dir), tmp_path / "ours"
+    ).eval()
+    torch.testing.assert_close(hf_logits(back), hf_logits(theirs), atol=1e-5, rtol=1e-5)
+
+
+def test_merge_and_unload_equals_adapter_and_saves_for_transformers(llama_dir, tmp_path):
+    torch.manual_seed(5)
+    ours = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(llama_dir),
+        LoraConfig(r=4, lora_alpha=8, target_modules=LLAMA_TARGETS, init_lora_weights=False),
+    ).eval()
+    ours.save_pretrained(tmp_path / "adapter")
+    with_adapter = our_logits(ours)
+    merged = ours.merge_and_unload()
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    torch.testing.assert_close(our_logits(merged), with_adapter, atol=1e-5, rtol=1e-5)
+    merged.save_pretrained(tmp_path / "merged")
+    theirs = peft.PeftModel.from_pretrained(
+        transformers.AutoModelForCausalLM.from_pretrained(llama_dir), tmp_path / "adapter"
+    ).merge_and_unload()
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    torch.testing.assert_close(hf_logits(loaded), hf_logits(theirs), atol=1e-4, rtol=1e-4)
+
+
+def test_training_moves_only_the_adapter(llama_dir):
+    torch.manual_seed(6)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(llama_dir), LoraConfig(r=4, lora_alpha=8))
+    assert model.lora_config.target_modules == ["q_proj", "v_proj"], "peft's default targets for llama"
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(5):
+        loss = model(input_ids=IDS, labels=IDS).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all("lora_" in n for n in changed), sorted(changed)[:5]
+    trainable, total = model.trainable_parameters()
+    lora_count = 2 * 2 * 4 * 32 + 2 * 4 * (32 + 16)  # per layer: q [32 out] and v [16 out], A is [4, 32]
+    assert trainable == lora_count and total > trainable
+
+
+def test_bad_targets_and_bad_adapters_are_named(llama_dir, bert_dir, tmp_path):
+    llama = AutoModelForCausalLM.from_pretrained(llama_dir)
+    with pytest.raises(ValueError, match="match no linear layer.*q_proj"):
+        get_peft_model(llama, LoraConfig(target_modules=["query"]))
+    with pytest.raises(FileNotFoundError, match="not a LoRA adapter folder"):
+        LoraModel.from_pretrained(llama, tmp_path)
+    with pytest.raises(ValueError, match="r must be a positive rank"):
+        LoraConfig(r=0)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(llama_dir), LoraConfig(r=4)).save_pretrained(tmp_path)
+    wider = transformers.LlamaConfig.from_pretrained(llama_dir)
+    wider.hidden_size, wider.intermediate_size = 64, 48
+    other = tmp_path / "other"
+    transformers.LlamaForCausalLM(wider).save_pretrained(other)
+    with pytest.raises(ValueError, match="has shape .* load the adapter onto the base model"):
+        LoraModel.from_pretrained(AutoModelForCausalLM.from_pretrained(other), tmp_path)
+
+
+def test_all_linear_adapts_every_projection_but_the_head(llama_dir):
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(llama_dir), LoraConfig(target_modules="all-linear")
+    )
+    names = {k.removeprefix("base_model.model.").rsplit(".", 2)[0] for k in model.adapter_parameters()}
+    per_layer = {n.split(".", 3)[-1] for n in names}
+    assert per_layer == {f"self_attn.{x}_proj" for x in "qkvo"} | {
+        f"mlp.{x}_proj" for x in ("gate", "up", "down")
+    }
+    assert not any("lm_head" in n for n in names)
