@@ -771,6 +771,24 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--to", choices=WEIGHT_FORMATS, help="weight format to write")
     convert.add_argument("--force", action="store_true", help="replace a non-empty destination")
 
+    serve = _command(
+        sub,
+        "serve",
+        "an OpenAI-compatible server (chat, completions, embeddings) with continuous batching",
+        "  tinyformers serve .assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --port 8000 --max-batch 16\n"
+        "  tinyformers serve .assets/minilm                      /v1/embeddings for an encoder",
+    )
+    serve.add_argument("model", help="a model folder, a .gguf file or a hub id in the local cache")
+    serve.add_argument("--gguf-file", help="the .gguf file inside MODEL's folder")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--max-batch", type=int, default=8, help="requests decoded together (default 8)")
+    serve.add_argument("--max-queue", type=int, default=64, help="waiting requests before 429 (default 64)")
+    serve.add_argument("--max-context", type=int, help="cache positions per request (default: the model's)")
+    serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1/ routes")
+    serve.add_argument("--compile", action="store_true", help="compile the decoding step (slow start)")
+    serve.add_argument("--quantize", choices=("int8",), help="int8 weights")
+
     env = _command(sub, "env", "versions and threads, for bug reports", "  tinyformers env --json")
     del env
     return parser
@@ -786,6 +804,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "chat":
             return _chat(args)
+        if args.command == "serve":
+            from .serving.server import serve
+
+            options = vars(args)
+            options = {
+                k: options[k] for k in ("model", "gguf_file", "host", "port", "max_batch", "max_queue")
+            }
+            serve(
+                **options,
+                max_context=args.max_context,
+                api_key=args.api_key,
+                compile=args.compile,
+                quantize=args.quantize,
+            )
+            return 0
         if args.command in TABLE_COMMANDS:
             _print(TABLE_COMMANDS[args.command](args), args.json)
             return 0

@@ -32,6 +32,7 @@ from ..outputs import ModelOutput
 from .cache import StaticKVCache
 from .config import GENERATION_CONFIG_NAME, GenerationConfig
 from .logits_process import LogitsProcessor, apply_processors, build_processors
+from .sampling import pick_tokens
 from .stopping import StopConditions, StopStrings
 
 
@@ -300,10 +301,8 @@ class RunningBatch:
         self.pad_finished = p.eos is not None
 
     def next_tokens(self, scores: torch.Tensor, do_sample: bool) -> torch.Tensor:
-        if not do_sample:
-            token = scores.argmax(-1)
-        elif self.rows is None:
-            token = torch.multinomial(scores.softmax(-1), num_samples=1).squeeze(1)
+        if not do_sample or self.rows is None:
+            token = pick_tokens(scores, do_sample)
         else:
             token = sample_running_rows(scores.softmax(-1), self.rows, self.total)
         if self.pad_finished and not self.drop_finished:
