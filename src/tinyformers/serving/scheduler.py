@@ -90,7 +90,7 @@ class Scheduler:
     ):
         limit = getattr(model.config, "max_position_embeddings", None)
         self.model, self.tokenizer = model, tokenizer
-        self.max_length = min(x for x in (max_length, limit) if x)  # cache positions per row
+        self.max_length = min((x for x in (max_length, limit) if x), default=2048)  # cache positions per row
         self.slots = SlotCache(model, max_batch, self.max_length)
         self.max_queue = max_queue
         self.metrics = Metrics()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -66,6 +68,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, **load_options) -> None:
     served = load(**load_options)
     kind = "embeddings" if served.embedder is not None else f"chat, batch of {served.scheduler.slots.rows}"
     log.warning("serving %s (%s) on http://%s:%d", served.name, kind, host, port)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed".
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(
             build_app(served), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30
