@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..generation.logits_process import LogitsProcessor
-from ..generation.utils import Prepared, prepare
+from ..generation.prepare import Prepared, prepare
 
 
 @dataclass

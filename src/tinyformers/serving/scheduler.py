@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 
 from ..generation.logits_process import apply_processors
+from ..generation.prepare import Prepared
 from ..generation.sampling import pick_tokens
-from ..generation.utils import Prepared
 from .metrics import Metrics
 from .params import SamplingParams, prepare_request
 from .slots import SlotCache
