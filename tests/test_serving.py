@@ -184,6 +184,9 @@ def test_bad_requests_get_openai_errors(server, client):
 
     with pytest.raises(openai.BadRequestError, match="temperature"):
         ask(client, "Hi", temperature="hot")
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    with pytest.raises(openai.BadRequestError, match="'tools' is not supported"):
+        ask(client, "Hi", tools=[tool])
     with pytest.raises(openai.NotFoundError, match="no-such-model"):
         client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "Hi"}])
     with pytest.raises(openai.BadRequestError) as error:

@@ -50,9 +50,22 @@ def _as_tuple(types) -> tuple:
 NUMBER = (int, float)
 
 
+UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "logit_bias", "response_format")
+
+
+def refuse_unsupported(body: dict) -> None:
+    """Options a client relies on, which this server does not implement: refused rather than ignored."""
+    for name in UNSUPPORTED:
+        value = body.get(name)
+        if value in (None, [], {}) or (name == "response_format" and value == {"type": "text"}):
+            continue
+        raise APIError(400, f"'{name}' is not supported by this server; leave it out", param=name)
+
+
 def sampling_fields(
     body: dict, max_tokens_name: str, default_max_tokens: int | None
 ) -> tuple[SamplingParams, int, bool, bool]:
+    refuse_unsupported(body)
     max_tokens = field(body, max_tokens_name, int, None, lambda v: v >= 1, "an integer >= 1")
     if max_tokens_name == "max_completion_tokens" and max_tokens is None:
         max_tokens = field(body, "max_tokens", int, None, lambda v: v >= 1, "an integer >= 1")
