@@ -88,6 +88,11 @@ class Scheduler:
     def __init__(
         self, model, tokenizer, max_batch: int = 8, max_queue: int = 64, max_length: int | None = None
     ):
+        if max_batch < 1 or max_queue < 0 or (max_length is not None and max_length < 2):
+            raise ValueError(
+                f"max_batch={max_batch}, max_queue={max_queue}, max_length={max_length}: the batch needs at least "
+                "1 row, the queue 0 or more places and a cache row 2 or more positions"
+            )
         limit = getattr(model.config, "max_position_embeddings", None)
         self.model, self.tokenizer = model, tokenizer
         self.max_length = min((x for x in (max_length, limit) if x), default=2048)  # cache positions per row
