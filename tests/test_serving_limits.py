@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -13,7 +16,7 @@ openai = pytest.importorskip("openai")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from server_process import Server  # noqa: E402
+from server_process import ROOT, Server  # noqa: E402
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 KEY = "sk-test-key"
@@ -92,3 +95,15 @@ def wait_for(condition, timeout: float = 120) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_a_missing_model_is_one_line_and_exit_2():
+    out = subprocess.run(
+        [sys.executable, "-m", "tinyformers.cli", "serve", str(ROOT / "no-such-model")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert (
+        out.returncode == 2 and out.stderr.startswith("tinyformers: error: ") and out.stderr.count("\n") == 1
+    )
