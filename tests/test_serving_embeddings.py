@@ -7,9 +7,11 @@ import json
 
 import pytest
 
-openai = pytest.importorskip("openai")
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+from conftest import oracle
+
+openai = oracle("openai")
+oracle("fastapi")  # the server's own dependencies, installed with the test extra
+oracle("uvicorn")
 
 from server_process import Server  # noqa: E402
 

@@ -12,9 +12,11 @@ import time
 
 import pytest
 
-openai = pytest.importorskip("openai")
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
+from conftest import oracle
+
+openai = oracle("openai")
+oracle("fastapi")  # the server's own dependencies, installed with the test extra
+oracle("uvicorn")
 
 from server_process import ROOT, Server  # noqa: E402
 
