@@ -245,6 +245,9 @@ def main() -> None:
                 cli = str(Path(sys.executable).parent / "transformers")
                 command = [cli, "serve", str(converted), "--continuous-batching", "--port", str(port)]
                 command += ["--host", "127.0.0.1", "--dtype", "float32"]
+                # Bound its paged KV cache (8192 positions, ours: max-batch x 512): left to size itself on a
+                # CPU it grew past 13 GB of RSS before serving.
+                command += ["--cb-block-size", "32", "--cb-num-blocks", "256"]
                 rows += run_server("transformers serve (CB, fp32)", command, port, str(converted), args)
     if "llama-cpp" in args.servers:
         if importlib.util.find_spec("llama_cpp") is None:
