@@ -11,7 +11,7 @@ import base64
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -150,7 +150,9 @@ def build_app(served: Served) -> FastAPI:
         requests = []
         try:
             for index in range(n):
-                choice = params if params.seed is None or n == 1 else _with_seed(params, params.seed + index)
+                choice = (
+                    params if params.seed is None or n == 1 else replace(params, seed=params.seed + index)
+                )
 
                 def sink(event, index=index):
                     loop.call_soon_threadsafe(events.put_nowait, (index, event))
@@ -195,12 +197,6 @@ def build_app(served: Served) -> FastAPI:
                 served.scheduler.cancel(r)
 
     return app
-
-
-def _with_seed(params, seed: int):
-    from dataclasses import replace
-
-    return replace(params, seed=seed)
 
 
 def sse(chunk: dict) -> str:
