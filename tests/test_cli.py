@@ -95,7 +95,7 @@ def test_chat_bad_model_path(tmp_path):
 def test_help_lists_every_command_with_examples():
     out = run("--help")
     assert out.returncode == 0
-    for command in ("run", "embed", "classify", "generate", "chat", "info", "convert", "env"):
+    for command in ("run", "embed", "classify", "generate", "chat", "serve", "info", "convert", "env"):
         assert command in out.stdout
     sub = run("convert", "--help")
     assert sub.returncode == 0 and "examples:" in sub.stdout and "--to {safetensors,bin}" in sub.stdout

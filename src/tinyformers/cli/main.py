@@ -8,6 +8,9 @@ Run a task on a few texts:
   tinyformers generate "Once upon a time" --max-new-tokens 30
   tinyformers chat                                    talk to SmolLM2, streaming (--prompt TEXT: one answer)
 
+Serve a model to OpenAI clients (see docs/serving.md):
+  tinyformers serve MODEL --port 8000 --max-batch 16  chat/completions, or embeddings for an encoder
+
 Look at and convert models:
   tinyformers info FOLDER_OR_GGUF                     type, size, context length, license, files
   tinyformers convert model.gguf OUT_FOLDER           GGUF -> safetensors folder that transformers loads
@@ -30,11 +33,11 @@ import argparse
 import sys
 
 from ..errors import UnexpectedArgumentError, UnknownTaskError
-from . import chat, classify, convert, embed, env, generate, hub, info, run, train
+from . import chat, classify, convert, embed, env, generate, hub, info, run, serve, train
 from .common import CommandError, Parser
 
 # The commands, in the order --help lists them; a new command or group is one more module here.
-COMMANDS = (run, embed, classify, generate, chat, train, info, convert, hub, env)
+COMMANDS = (run, embed, classify, generate, chat, train, serve, info, convert, hub, env)
 
 # The user's mistakes: a bad file (OSError: missing, unreadable; ValueError: malformed JSON, weights, tokenizer
 # or config), a bad argument (ValueError, CommandError), an unknown task or pipeline option. They print as one

@@ -77,6 +77,17 @@ def sample(model, p: Prepared, streamer=None):
     )
 
 
+def pick_tokens(
+    scores: torch.Tensor, do_sample: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``[rows, vocab]`` processed scores -> ``[rows]`` token ids: argmax, or one multinomial draw per row.
+    Also the server's scheduler's choice, so both decode alike; ``generator`` gives a request its own random
+    stream (a seeded request is reproducible whatever else runs beside it)."""
+    if not do_sample:
+        return scores.argmax(-1)
+    return torch.multinomial(scores.softmax(-1), num_samples=1, generator=generator).squeeze(1)
+
+
 def can_drop_rows(model, cache) -> bool:
     """Whether finished rows may leave the batch: not if the model needs a fixed batch
     (``model.fixed_batch_decoding``), nor for a cache class that overrides ``reorder`` (it may hold more per-row
@@ -112,10 +123,8 @@ class RunningBatch:
         self.pad_finished = p.eos is not None
 
     def next_tokens(self, scores: torch.Tensor, do_sample: bool) -> torch.Tensor:
-        if not do_sample:
-            token = scores.argmax(-1)
-        elif self.rows is None:
-            token = torch.multinomial(scores.softmax(-1), num_samples=1).squeeze(1)
+        if not do_sample or self.rows is None:
+            token = pick_tokens(scores, do_sample)
         else:
             token = sample_running_rows(scores.softmax(-1), self.rows, self.total)
         if self.pad_finished and not self.drop_finished:

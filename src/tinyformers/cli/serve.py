@@ -1,0 +1,46 @@
+"""``tinyformers serve``: an OpenAI-compatible server for one model (see docs/serving.md).
+
+FastAPI and uvicorn are imported by ``serving.server`` only when the command runs.
+"""
+
+from __future__ import annotations
+
+from .common import add_command
+
+
+def add_parser(subparsers) -> None:
+    parser = add_command(
+        subparsers,
+        "serve",
+        "an OpenAI-compatible server (chat, completions, embeddings) with continuous batching",
+        "  tinyformers serve .assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --port 8000 --max-batch 16\n"
+        "  tinyformers serve .assets/minilm                      /v1/embeddings for an encoder",
+    )
+    parser.add_argument("model", help="a model folder, a .gguf file or a hub id in the local cache")
+    parser.add_argument("--gguf-file", help="the .gguf file inside MODEL's folder")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--max-batch", type=int, default=8, help="requests decoded together (default 8)")
+    parser.add_argument("--max-queue", type=int, default=64, help="waiting requests before 429 (default 64)")
+    parser.add_argument("--max-context", type=int, help="cache positions per request (default: the model's)")
+    parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1/ routes")
+    parser.add_argument("--compile", action="store_true", help="compile the decoding step (slower start)")
+    parser.add_argument("--quantize", choices=("int8",), help="int8 weights")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args) -> None:
+    from ..serving.server import serve
+
+    serve(
+        host=args.host,
+        port=args.port,
+        model=args.model,
+        gguf_file=args.gguf_file,
+        max_batch=args.max_batch,
+        max_queue=args.max_queue,
+        max_context=args.max_context,
+        api_key=args.api_key,
+        compile=args.compile,
+        quantize=args.quantize,
+    )

@@ -1,0 +1,286 @@
+"""Continuous batching: one model thread decodes every running request together, one token each per step.
+
+Between two steps, requests join (their prompt is prefilled into a free ``SlotCache`` row) and leave (finished or
+cancelled; the row is reused). Each request carries what ``generate`` would have prepared for it
+(``params.prepare_request``: its logits processors and stop conditions) and its own random generator, and its
+token is picked with the same function ``generate`` uses, so a greedy request gives ``generate``'s ids whatever
+else is in the batch. Waiting requests sit in a bounded queue: when it is full, ``submit`` refuses at once
+(``QueueFull``) and the server answers 429.
+
+Results go to each request's ``sink`` (called from the model thread): ``Token`` per generated token, then one
+``Finished``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..generation.logits_process import apply_processors
+from ..generation.prepare import Prepared
+from ..generation.sampling import pick_tokens
+from .metrics import Metrics
+from .params import SamplingParams, prepare_request
+from .slots import SlotCache
+from .text import IncrementalText
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(Exception):
+    """The waiting queue is at its bound; retry later."""
+
+
+@dataclass
+class Token:
+    token_id: int
+    text: str  # the text that became final with this token (may be "")
+    logprob: float | None = None
+    top_logprobs: list[tuple[int, float]] | None = None
+
+
+@dataclass
+class Finished:
+    reason: str  # "stop", "length", "cancelled" or "error"
+    prompt_tokens: int
+    completion_tokens: int
+    text: str = ""  # the last piece of text, released at the end
+    error: str | None = None
+
+
+class Request:
+    _ids = itertools.count()
+
+    def __init__(self, prompt_ids: list[int], params: SamplingParams, p: Prepared, tokenizer, sink: Callable):
+        self.id = next(self._ids)
+        self.prompt_ids, self.params, self.p, self.sink = prompt_ids, params, p, sink
+        self.cancelled = False
+        self.generator = None
+        if not params.greedy:
+            seed = params.seed if params.seed is not None else torch.randint(2**62, ()).item()
+            self.generator = torch.Generator(device=p.input_ids.device).manual_seed(seed)
+        self.ids = torch.zeros((1, p.max_length), dtype=torch.long, device=p.input_ids.device)
+        self.ids[0, : len(prompt_ids)] = p.input_ids[0]
+        self.length = len(prompt_ids)
+        self.text = IncrementalText(tokenizer, params.stop)
+        self.row: int | None = None
+        self.arrived = time.perf_counter()
+        self.last_token_at: float | None = None
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.length - len(self.prompt_ids)
+
+    @property
+    def plain_greedy(self) -> bool:
+        """Argmax of the raw logits: the token can be picked for many rows at once."""
+        return self.params.greedy and not self.p.processors and not self.params.logprobs
+
+
+class Scheduler:
+    def __init__(
+        self, model, tokenizer, max_batch: int = 8, max_queue: int = 64, max_length: int | None = None
+    ):
+        if max_batch < 1 or max_queue < 0 or (max_length is not None and max_length < 2):
+            raise ValueError(
+                f"max_batch={max_batch}, max_queue={max_queue}, max_length={max_length}: the batch needs at least "
+                "1 row, the queue 0 or more places and a cache row 2 or more positions"
+            )
+        limit = getattr(model.config, "max_position_embeddings", None)
+        self.model, self.tokenizer = model, tokenizer
+        self.max_length = min((x for x in (max_length, limit) if x), default=2048)  # cache positions per row
+        self.slots = SlotCache(model, max_batch, self.max_length)
+        self.max_queue = max_queue
+        self.metrics = Metrics()
+        self.waiting: deque[Request] = deque()
+        self.running: list[Request] = []  # running[i] owns cache row i
+        self.next_token = torch.zeros(
+            max_batch, dtype=torch.long
+        )  # each row's token to feed at the next step
+        self.next_position = torch.zeros(max_batch, dtype=torch.long)
+        self.wake = threading.Condition()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._loop, name="tinyformers-scheduler", daemon=True)
+
+    # ---- called from the server's threads ----------------------------------------------------------------------
+    def start(self) -> Scheduler:
+        self.thread.start()
+        return self
+
+    def submit(self, prompt_ids: list[int], params: SamplingParams, sink: Callable) -> Request:
+        """Queue a request; raises ``ValueError`` (prompt or budget too long) or ``QueueFull``."""
+        if len(prompt_ids) + params.max_new_tokens > self.max_length:
+            raise ValueError(
+                f"the prompt has {len(prompt_ids)} tokens and max_tokens is {params.max_new_tokens}, "
+                f"{len(prompt_ids) + params.max_new_tokens} in all, but this server's context is "
+                f"{self.max_length} tokens; lower max_tokens or shorten the prompt"
+            )
+        p = prepare_request(self.model, self.tokenizer, prompt_ids, params)
+        request = Request(prompt_ids, params, p, self.tokenizer, sink)
+        with self.wake:
+            if self.stopping:
+                raise QueueFull("the server is shutting down")
+            if len(self.waiting) >= self.max_queue:
+                with self.metrics.lock:
+                    self.metrics.rejected += 1
+                raise QueueFull(f"{len(self.waiting)} requests are waiting (--max-queue {self.max_queue})")
+            self.waiting.append(request)
+            self._count()
+            self.wake.notify()
+        return request
+
+    def cancel(self, request: Request) -> None:
+        """Stop ``request``; its cache row is freed at the next step."""
+        request.cancelled = True
+        with self.wake:
+            self.wake.notify()
+
+    def stop(self, drain: bool = True, timeout: float | None = None) -> None:
+        """Refuse new requests; finish (``drain``) or cancel what is queued and running; end the thread."""
+        with self.wake:
+            self.stopping = True
+            if not drain:
+                for request in [*self.waiting, *self.running]:
+                    request.cancelled = True
+            self.wake.notify()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+
+    # ---- the model thread ---------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        with torch.inference_mode():
+            while True:
+                with self.wake:
+                    while not (self.waiting or self.running or self.stopping):
+                        self.wake.wait()
+                    if self.stopping and not (self.waiting or self.running):
+                        return
+                    free = self.slots.rows - len(self.running)
+                    joining = [self.waiting.popleft() for _ in range(min(free, len(self.waiting)))]
+                    self._count()
+                for request in joining:
+                    self._prefill(request)
+                for request in [r for r in self.running if r.cancelled]:
+                    self._finish(request, "cancelled")
+                if self.running:
+                    try:
+                        self._step()
+                    except Exception as error:  # noqa: BLE001 - every running request is told, then the loop goes on
+                        log.exception("decoding step failed")
+                        for request in list(self.running):
+                            self._finish(request, "error", str(error))
+
+    def _prefill(self, request: Request) -> None:
+        if request.cancelled:
+            self._report(request, Finished("cancelled", len(request.prompt_ids), 0))
+            return
+        p = request.p
+        try:
+            view = self.slots.prefill_view(len(request.prompt_ids))
+            request.row = len(self.running)
+            self.running.append(request)
+            logits = self.model.next_token_logits(p.input_ids, p.position_ids, view)
+        except Exception as error:  # noqa: BLE001 - this request fails, the others go on
+            log.exception("prefill failed")
+            if request.row is not None:
+                self._finish(request, "error", str(error))
+            else:
+                self._report(request, Finished("error", len(request.prompt_ids), 0, error=str(error)))
+            return
+        with self.metrics.lock:
+            self.metrics.prompt_tokens += len(request.prompt_ids)
+        self.next_position[request.row] = len(request.prompt_ids)
+        self._advance(request, logits)
+
+    def _step(self) -> None:
+        n = len(self.running)
+        view = self.slots.step_view()
+        logits = self.model.next_token_logits(self.next_token[:n, None], self.next_position[:n, None], view)
+        self.slots.advance()
+        self.next_position[:n] += 1
+        greedy = [r for r in self.running if r.plain_greedy]
+        if greedy:
+            picks = logits[[r.row for r in greedy]].argmax(-1).tolist()
+            chosen = {r.id: t for r, t in zip(greedy, picks)}
+        else:
+            chosen = {}
+        # Rows as they were for this step: a request that finishes hands its row to the last one.
+        for row, request in enumerate(list(self.running)):
+            self._advance(request, logits[row : row + 1], chosen.get(request.id))
+
+    def _advance(self, request: Request, logits: torch.Tensor, token: int | None = None) -> None:
+        """Pick ``request``'s next token from its ``[1, vocab]`` logits, record it, and check its stops."""
+        p, params = request.p, request.params
+        logprob = top = None
+        if token is None:
+            scores = logits.float()
+            if params.logprobs:
+                logprobs = scores.log_softmax(-1)[0]
+            scores = apply_processors(p.processors, request.ids[:, : request.length], scores)
+            token = int(pick_tokens(scores, p.gc.do_sample, request.generator))
+            if params.logprobs:
+                logprob = float(logprobs[token])
+                if params.top_logprobs:
+                    values, ids = logprobs.topk(params.top_logprobs)
+                    top = list(zip(ids.tolist(), values.tolist()))
+        request.ids[0, request.length] = token
+        request.length += 1
+        self.next_token[request.row] = token
+        now = time.perf_counter()
+        with self.metrics.lock:
+            self.metrics.generated_tokens += 1
+            if request.last_token_at is None:
+                self.metrics.ttft.observe(now - request.arrived)
+            else:
+                self.metrics.token_latency.observe(now - request.last_token_at)
+        request.last_token_at = now
+        stopped = False
+        if p.stops is not None:
+            stopped = bool(
+                p.stops.done(
+                    request.ids[:, : request.length], request.ids[0, request.length - 1 : request.length]
+                )
+            )
+        text = request.text.add(token)
+        self._report(request, Token(token, text, logprob, top))
+        if stopped or request.text.stopped:
+            self._finish(request, "stop")
+        elif request.length == p.max_length:
+            self._finish(request, "length")
+
+    def _finish(self, request: Request, reason: str, error: str | None = None) -> None:
+        rest = request.text.finish() if reason in ("stop", "length") else ""
+        moved = self.slots.release(request.row)
+        last = self.running.pop()
+        if moved is not None:  # the last row took the freed one's place
+            self.running[request.row] = last
+            last.row = request.row
+            self.next_token[last.row] = self.next_token[moved]
+            self.next_position[last.row] = self.next_position[moved]
+        request.row = None
+        self._report(
+            request, Finished(reason, len(request.prompt_ids), request.completion_tokens, rest, error)
+        )
+        with self.wake:
+            self._count()
+
+    def _report(self, request: Request, event) -> None:
+        if isinstance(event, Finished):
+            with self.metrics.lock:
+                self.metrics.finished[event.reason] = self.metrics.finished.get(event.reason, 0) + 1
+        try:
+            request.sink(event)
+        except Exception:  # noqa: BLE001 - a client that went away must not stop the others
+            log.exception("delivering a result failed")
+
+    def _count(self) -> None:
+        with self.metrics.lock:
+            self.metrics.queued = len(self.waiting)
+            self.metrics.running = len(self.running)

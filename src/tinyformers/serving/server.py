@@ -1,0 +1,79 @@
+"""``tinyformers serve``: load one model, start the scheduler, run the API under uvicorn until SIGTERM/SIGINT.
+
+Shutdown: uvicorn stops accepting connections and waits for the open ones (running streams finish, as the
+scheduler keeps decoding), then the scheduler drains what is left and the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from ..auto import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from ..pipelines import check_fits, pipeline
+from .app import Served, build_app
+from .scheduler import Scheduler
+
+log = logging.getLogger("tinyformers.serve")
+
+
+def served_name(model: str, gguf_file: str | None) -> tuple[str, tuple[str, ...]]:
+    """The id clients pass as ``model``: a hub id as given, a path by its last part; the argument as typed is
+    accepted too."""
+    source = gguf_file or model
+    name = Path(source).name if os.path.exists(source) else source
+    return name, tuple({model, source} - {name})
+
+
+def load(
+    model: str,
+    gguf_file: str | None = None,
+    max_batch: int = 8,
+    max_queue: int = 64,
+    max_context: int | None = None,
+    api_key: str | None = None,
+    compile: bool = False,
+    quantize: str | None = None,
+) -> Served:
+    """Load ``model`` as a causal LM (served through the scheduler) or an encoder (served for embeddings)."""
+    config = AutoConfig.from_pretrained(model, gguf_file=gguf_file)
+    name, aliases = served_name(model, gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(model, gguf_file=gguf_file)
+    served = Served(name, tokenizer, api_key=api_key, aliases=aliases, created=int(time.time()))
+    try:
+        check_fits("text-generation", config.model_type, f"'{model}'")
+    except ValueError:
+        check_fits(
+            "sentence-embedding", config.model_type, f"'{model}'"
+        )  # neither: this error says what fits
+        served.embedder = pipeline("sentence-embedding", model=model, gguf_file=gguf_file)
+        return served
+    if getattr(config, "is_encoder_decoder", False):
+        raise ValueError(
+            f"'{model}' is an encoder-decoder model; the server runs decoder-only models for now"
+        )
+    speed = {"compile": compile, "quantize": quantize} if (compile or quantize) else {}
+    lm = AutoModelForCausalLM.from_pretrained(model, gguf_file=gguf_file, **speed).eval()
+    served.scheduler = Scheduler(lm, tokenizer, max_batch, max_queue, max_context).start()
+    return served
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, **load_options) -> None:
+    import uvicorn
+
+    served = load(**load_options)
+    kind = "embeddings" if served.embedder is not None else f"chat, batch of {served.scheduler.slots.rows}"
+    log.warning("serving %s (%s) on http://%s:%d", served.name, kind, host, port)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed".
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(
+            build_app(served), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30
+        )
+    finally:
+        if served.scheduler is not None:
+            served.scheduler.stop(drain=True, timeout=30)

@@ -1,0 +1,108 @@
+"""The server's KV cache: ``max_batch`` rows of preallocated keys/values that requests take and give back.
+
+Every running request owns one row. Rows share one timeline (the cache's ``length``): a request's keys end at
+the current position and start wherever its prompt began, and the positions before that are masked as padding,
+exactly as a left-padded prompt in ``generate``. So a decoding step over the running rows is an ordinary
+``StaticKVCache`` step (the model, eager or compiled, sees nothing new), while each row keeps its own position
+ids. Running rows are always the first ``running`` rows: a finished request's row is refilled with the last one.
+
+The timeline only grows while requests run; when it reaches the end of the buffers, every row is shifted left by
+the start of the oldest one (``compact``). A prompt longer than the timeline shifts the rows right first.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..generation import StaticKVCache
+
+
+class CacheView(StaticKVCache):
+    """A ``StaticKVCache`` over buffers that belong to someone else (views of ``SlotCache``'s)."""
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], key_mask: torch.Tensor | None):
+        self.keys, self.values, self.key_mask = keys, values, key_mask
+        self.max_length = keys[0].shape[2]
+        self.length = 0
+
+
+class SlotCache:
+    """``rows`` cache rows of ``max_length`` positions, allocated once; the first ``running`` are in use."""
+
+    def __init__(self, model, rows: int, max_length: int):
+        full = model.allocate_cache(rows, max_length)
+        self.keys, self.values = full.keys, full.values
+        self.max_length = full.max_length  # a compiled model may round it up to its bucket size
+        self.key_mask = torch.ones(rows, self.max_length, dtype=torch.bool, device=self.keys[0].device)
+        self.starts = [0] * rows  # where each row's first key sits on the timeline
+        self.length = 0  # the shared timeline: positions written so far
+        self.running = 0
+
+    @property
+    def rows(self) -> int:
+        return self.keys[0].shape[0]
+
+    def prefill_view(self, prompt_length: int) -> CacheView:
+        """Take the next free row for a prompt of ``prompt_length`` tokens ending at the current position and
+        return a cache that sees only that row's stretch of the timeline, so the prompt runs exactly as a
+        one-row ``generate`` prefill (no mask, plain causal attention)."""
+        if self.running == self.rows:
+            raise RuntimeError("no free cache row")
+        if prompt_length > self.length:
+            self._shift(prompt_length - self.length)
+        row, start = self.running, self.length - prompt_length
+        self.running += 1
+        self.starts[row] = start
+        self.key_mask[row] = True
+        self.key_mask[row, :start] = False
+        span = slice(start, self.length)
+        keys = [k[row : row + 1, :, span] for k in self.keys]
+        values = [v[row : row + 1, :, span] for v in self.values]
+        return CacheView(keys, values, None)
+
+    def step_view(self) -> CacheView:
+        """The running rows as one batch at the current position, with room for one more token."""
+        if self.length == self.max_length:
+            self._shift(-min(self.starts[: self.running]))
+        n = self.running
+        view = CacheView([k[:n] for k in self.keys], [v[:n] for v in self.values], None)
+        view.max_length, view.length = self.max_length, self.length
+        if any(self.starts[:n]):  # some row starts later than the timeline: mask what lies before it
+            view.key_mask = self.key_mask[:n]
+        return view
+
+    def advance(self) -> None:
+        self.length += 1
+
+    def release(self, row: int) -> int | None:
+        """Free ``row``; the last running row moves into it. Returns the row that moved (None if none did)."""
+        last = self.running - 1
+        self.running = last
+        if self.running == 0:
+            self.length = 0  # nothing runs: the timeline starts over
+        if row == last:
+            return None
+        n = self.length
+        for buffers in (self.keys, self.values):
+            for t in buffers:
+                t[row, :, :n] = t[last, :, :n]
+        self.key_mask[row] = self.key_mask[last]
+        self.starts[row] = self.starts[last]
+        return last
+
+    def _shift(self, by: int) -> None:
+        """Move every running row ``by`` positions along the timeline (left when negative)."""
+        n, length = self.running, self.length
+        if n and length:
+            src = slice(max(0, -by), length)
+            dst = slice(max(0, by), length + by)
+            for buffers in (self.keys, self.values):
+                for t in buffers:
+                    t[:n, :, dst] = t[:n, :, src].clone()
+            self.key_mask[:n, dst] = self.key_mask[:n, src].clone()
+            self.key_mask[:n, length + by :] = True
+            if by > 0:
+                self.key_mask[:n, :by] = False
+        for i in range(n):
+            self.starts[i] += by
+        self.length += by

@@ -1,0 +1,82 @@
+"""Start ``tinyformers serve`` as a real subprocess on a free 127.0.0.1 port, and stop it by its pid."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *args: str, startup_timeout: float = 240):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        command = [sys.executable, "-m", "tinyformers.cli", "serve", *args, "--port", str(self.port)]
+        # A file, not a pipe: a pipe nobody reads blocks the server once it is full.
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the server
+        self.process = subprocess.Popen(
+            command, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.monotonic() + startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}: {self.output()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the server did not open port {self.port} within {startup_timeout} s")
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM by pid, then wait; returns the exit code."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        """``(status, headers, parsed JSON or text)`` of one plain HTTP request."""
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as response:
+                status, head, raw = response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            status, head, raw = error.code, dict(error.headers), error.read()
+        text = raw.decode()
+        is_json = head.get("content-type", "").startswith("application/json")
+        return status, head, json.loads(text) if is_json else text
+
+    def metric(self, name: str) -> float:
+        """One sample of /metrics (``name`` with its labels, as printed)."""
+        _, _, text = self.request("GET", "/metrics")
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        return 0.0
