@@ -380,6 +380,26 @@ class PreTrainedModel(nn.Module):
         return missing
 
     # ---- saving -------------------------------------------------------------------------------------------------
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        revision: str = "main",
+        token: str | None = None,
+        **card: Any,
+    ) -> dict[str, Any]:
+        """Upload config, weights and a model card (when the repo has none) to ``repo_id`` on ``$HF_ENDPOINT``
+        in one commit, creating the repo if needed. ``card``: license, base_model, tags, datasets, metrics."""
+        from .hub.upload import push_to_hub
+
+        card.setdefault("base_model", getattr(self.config, "_name_or_path", None))
+        return push_to_hub(
+            self.save_pretrained, repo_id, config={**self.config.to_dict(), "architectures": [type(self).__name__]},
+            commit_message=commit_message, private=private, revision=revision, token=token, **card,
+        )  # fmt: skip
+
     def save_pretrained(
         self,
         save_directory: str | os.PathLike,

@@ -438,6 +438,17 @@ class PreTrainedTokenizer:
             atomic_write_text(folder / name, text + "\n")
         return tuple(str(folder / name) for name in files)
 
+    def push_to_hub(
+        self, repo_id: str, *, commit_message: str | None = None, token: str | None = None, **kwargs
+    ):
+        """Upload the tokenizer files to ``repo_id`` in one commit (creating the repo, and a card if it has
+        none); ``kwargs``: private, revision, and the card's license, tags, datasets, metrics."""
+        from ..hub.upload import push_to_hub
+
+        return push_to_hub(
+            self.save_pretrained, repo_id, commit_message=commit_message, token=token, **kwargs
+        )
+
     # -- special tokens -----------------------------------------------------------------------------------------
 
     @property
