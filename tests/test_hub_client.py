@@ -1,0 +1,228 @@
+"""The hub client against a real `tinyformers hub serve` process, with the real huggingface_hub and transformers.
+
+One server and one uploaded MiniLM repo serve the whole module; each test gets its own empty cache. Requests are
+counted in the server's access log. huggingface_hub reads HF_ENDPOINT and HF_HUB_CACHE once, at import, so in this
+process it gets them as arguments, and transformers runs in a subprocess with its environment set.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hub_fixtures import HubServer
+from tinyformers import AutoModel, AutoTokenizer
+from tinyformers.hub import (
+    EntryNotFoundError,
+    HubAuthError,
+    ModelNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+    resolve_dir,
+)
+from tinyformers.hub.download import hub_file, snapshot_download
+
+huggingface_hub = pytest.importorskip("huggingface_hub")
+transformers = pytest.importorskip("transformers")
+
+SENTENCES = ["The hub moves bytes.", "A second, longer sentence about caches and commits."]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, minilm_dir):
+    with HubServer(tmp_path_factory.mktemp("hub-root")) as server:
+        server.token = server.create_token("alice", "write")
+        api = huggingface_hub.HfApi(endpoint=server.endpoint, token=server.token)
+        api.create_repo("alice/minilm")
+        server.minilm_commit = api.upload_folder(folder_path=minilm_dir, repo_id="alice/minilm").oid
+        yield server
+
+
+@pytest.fixture()
+def env(hub, tmp_path, monkeypatch):
+    """A fresh cache and the endpoint for both clients; no token unless a test sets one."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return tmp_path / "cache"
+
+
+def _embed(model_id, revision=None):
+    tokenizer = AutoTokenizer.from_pretrained(model_id, revision=revision)
+    model = AutoModel.from_pretrained(model_id, revision=revision)
+    with torch.no_grad():
+        return model(**tokenizer(SENTENCES, padding=True, return_tensors="pt")).last_hidden_state
+
+
+def test_minilm_through_the_endpoint_matches_the_folder(hub, env, minilm_dir):
+    assert torch.allclose(_embed("alice/minilm"), _embed(minilm_dir), atol=1e-6)
+    snapshot = env / "models--alice--minilm" / "snapshots" / hub.minilm_commit
+    assert (snapshot / "model.safetensors").is_symlink()
+    assert (env / "models--alice--minilm" / "refs" / "main").read_text() == hub.minilm_commit
+    # transformers loads the same repo from the same endpoint (its own downloads, into another cache).
+    assert _transformers("alice/minilm", env.parent / "hf-cache", "AutoModel") == ["BertModel"]
+
+
+def test_a_cached_pinned_load_makes_no_request(hub, env):
+    commit = hub.minilm_commit
+    _embed("alice/minilm", revision=commit)
+    mark = hub.mark()
+    _embed("alice/minilm", revision=commit)
+    assert hub.requests_since(mark) == []
+    # huggingface_hub's snapshot_download of the branch asks the server every time.
+    huggingface_hub.snapshot_download("alice/minilm", cache_dir=env, endpoint=hub.endpoint)
+    mark = hub.mark()
+    huggingface_hub.snapshot_download("alice/minilm", cache_dir=env, endpoint=hub.endpoint)
+    assert len(hub.requests_since(mark)) >= 1
+
+
+def test_offline_makes_no_request_at_all(hub, env, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    mark = hub.mark()
+    with pytest.raises(ModelNotFoundError, match="HF_HUB_OFFLINE is set"):
+        AutoModel.from_pretrained("alice/minilm")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    snapshot_download("alice/minilm")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    mark = hub.mark()
+    assert AutoModel.from_pretrained("alice/minilm").config.model_type == "bert"
+    assert hub.requests_since(mark) == []
+
+
+def test_one_cache_for_both_tools(hub, env, monkeypatch):
+    commit = hub.minilm_commit
+    # huggingface_hub downloads, tinyformers reads it without asking the server.
+    huggingface_hub.snapshot_download("alice/minilm", revision=commit, cache_dir=env, endpoint=hub.endpoint)
+    mark = hub.mark()
+    assert AutoTokenizer.from_pretrained("alice/minilm", revision=commit)("hub")["input_ids"][0] == 101
+    assert hub.requests_since(mark) == []
+    # tinyformers downloads, huggingface_hub and transformers read it offline.
+    other = env.parent / "cache-2"
+    monkeypatch.setenv("HF_HUB_CACHE", str(other))
+    folder = resolve_dir("alice/minilm", revision=commit)
+    mark = hub.mark()
+    loaded = _transformers("alice/minilm", other, "AutoModel", revision=commit, offline=True)
+    assert loaded == [str(folder / "config.json"), "BertModel"]
+    assert hub.requests_since(mark) == []
+
+
+# transformers (and the huggingface_hub under it) in a fresh interpreter, which reads the environment we give it.
+LOAD = """
+import sys, huggingface_hub, transformers
+repo, auto, revision = sys.argv[1], sys.argv[2], sys.argv[3] or None
+if revision:
+    print(huggingface_hub.hf_hub_download(repo, "config.json", revision=revision))
+model = getattr(transformers, auto).from_pretrained(repo, revision=revision)
+print(type(model).__name__)
+if len(sys.argv) > 4:
+    import torch
+    tokenizer = transformers.AutoTokenizer.from_pretrained(repo, revision=revision)
+    with torch.no_grad():
+        out = model(**tokenizer(sys.argv[4:], padding=True, return_tensors="pt")).logits
+    print(*out.flatten().tolist())
+"""
+
+
+def _transformers(repo, cache, auto, *, revision=None, offline=False, texts=()):
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_DISABLE_TELEMETRY": "1"}
+    if offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD, repo, auto, revision or "", *texts],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.splitlines()
+
+
+def test_an_incomplete_download_is_resumed_with_a_range_request(hub, env):
+    folder = snapshot_download("alice/minilm")
+    weights = folder / "model.safetensors"
+    blob = weights.resolve()
+    data = blob.read_bytes()
+    weights.unlink()
+    blob.unlink()
+    incomplete = blob.with_name(blob.name + ".incomplete")
+    incomplete.write_bytes(data[: len(data) // 3])
+    mark = hub.mark()
+    snapshot_download("alice/minilm")
+    assert blob.read_bytes() == data and not incomplete.exists()
+    fetches = [line for line in hub.requests_since(mark) if "model.safetensors" in line]
+    assert len(fetches) == 1 and " 206" in fetches[0]
+
+    # A leftover whose bytes are wrong fails the hash check: it is dropped and fetched whole again.
+    weights.unlink()
+    blob.unlink()
+    incomplete.write_bytes(b"\0" * (len(data) // 2))
+    snapshot_download("alice/minilm")
+    assert blob.read_bytes() == data and not incomplete.exists()
+
+
+def test_push_to_hub_round_trips(hub, env, monkeypatch, minilm_dir):
+    monkeypatch.setenv("HF_TOKEN", hub.token)
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        num_labels=3,
+    )  # fmt: skip
+    from tinyformers import AutoConfig, AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.for_model("bert", **config.to_dict()))
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    model.push_to_hub("alice/tiny-classifier", license="mit", datasets=["imdb"], metrics=["accuracy"])
+    tokenizer.push_to_hub("alice/tiny-classifier")
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(env.parent / "elsewhere"))
+    monkeypatch.delenv("HF_TOKEN")
+    again = AutoModelForSequenceClassification.from_pretrained("alice/tiny-classifier")
+    batch = AutoTokenizer.from_pretrained("alice/tiny-classifier")(
+        SENTENCES, padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        assert torch.equal(again(**batch).logits, model(**batch).logits)
+    out = _transformers(
+        "alice/tiny-classifier", env.parent / "hf", "AutoModelForSequenceClassification", texts=SENTENCES
+    )
+    assert out[0] == "BertForSequenceClassification"
+    with torch.no_grad():
+        ours = model(**batch).logits.flatten()
+    assert torch.allclose(torch.tensor([float(x) for x in out[1].split()]), ours, atol=1e-5)
+
+    info = huggingface_hub.HfApi(endpoint=hub.endpoint).model_info("alice/tiny-classifier")
+    assert info.card_data["license"] == "mit"
+    assert info.card_data["datasets"] == ["imdb"]
+    assert info.pipeline_tag == "text-classification"
+    assert {"README.md", "config.json", "model.safetensors", "tokenizer.json"} <= {
+        s.rfilename for s in info.siblings
+    }
+    commits = huggingface_hub.HfApi(endpoint=hub.endpoint).list_repo_commits("alice/tiny-classifier")
+    assert len(commits) >= 2  # the model in one commit, then the tokenizer in another; the card stays
+
+
+def test_bad_input_is_one_clear_line(hub, env, monkeypatch):
+    with pytest.raises(RepositoryNotFoundError, match="repository 'alice/nothing' not found"):
+        AutoModel.from_pretrained("alice/nothing")
+    with pytest.raises(RevisionNotFoundError, match="revision 'v9' not found in 'alice/minilm'"):
+        AutoModel.from_pretrained("alice/minilm", revision="v9")
+    with pytest.raises(EntryNotFoundError, match="file 'nope.json' not found in 'alice/minilm'"):
+        hub_file("alice/minilm", "nope.json")
+    before = huggingface_hub.HfApi(endpoint=hub.endpoint).model_info("alice/minilm").sha
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    model = AutoModel.from_pretrained("alice/minilm", revision=hub.minilm_commit)
+    with pytest.raises(HubAuthError, match="token") as error:
+        model.push_to_hub("alice/minilm")
+    assert "\n" not in str(error.value)
+    read_token = hub.create_token("bob", "read")
+    monkeypatch.setenv("HF_TOKEN", read_token)
+    with pytest.raises(HubAuthError):
+        model.push_to_hub("alice/minilm")
+    assert huggingface_hub.HfApi(endpoint=hub.endpoint).model_info("alice/minilm").sha == before
