@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -19,26 +20,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tinyformers.cli", *args], capture_output=True, text=True, timeout=120
-    )
+SERVE = [
+    sys.executable, "-c",
+    "import sys; from pathlib import Path; from tinyformers.hub.server.app import serve; "
+    "from tinyformers.hub.server.service import Settings; "
+    "serve(Settings.from_env(Path(sys.argv[1])), '127.0.0.1', int(sys.argv[2]))",
+]  # fmt: skip
+TOKEN = [
+    sys.executable, "-c",
+    "import sys; from pathlib import Path; from tinyformers.hub.server.auth import create_token; "
+    "from tinyformers.hub.server.sqlite import SQLiteStore; "
+    "print(create_token(SQLiteStore(Path(sys.argv[1]) / 'hub.sqlite'), sys.argv[2], sys.argv[3]))",
+]  # fmt: skip
 
 
 class HubServer:
     """Start on enter, stop (by its own pid) on exit; the access log counts the requests clients make."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, **env: str):
         self.root = Path(root)
+        self.env = {**os.environ, **env}
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.log_path = self.root.parent / f"{self.root.name}-server.log"
 
     def __enter__(self) -> HubServer:
         self.log = open(self.log_path, "w")
-        args = ["hub", "serve", "--root", str(self.root), "--host", "127.0.0.1", "--port", str(self.port)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tinyformers.cli", *args], stdout=self.log, stderr=subprocess.STDOUT
+            SERVE + [str(self.root), str(self.port)], stdout=self.log, stderr=subprocess.STDOUT, env=self.env
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -62,7 +71,9 @@ class HubServer:
         self.log.close()
 
     def create_token(self, user: str, role: str) -> str:
-        result = cli("hub", "token", "create", "--root", str(self.root), "--user", user, "--role", role)
+        result = subprocess.run(
+            TOKEN + [str(self.root), user, role], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout.strip().splitlines()[-1]
 

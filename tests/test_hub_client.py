@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hub_fixtures import HubServer
-from tinyformers import AutoModel, AutoTokenizer
+from tinyformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 from tinyformers.hub import (
     EntryNotFoundError,
     HubAuthError,
@@ -169,13 +169,10 @@ def test_an_incomplete_download_is_resumed_with_a_range_request(hub, env):
 def test_push_to_hub_round_trips(hub, env, monkeypatch, minilm_dir):
     monkeypatch.setenv("HF_TOKEN", hub.token)
     torch.manual_seed(0)
-    config = transformers.BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-        num_labels=3,
-    )  # fmt: skip
-    from tinyformers import AutoConfig, AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_config(AutoConfig.for_model("bert", **config.to_dict()))
+    config = BertConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, num_labels=3
+    )
+    model = AutoModelForSequenceClassification.from_config(config)
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
     model.push_to_hub("alice/tiny-classifier", license="mit", datasets=["imdb"], metrics=["accuracy"])
@@ -216,8 +213,8 @@ def test_bad_input_is_one_clear_line(hub, env, monkeypatch):
     with pytest.raises(EntryNotFoundError, match="file 'nope.json' not found in 'alice/minilm'"):
         hub_file("alice/minilm", "nope.json")
     before = huggingface_hub.HfApi(endpoint=hub.endpoint).model_info("alice/minilm").sha
-    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
     model = AutoModel.from_pretrained("alice/minilm", revision=hub.minilm_commit)
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
     with pytest.raises(HubAuthError, match="token") as error:
         model.push_to_hub("alice/minilm")
     assert "\n" not in str(error.value)
@@ -226,3 +223,24 @@ def test_bad_input_is_one_clear_line(hub, env, monkeypatch):
     with pytest.raises(HubAuthError):
         model.push_to_hub("alice/minilm")
     assert huggingface_hub.HfApi(endpoint=hub.endpoint).model_info("alice/minilm").sha == before
+
+
+def test_push_sends_files_above_the_regular_limit_through_lfs(tmp_path, monkeypatch):
+    with HubServer(tmp_path / "root", TINYFORMERS_HUB_REGULAR_LIMIT=str(256 * 1024)) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setenv("HF_TOKEN", hub.create_token("carol", "write"))
+        torch.manual_seed(0)
+        model = AutoModel.from_config(BertConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4))
+        model.push_to_hub("carol/tiny-bert")
+        sent = hub.requests()
+        assert any(line.startswith("POST /carol/tiny-bert.git/info/lfs/objects/batch 200") for line in sent)
+        assert any(line.startswith("PUT ") for line in sent)
+        again = AutoModel.from_pretrained("carol/tiny-bert")
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(again.state_dict()[name], tensor), name
+        files = huggingface_hub.HfApi(endpoint=hub.endpoint).model_info(
+            "carol/tiny-bert", files_metadata=True
+        )
+        weights = next(s for s in files.siblings if s.rfilename == "model.safetensors")
+        assert weights.lfs is not None and weights.lfs.size == weights.size

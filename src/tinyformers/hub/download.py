@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from . import cache
 from .api import check_repo_id, commit_of, list_files
 from .cache import RepoFile
-from .errors import HubConnectionError, HubError, ModelNotFoundError
+from .errors import EntryNotFoundError, HubConnectionError, HubError, ModelNotFoundError
 from .http import endpoint, is_offline, request
 
 logger = logging.getLogger(__name__)
@@ -252,3 +252,14 @@ def _copy_to(snapshot: Path, local_dir, paths: Iterable[str] | None = None) -> P
         shutil.copyfile(snapshot / path, tmp)
         os.replace(tmp, destination)
     return target
+
+
+def hub_file(repo_id: str, filename: str, revision: str | None = None, *, token=None) -> Path:
+    """One file of a repo, from the cache or downloaded into it (like ``hf_hub_download``)."""
+    snapshot = snapshot_download(repo_id, revision, select=lambda paths: {filename} & set(paths), token=token)
+    path = snapshot / filename
+    if not path.is_file():
+        raise EntryNotFoundError(
+            f"file '{filename}' not found in '{repo_id}' at revision '{revision or 'main'}'; check the file name"
+        )
+    return path

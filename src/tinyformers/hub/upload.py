@@ -118,15 +118,12 @@ def _write_ndjson(
         header["parentCommit"] = parent
     out.write(json.dumps({"key": "header", "value": header}).encode() + b"\n")
     for path, local in regular:
-        out.write(
-            b'{"key":"file","value":{"path":'
-            + json.dumps(path).encode()
-            + b',"encoding":"base64","content":"'
-        )
+        # Field order as huggingface_hub writes it (content first): a server may stream the content on that prefix.
+        out.write(b'{"key":"file","value":{"content":"')
         with open(local, "rb") as f:
             while chunk := f.read(CHUNK):
                 out.write(base64.b64encode(chunk))
-        out.write(b'"}}\n')
+        out.write(b'","path":' + json.dumps(path).encode() + b',"encoding":"base64"}}\n')
     for path, oid, size in lfs:
         value = {"path": path, "algo": "sha256", "oid": oid, "size": size}
         out.write(json.dumps({"key": "lfsFile", "value": value}).encode() + b"\n")
