@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from hub_fixtures import HubServer
-from tinyformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig
+from tinyformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, pipeline
 from tinyformers.hub import (
     EntryNotFoundError,
     HubAuthError,
@@ -74,7 +74,9 @@ def test_a_cached_pinned_load_makes_no_request(hub, env):
     _embed("alice/minilm", revision=commit)
     mark = hub.mark()
     _embed("alice/minilm", revision=commit)
+    vectors = pipeline("feature-extraction", model="alice/minilm", revision=commit)("cached")
     assert hub.requests_since(mark) == []
+    assert len(vectors[0][0]) == 384
     # huggingface_hub's snapshot_download of the branch asks the server every time.
     huggingface_hub.snapshot_download("alice/minilm", cache_dir=env, endpoint=hub.endpoint)
     mark = hub.mark()
