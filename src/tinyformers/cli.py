@@ -14,6 +14,8 @@ Look at and convert models:
   tinyformers convert FOLDER OUT_FOLDER --to bin      model.safetensors <-> pytorch_model.bin
   tinyformers env                                     versions, for bug reports
 
+Host models: tinyformers hub serve / hub token create (see tinyformers hub --help).
+
 Batch jobs: --input texts.jsonl --output results.jsonl (JSON lines with a "text" field; each output line is
 the input record plus "result"), with a progress bar. Add --json to any command for machine-readable output.
 Default models come from $ASSETS_DIR (default .assets); nothing is ever downloaded. Errors are one line on
@@ -27,6 +29,8 @@ import json
 import os
 import platform
 import sys
+
+from . import cli_hub
 
 # -- small output helpers (no colour: the output goes to logs and pipes as often as to terminals) ----------------
 
@@ -773,6 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     env = _command(sub, "env", "versions and threads, for bug reports", "  tinyformers env --json")
     del env
+    cli_hub.add_parser(sub, _command)
     return parser
 
 
@@ -786,6 +791,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "chat":
             return _chat(args)
+        if args.command == "hub":
+            return cli_hub.run(args)
         if args.command in TABLE_COMMANDS:
             _print(TABLE_COMMANDS[args.command](args), args.json)
             return 0

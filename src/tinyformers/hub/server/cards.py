@@ -25,8 +25,8 @@ WEIGHT_SUFFIXES = (
     ".msgpack",
     ".nemo",
 )
-# huggingface.co counts a download per request to these files (its default "query files"); repos that have
-# none of them are counted on their weight files instead.
+# huggingface.co's default "query files": fetching one of them is one download of the repo, however many other
+# files come with it. Repos that have none of them are counted on their weight files instead.
 COUNTED_FILES = ("config.json", "config.yaml", "hyperparams.yaml", "meta.yaml")
 MAX_CARD_BYTES = 1 << 20
 

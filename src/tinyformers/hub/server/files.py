@@ -63,8 +63,10 @@ def serve_file(request: Request, repo: Repo, commit: str, entry: FileEntry, file
         headers["Content-Range"] = f"bytes {start}-{end}/{entry.size}"
     headers["Content-Length"] = str(end - start + 1 if entry.size else 0)
     service = hub(request)
-    if start == 0 and cards.counts_as_download(entry.path, files):
-        service.store.count_download(repo)  # a resumed download (range from > 0) is not a new one
+    # One download per GET of the counted file; HEADs (a cached client checking for updates) and resumed
+    # downloads (a range from > 0) fetch nothing new.
+    if request.method == "GET" and start == 0 and cards.counts_as_download(entry.path, files):
+        service.store.count_download(repo)
     status = 206 if span is not None else 200
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
