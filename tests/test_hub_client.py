@@ -8,13 +8,15 @@ process it gets them as arguments, and transformers runs in a subprocess with it
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
-from hub_fixtures import HubServer
+from hubserver import HubServer
 from tinyformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, pipeline
 from tinyformers.hub import (
     EntryNotFoundError,
@@ -32,20 +34,42 @@ transformers = pytest.importorskip("transformers")
 SENTENCES = ["The hub moves bytes.", "A second, longer sentence about caches and commits."]
 
 
+# One access-log line per request, as uvicorn writes it: `... "GET /path HTTP/1.1" 200 ...`.
+REQUEST_LINE = re.compile(r'"(GET|HEAD|POST|PUT|DELETE|PATCH) (\S+) HTTP/[\d.]+" (\d{3})')
+
+
+class CountedHub(HubServer):
+    """The real server, plus the requests its access log shows ('METHOD /path STATUS')."""
+
+    def requests(self) -> list[str]:
+        return [" ".join(m.groups()) for m in REQUEST_LINE.finditer(self.access_log())]
+
+    def mark(self) -> int:
+        time.sleep(0.2)  # lines of requests already answered reach the log
+        return len(self.requests())
+
+    def requests_since(self, mark: int) -> list[str]:
+        time.sleep(0.2)
+        return self.requests()[mark:]
+
+
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, minilm_dir):
-    with HubServer(tmp_path_factory.mktemp("hub-root")) as server:
-        server.token = server.create_token("alice", "write")
-        api = huggingface_hub.HfApi(endpoint=server.endpoint, token=server.token)
+    server = CountedHub(tmp_path_factory.mktemp("hub") / "root").start()
+    try:
+        server.write_token = server.token("alice", "write")
+        api = huggingface_hub.HfApi(endpoint=server.url, token=server.write_token)
         api.create_repo("alice/minilm")
         server.minilm_commit = api.upload_folder(folder_path=minilm_dir, repo_id="alice/minilm").oid
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture()
 def env(hub, tmp_path, monkeypatch):
     """A fresh cache and the endpoint for both clients; no token unless a test sets one."""
-    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
@@ -78,9 +102,9 @@ def test_a_cached_pinned_load_makes_no_request(hub, env):
     assert hub.requests_since(mark) == []
     assert len(vectors[0][0]) == 384
     # huggingface_hub's snapshot_download of the branch asks the server every time.
-    huggingface_hub.snapshot_download("alice/minilm", cache_dir=env, endpoint=hub.endpoint)
+    huggingface_hub.snapshot_download("alice/minilm", cache_dir=env, endpoint=hub.url)
     mark = hub.mark()
-    huggingface_hub.snapshot_download("alice/minilm", cache_dir=env, endpoint=hub.endpoint)
+    huggingface_hub.snapshot_download("alice/minilm", cache_dir=env, endpoint=hub.url)
     assert len(hub.requests_since(mark)) >= 1
 
 
@@ -100,7 +124,7 @@ def test_offline_makes_no_request_at_all(hub, env, monkeypatch):
 def test_one_cache_for_both_tools(hub, env, monkeypatch):
     commit = hub.minilm_commit
     # huggingface_hub downloads, tinyformers reads it without asking the server.
-    huggingface_hub.snapshot_download("alice/minilm", revision=commit, cache_dir=env, endpoint=hub.endpoint)
+    huggingface_hub.snapshot_download("alice/minilm", revision=commit, cache_dir=env, endpoint=hub.url)
     mark = hub.mark()
     assert AutoTokenizer.from_pretrained("alice/minilm", revision=commit)("hub")["input_ids"][0] == 101
     assert hub.requests_since(mark) == []
@@ -169,7 +193,7 @@ def test_an_incomplete_download_is_resumed_with_a_range_request(hub, env):
 
 
 def test_push_to_hub_round_trips(hub, env, monkeypatch, minilm_dir):
-    monkeypatch.setenv("HF_TOKEN", hub.token)
+    monkeypatch.setenv("HF_TOKEN", hub.write_token)
     torch.manual_seed(0)
     config = BertConfig(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, num_labels=3
@@ -196,14 +220,14 @@ def test_push_to_hub_round_trips(hub, env, monkeypatch, minilm_dir):
         ours = model(**batch).logits.flatten()
     assert torch.allclose(torch.tensor([float(x) for x in out[1].split()]), ours, atol=1e-5)
 
-    info = huggingface_hub.HfApi(endpoint=hub.endpoint).model_info("alice/tiny-classifier")
+    info = huggingface_hub.HfApi(endpoint=hub.url).model_info("alice/tiny-classifier")
     assert info.card_data["license"] == "mit"
     assert info.card_data["datasets"] == ["imdb"]
     assert info.pipeline_tag == "text-classification"
     assert {"README.md", "config.json", "model.safetensors", "tokenizer.json"} <= {
         s.rfilename for s in info.siblings
     }
-    commits = huggingface_hub.HfApi(endpoint=hub.endpoint).list_repo_commits("alice/tiny-classifier")
+    commits = huggingface_hub.HfApi(endpoint=hub.url).list_repo_commits("alice/tiny-classifier")
     assert len(commits) >= 2  # the model in one commit, then the tokenizer in another; the card stays
 
 
@@ -214,24 +238,25 @@ def test_bad_input_is_one_clear_line(hub, env, monkeypatch):
         AutoModel.from_pretrained("alice/minilm", revision="v9")
     with pytest.raises(EntryNotFoundError, match="file 'nope.json' not found in 'alice/minilm'"):
         hub_file("alice/minilm", "nope.json")
-    before = huggingface_hub.HfApi(endpoint=hub.endpoint).model_info("alice/minilm").sha
+    before = huggingface_hub.HfApi(endpoint=hub.url).model_info("alice/minilm").sha
     model = AutoModel.from_pretrained("alice/minilm", revision=hub.minilm_commit)
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
     with pytest.raises(HubAuthError, match="token") as error:
         model.push_to_hub("alice/minilm")
     assert "\n" not in str(error.value)
-    read_token = hub.create_token("bob", "read")
+    read_token = hub.token("bob", "read")
     monkeypatch.setenv("HF_TOKEN", read_token)
     with pytest.raises(HubAuthError):
         model.push_to_hub("alice/minilm")
-    assert huggingface_hub.HfApi(endpoint=hub.endpoint).model_info("alice/minilm").sha == before
+    assert huggingface_hub.HfApi(endpoint=hub.url).model_info("alice/minilm").sha == before
 
 
 def test_push_sends_files_above_the_regular_limit_through_lfs(tmp_path, monkeypatch):
-    with HubServer(tmp_path / "root", TINYFORMERS_HUB_REGULAR_LIMIT=str(256 * 1024)) as hub:
-        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    hub = CountedHub(tmp_path / "root", "--regular-limit", "256KiB").start()
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
-        monkeypatch.setenv("HF_TOKEN", hub.create_token("carol", "write"))
+        monkeypatch.setenv("HF_TOKEN", hub.token("carol", "write"))
         torch.manual_seed(0)
         model = AutoModel.from_config(BertConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4))
         model.push_to_hub("carol/tiny-bert")
@@ -241,8 +266,8 @@ def test_push_sends_files_above_the_regular_limit_through_lfs(tmp_path, monkeypa
         again = AutoModel.from_pretrained("carol/tiny-bert")
         for name, tensor in model.state_dict().items():
             assert torch.equal(again.state_dict()[name], tensor), name
-        files = huggingface_hub.HfApi(endpoint=hub.endpoint).model_info(
-            "carol/tiny-bert", files_metadata=True
-        )
+        files = huggingface_hub.HfApi(endpoint=hub.url).model_info("carol/tiny-bert", files_metadata=True)
         weights = next(s for s in files.siblings if s.rfilename == "model.safetensors")
         assert weights.lfs is not None and weights.lfs.size == weights.size
+    finally:
+        hub.stop()
