@@ -31,54 +31,8 @@ import platform
 import sys
 
 from . import cli_hub
-
-# -- small output helpers (no colour: the output goes to logs and pipes as often as to terminals) ----------------
-
-
-def _cell(value, width: int = 70) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        text = ", ".join(value)
-    else:
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = text.replace("\n", "\\n")
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _table(rows: list[dict], columns: list[str] | None = None) -> str:
-    """Rows of dicts as a plain aligned table; numbers right-aligned."""
-    columns = columns or list(dict.fromkeys(key for row in rows for key in row))
-    cells = [[_cell(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    numeric = [all(isinstance(row.get(c), (int, float)) for row in rows) for c in columns]
-
-    def line(values):
-        return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
-
-    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
-
-def _print(data, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
-        return
-    for key, value in data.items():
-        if isinstance(value, dict):
-            print(f"{key}:")
-            print(
-                "\n".join(
-                    "  " + line
-                    for line in _table([{"name": k, "value": v} for k, v in value.items()]).splitlines()[2:]
-                )
-            )
-        elif isinstance(value, list) and value and isinstance(value[0], dict):
-            print(f"{key}:")
-            print("\n".join("  " + line for line in _table(value).splitlines()))
-        else:
-            print(f"{key:<16} {_cell(value, width=100) if value is not None else '-'}")
+from .cli_output import print_data as _print
+from .cli_output import table as _table
 
 
 class CommandError(ValueError):
@@ -141,52 +95,12 @@ def _weights_summary(directory) -> tuple[int | None, str | None]:
     return total or None, ", ".join(sorted(d for d in dtypes if d)) or None
 
 
-def _front_matter(text: str) -> tuple[dict, str]:
-    """README.md's YAML front matter (the simple subset model cards use: scalars and lists) and the body."""
-    if not text.startswith("---"):
-        return {}, text
-    head, _, body = text[3:].partition("\n---")
-    data: dict = {}
-    key = None
-    for line in head.splitlines():
-        if line.startswith("- ") and key is not None:
-            data[key] = (data[key] if isinstance(data.get(key), list) else []) + [line[2:].strip()]
-        elif ":" in line and not line.startswith(" "):
-            key, _, value = line.partition(":")
-            key = key.strip()
-            data[key] = value.strip().strip("'\"") or []
-    return data, body
-
-
-def _first_paragraph(markdown: str) -> str:
-    """The first prose paragraph: headings, code blocks, tables, lists and HTML skipped."""
-    lines, in_code = [], False
-    for line in markdown.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("```"):
-            in_code = not in_code
-            continue
-        prose = stripped and not in_code and not stripped.startswith(("#", "<", "|", "- ", "* ", "!["))
-        if prose:
-            lines.append(stripped)
-        elif lines:
-            break
-    return " ".join(lines)
-
-
 def _card(directory) -> dict | None:
     """License, tags and a one-paragraph summary from the model card (README.md), when there is one."""
+    from .hub.card import card_summary
+
     readme = directory / "README.md"
-    if not readme.is_file():
-        return None
-    meta, body = _front_matter(readme.read_text(encoding="utf-8", errors="replace"))
-    card = {
-        k: meta[k] for k in ("license", "language", "library_name", "pipeline_tag", "tags") if meta.get(k)
-    }
-    if meta.get("datasets"):
-        card["datasets"] = len(meta["datasets"]) if isinstance(meta["datasets"], list) else 1
-    card["summary"] = _first_paragraph(body)[:400]
-    return card
+    return card_summary(readme.read_text(encoding="utf-8", errors="replace")) if readme.is_file() else None
 
 
 def _fits(model_type: str | None) -> list[str]:

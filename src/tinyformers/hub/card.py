@@ -148,3 +148,31 @@ def _unquote(value: str) -> str:
         except ValueError:
             pass
     return value.strip("'\"")
+
+
+def first_paragraph(markdown: str) -> str:
+    """The first prose paragraph: headings, code blocks, tables, lists and HTML skipped."""
+    lines, in_code = [], False
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            in_code = not in_code
+            continue
+        prose = stripped and not in_code and not stripped.startswith(("#", "<", "|", "- ", "* ", "!["))
+        if prose:
+            lines.append(stripped)
+        elif lines:
+            break
+    return " ".join(lines)
+
+
+def card_summary(text: str) -> dict:
+    """License, language, library, task, tags, number of datasets and a one-paragraph summary of a card."""
+    meta, body = front_matter(text)
+    card = {
+        k: meta[k] for k in ("license", "language", "library_name", "pipeline_tag", "tags") if meta.get(k)
+    }
+    if meta.get("datasets"):
+        card["datasets"] = len(meta["datasets"]) if isinstance(meta["datasets"], list) else 1
+    card["summary"] = first_paragraph(body)[:400]
+    return card

@@ -1,0 +1,52 @@
+"""Plain text output of the CLI: aligned tables and key/value listings, or JSON (no colour: the output goes to
+logs and pipes as often as to terminals)."""
+
+from __future__ import annotations
+
+import json
+
+
+def cell(value, width: int = 70) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        text = ", ".join(value)
+    else:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """Rows of dicts as a plain aligned table; numbers right-aligned."""
+    columns = columns or list(dict.fromkeys(key for row in rows for key in row))
+    cells = [[cell(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(row.get(c), (int, float)) for row in rows) for c in columns]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def print_data(data, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    for key, value in data.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            print(
+                "\n".join(
+                    "  " + line
+                    for line in table([{"name": k, "value": v} for k, v in value.items()]).splitlines()[2:]
+                )
+            )
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            print(f"{key}:")
+            print("\n".join("  " + line for line in table(value).splitlines()))
+        else:
+            print(f"{key:<16} {cell(value, width=100) if value is not None else '-'}")
