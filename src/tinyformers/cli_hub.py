@@ -1,7 +1,7 @@
 """``tinyformers hub ...``: run a hub (``serve``), issue tokens (``token create``).
 
-The client commands (search, info, download, upload, login, whoami) join the same group: add their parsers in
-``add_parser`` and their functions to ``COMMANDS``. FastAPI and uvicorn are imported only by ``serve``.
+The client commands (search, info, download, upload, login, whoami) live in ``cli_hub_client``. FastAPI and
+uvicorn are imported only by ``serve``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import json
 import os
 import re
 from pathlib import Path
+
+from . import cli_hub_client
 
 UNITS = {
     "": 1,
@@ -103,7 +105,7 @@ def add_parser(sub, command) -> None:
     )
     create.add_argument("--role", required=True, choices=("read", "write"), help="read, or read and write")
     create.add_argument("--name", default="cli", help="a label for the token (shown by whoami)")
-    # Client commands (search, info, download, upload, login, whoami) are added to `group` here.
+    cli_hub_client.add_parsers(group, command)
 
 
 def _serve(args) -> int:
@@ -138,4 +140,6 @@ COMMANDS = {("serve", None): _serve, ("token", "create"): _token_create}
 
 
 def run(args) -> int:
+    if args.hub_command in cli_hub_client.COMMANDS:
+        return cli_hub_client.run(args)
     return COMMANDS[(args.hub_command, getattr(args, "token_command", None))](args)

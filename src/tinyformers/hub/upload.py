@@ -136,12 +136,14 @@ def upload_folder(
     message: str = "Upload with tinyformers",
     revision: str = "main",
     parent_commit: str | None = None,
+    create: bool = False,
+    private: bool | None = None,
     token=None,
 ) -> dict[str, Any]:
     """Add every file under ``folder`` to ``repo_id`` in one commit; returns {"commitOid", "commitUrl"}.
 
-    Files whose bytes the branch already holds are left out; when nothing changed no commit is made and the
-    current commit is returned.
+    With ``create`` the repo is created first if needed (after the folder was checked). Files whose bytes the
+    branch already holds are left out; when nothing changed no commit is made and the current commit is returned.
     """
     check_repo_id(repo_id)
     folder = Path(folder)
@@ -150,6 +152,8 @@ def upload_folder(
     paths = _files_of(folder)
     if not paths:
         raise ValueError(f"'{folder}' holds no files to upload")
+    if create:
+        create_repo(repo_id, private=private, exist_ok=True, token=token)
     modes = _preupload(repo_id, revision, folder, paths, token)
     regular, lfs, lfs_objects = [], [], {}
     for path in paths:
