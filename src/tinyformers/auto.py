@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .configuration import CONFIG_NAME, PretrainedConfig, read_config_dict
+from .hub import resolve_dir, resolve_gguf
 from .utils import read_json
 
 CONFIGS = {
@@ -57,6 +58,8 @@ TOKENIZERS = {
     "PreTrainedTokenizerFast": "tinyformers.tokenization.base:PreTrainedTokenizer",
     "TokenizersBackend": "tinyformers.tokenization.base:PreTrainedTokenizer",
 }
+# Builds the tokenizer stored in a GGUF file's metadata, whatever its vocabulary type.
+GGUF_TOKENIZER = "tinyformers.tokenization.gguf:tokenizer_from_gguf"
 # model_type -> tokenizer class, for folders whose tokenizer_config.json does not name one.
 TOKENIZER_FOR_MODEL = {
     "bert": "BertTokenizer",
@@ -226,12 +229,8 @@ class AutoTokenizer:
         gguf_file: str | None = None,
         **kwargs: Any,
     ):
-        from .hub import resolve_dir, resolve_gguf
-
         gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
         if gguf_path is not None:
-            from .tokenization.gguf import tokenizer_from_gguf
-
-            return tokenizer_from_gguf(gguf_path, **kwargs)
+            return import_object(GGUF_TOKENIZER)(gguf_path, **kwargs)
         directory = resolve_dir(name_or_path, revision=revision)
         return AutoTokenizer.tokenizer_class(directory).from_pretrained(directory, *args, **kwargs)

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .hub import resolve_dir, resolve_gguf
 from .utils import atomic_write_text, read_json
 
 CONFIG_NAME = "config.json"
@@ -29,11 +30,9 @@ def read_config_dict(
     name_or_path: str | os.PathLike, revision: str | None = None, gguf_file: str | None = None
 ) -> tuple[Path, dict[str, Any]]:
     """(where it came from, the config dict) for a model folder's config.json, or a GGUF file's metadata."""
-    from .hub import resolve_dir, resolve_gguf
-
     gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
     if gguf_path is not None:
-        from .formats.gguf import gguf_config
+        from .formats.gguf import gguf_config  # lazily: the GGUF reader imports torch, a config needs none
 
         return gguf_path, gguf_config(gguf_path)
     directory = resolve_dir(name_or_path, revision=revision)

@@ -11,6 +11,7 @@ task head) are created and initialised, and the user is told which ones.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -24,6 +25,8 @@ from torch import nn
 
 from .configuration import PretrainedConfig
 from .formats.checkpoint import load_state_dict, save_state_dict
+from .formats.gguf import load_gguf_checkpoint
+from .hub import resolve_dir, resolve_gguf
 
 logger = logging.getLogger("tinyformers")
 
@@ -93,20 +96,24 @@ class WeightMap:
         out.update((key, tensor) for key, tensor in hf_state.items() if key not in used)
         return out
 
+    def hf_names(self, key: str) -> tuple[Rename | None, list[str]]:
+        """The rule for our parameter ``key`` (None if no rule claims it) and the checkpoint name(s) it maps to."""
+        for rule, pattern in self._by_ours:
+            prefix, m = self._split_prefix(key, pattern)
+            if m is not None:
+                return rule, [prefix + _fill(name, m) for name in rule.hf_names]
+        return None, [key]
+
     def to_hf(self, state: dict[str, torch.Tensor], config: PretrainedConfig) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
         for key, tensor in state.items():
-            for rule, pattern in self._by_ours:
-                prefix, m = self._split_prefix(key, pattern)
-                if m is None:
-                    continue
-                names = [prefix + _fill(name, m) for name in rule.hf_names]
-                sizes = rule.split(config) if rule.split else [tensor.shape[0] // len(names)] * len(names)
-                for name, part in zip(names, tensor.split(sizes) if len(names) > 1 else [tensor]):
-                    out[name] = (part.t() if rule.transpose else part).contiguous()
-                break
-            else:
+            rule, names = self.hf_names(key)
+            if rule is None:
                 out[key] = tensor
+                continue
+            sizes = rule.split(config) if rule.split else [tensor.shape[0] // len(names)] * len(names)
+            for name, part in zip(names, tensor.split(sizes) if len(names) > 1 else [tensor], strict=True):
+                out[name] = (part.t() if rule.transpose else part).contiguous()
         return out
 
 
@@ -142,20 +149,6 @@ def resolve_dtype(dtype: Any, config: PretrainedConfig) -> torch.dtype | None:
     if isinstance(dtype, torch.dtype):
         return dtype
     raise TypeError(f"dtype must be a torch.dtype, a string such as 'float32', or 'auto', not {dtype!r}")
-
-
-def _speed_options(model: PreTrainedModel, compile: bool | None, quantize: str | None) -> PreTrainedModel:
-    """``from_pretrained``'s ``quantize=`` and ``compile=``; the environment's default skips models that cannot."""
-    from .models.compiled import compile_from_env
-
-    decodes = hasattr(model, "compile_decoding")
-    if (compile or quantize) and not decodes:
-        raise TypeError(f"compile= and quantize= apply to decoder models; {type(model).__name__} is not one")
-    if quantize:
-        model.quantize_weights(quantize)
-    if compile or (compile is None and decodes and compile_from_env()):
-        model.compile_decoding()
-    return model
 
 
 class PreTrainedModel(nn.Module):
@@ -267,12 +260,10 @@ class PreTrainedModel(nn.Module):
             raise TypeError(
                 f"from_pretrained takes one positional argument, the model path; got {len(model_args) + 1}"
             )
-        from .hub import resolve_dir, resolve_gguf
-
+        if config is not None:  # loading adjusts its config (overrides, source, T5's head tying): not the caller's
+            config = copy.deepcopy(config)
         gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
         if gguf_path is not None:
-            from .formats.gguf import load_gguf_checkpoint
-
             config_dict, state, _ = load_gguf_checkpoint(gguf_path)
             if config is None:
                 config = cls.config_class.from_dict(config_dict, **config_kwargs)
@@ -281,9 +272,8 @@ class PreTrainedModel(nn.Module):
                 config = cls.config_class.from_pretrained(name_or_path, revision=revision, **config_kwargs)
             directory = resolve_dir(name_or_path, revision=revision)
             state = load_state_dict(directory)
-        if config_kwargs and config is not None:
-            for key, value in config_kwargs.items():
-                setattr(config, key, value)
+        for key, value in config_kwargs.items():
+            setattr(config, key, value)
         config._name_or_path = str(name_or_path)
         cls._check_config(config)
         model = cls._from_state_dict(
@@ -291,7 +281,15 @@ class PreTrainedModel(nn.Module):
         )
         if gguf_path is None:
             model.load_generation_config(directory)
-        return _speed_options(model, compile, quantize)
+        return model.speed_options(compile, quantize)
+
+    def speed_options(self, compile: bool | None, quantize: str | None) -> PreTrainedModel:
+        """``from_pretrained``'s ``compile=`` and ``quantize=``: decoders apply them (``CausalLM``), others refuse."""
+        if compile or quantize:
+            raise TypeError(
+                f"compile= and quantize= apply to decoder models; {type(self).__name__} is not one"
+            )
+        return self
 
     def load_generation_config(self, directory: Path) -> None:
         """Models that generate read ``generation_config.json`` here (see ``GenerationMixin``); others need nothing."""
@@ -316,9 +314,10 @@ class PreTrainedModel(nn.Module):
         if mismatched and not ignore_mismatched_sizes:
             k = mismatched[0]
             raise ValueError(
-                f"weight '{k}' in {source} has shape {list(state[k].shape)} but the model built from its config "
-                f"expects {list(expected[k].shape)} ({len(mismatched)} mismatched in all); the config does not "
-                "match the weights — fix config.json, or pass ignore_mismatched_sizes=True to re-initialise them"
+                f"weight {model._checkpoint_names(k, hf_state)} in {source} has shape {list(state[k].shape)} but "
+                f"the model built from its config expects {list(expected[k].shape)} ({len(mismatched)} mismatched "
+                "in all); the config does not match the weights — fix config.json, or pass "
+                "ignore_mismatched_sizes=True to re-initialise them"
             )
         for k in unexpected + mismatched:
             state.pop(k)
@@ -357,6 +356,17 @@ class PreTrainedModel(nn.Module):
                     key = key[len(prefix) :]
             out[key] = tensor
         return out
+
+    def _checkpoint_names(self, key: str, hf_state: dict[str, torch.Tensor]) -> str:
+        """Our parameter ``key`` as the checkpoint names it (``Rename`` tables in reverse, then the prefix
+        ``_match_prefix`` added or stripped), e.g. 'embeddings.word_embeddings.weight'; fused ones joined by +."""
+        prefix = self.base_model_prefix + "."
+        variants = [key, key.removeprefix(prefix), prefix + key]
+        for variant in variants:
+            _, names = self.weight_map.hf_names(variant)
+            if all(name in hf_state for name in names):
+                return " + ".join(f"'{name}'" for name in names)
+        return f"'{key}'"
 
     def _materialise_missing(self) -> list[str]:
         """Create and initialise every parameter still on ``meta`` (not in the checkpoint); return their names."""

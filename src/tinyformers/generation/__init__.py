@@ -5,8 +5,9 @@ See ``utils.py`` for the protocol a model implements to be generated from.
 
 from .cache import StaticKVCache, causal_mask
 from .config import GenerationConfig
+from .prepare import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 from .streamers import BaseStreamer, TextIteratorStreamer, TextStreamer
-from .utils import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput, GenerationMixin, generate
+from .utils import GenerationMixin, generate
 
 __all__ = [
     "BaseStreamer",

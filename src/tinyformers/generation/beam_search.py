@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from .logits_process import apply_processors
-from .utils import GenerateBeamDecoderOnlyOutput, Prepared
+from .prepare import GenerateBeamDecoderOnlyOutput, Prepared
 
 NEG = -1.0e9  # "impossible" score, added rather than masked so ordering among the rest is unchanged
 

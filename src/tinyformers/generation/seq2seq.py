@@ -1,4 +1,4 @@
-"""Encoder-decoder generation: encode the input once, then run the shared decoding loops of ``utils.py``.
+"""Encoder-decoder generation: encode the input once, then run the shared decoding loops of ``generate``.
 
 ``generate`` calls ``start_decoding`` when ``model.config.is_encoder_decoder`` is set. It runs the encoder and
 returns a ``ConditionedDecoder`` (the decoder bound to that encoder output, speaking the decoder-only protocol)
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from .cache import StaticKVCache
-from .utils import resolve_config
+from .prepare import resolve_config
 
 
 class EncoderDecoderCache(StaticKVCache):

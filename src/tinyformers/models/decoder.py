@@ -14,7 +14,9 @@ import torch.nn.functional as F
 
 from ..generation import GenerationMixin, StaticKVCache, causal_mask
 from ..outputs import BaseModelOutput, CausalLMOutputWithPast
-from .layers import input_length
+from .compiled import CompiledDecodeStep, compile_from_env
+from .layers import decode_layout, input_length
+from .quantized import quantize_linears
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -161,6 +163,14 @@ class CausalLM(GenerationMixin):
         return self._head_t
 
     # ---- opt-in speed options -------------------------------------------------------------------------------------
+    def speed_options(self, compile: bool | None, quantize: str | None):
+        """``from_pretrained``'s ``quantize=`` and ``compile=`` (default: on when ``TINYFORMERS_COMPILE=1``)."""
+        if quantize:
+            self.quantize_weights(quantize)
+        if compile or (compile is None and compile_from_env()):
+            self.compile_decoding()
+        return self
+
     def compile_decoding(self, max_length_step: int = 256):
         """Run every one-token decoding step as one ``torch.compile``d graph (prefill stays eager).
 
@@ -168,9 +178,6 @@ class CausalLM(GenerationMixin):
         (caches are ``max_length_step`` positions apart; torch keeps compiled code on disk for the next process).
         Greedy ids agree with eager; logits differ in the last bits, as products are summed in another order.
         Returns the model."""
-        from .compiled import CompiledDecodeStep
-        from .layers import decode_layout
-
         for module in self.modules():
             if hasattr(module, "compiled_matvec"):
                 module.compiled_matvec = True
@@ -181,8 +188,6 @@ class CausalLM(GenerationMixin):
     def quantize_weights(self, scheme: str = "int8"):
         """Replace the float matrices of the layers and the LM head with weight-only quantised ones (see
         ``models/quantized.py``); the embedding lookup and norms stay float. For inference; returns the model."""
-        from .quantized import quantize_linears
-
         quantize_linears(self, scheme)
         self.quantization = scheme  # save_pretrained refuses: no checkpoint format here holds these matrices
         return self._recompile()
