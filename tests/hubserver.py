@@ -65,6 +65,7 @@ class HubServer:
         self.log_path = self.root.parent / f"hub-{self.port}.log"
 
     def start(self, timeout: float = 30.0) -> HubServer:
+        self.root.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [

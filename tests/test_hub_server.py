@@ -156,6 +156,12 @@ def test_list_models_search_filter_sort_and_pages(hub, tokens, minilm, tmp_path)
         "GET", first.headers["link"][1 : first.headers["link"].index(">")].removeprefix(hub.url)
     )
     assert following.json()[0]["id"] != first.json()[0]["id"]
+    assert hub.request("POST", "/api/models/alice/minilm-twin/like", token=tokens["bob"]).status == 200
+    assert hub.request("POST", "/api/models/alice/minilm-twin/like").code == "Unauthorized"
+    by_likes = list(api(hub).list_models(search="minilm", sort="likes"))
+    assert [(m.id, m.likes) for m in by_likes][0] == ("alice/minilm-twin", 1)
+    api(hub, tokens["bob"]).unlike("alice/minilm-twin")
+    assert api(hub).model_info("alice/minilm-twin").likes == 0
     full = api(hub).list_models(search="minilm-twin", full=True, cardData=True)
     assert [s.rfilename for s in next(iter(full)).siblings] == [".gitattributes", "config.json"]
 
@@ -224,6 +230,8 @@ def test_unknown_repo_revision_file_have_codes(hub, minilm, tmp_path):
         hf_hub_download(REPO, "missing.json", endpoint=hub.url, cache_dir=tmp_path, token=False)
     missing = hub.request("HEAD", f"/{REPO}/resolve/main/missing.json")
     assert missing.code == "EntryNotFound" and missing.headers["x-repo-commit"] == minilm.oid
+    wrong_method = hub.request("PATCH", "/api/whoami-v2")
+    assert (wrong_method.status, wrong_method.code) == (405, "MethodNotAllowed")
     for path in ("/api/models/alice/nothing", "/no/such/route/here", f"/api/models/{REPO}/revision/v9"):
         answer = hub.request("GET", path)
         assert answer.status == 404 and answer.code and answer.headers["x-error-message"], path
@@ -435,6 +443,41 @@ def test_branches_and_tags(hub, tokens, minilm, tmp_path):
     alice.delete_branch(REPO, branch="dev")
     alice.delete_tag(REPO, tag="v1.0")
     assert [b.name for b in alice.list_repo_refs(REPO).branches] == ["main"]
+
+
+def test_dataset_repos_and_reserved_names(hub, tokens, tmp_path):
+    alice = api(hub, tokens["alice"])
+    url = alice.create_repo("alice/corpus", repo_type="dataset")
+    assert url == f"{hub.url}/datasets/alice/corpus"
+    alice.upload_file(
+        path_or_fileobj=b"a,b\n1,2\n", path_in_repo="data.csv", repo_id="alice/corpus", repo_type="dataset"
+    )
+    path = hf_hub_download(
+        "alice/corpus", "data.csv", repo_type="dataset", endpoint=hub.url, cache_dir=tmp_path, token=False
+    )
+    assert open(path, "rb").read() == b"a,b\n1,2\n"
+    with pytest.raises(RepositoryNotFoundError):
+        api(hub).model_info("alice/corpus")  # a dataset is not a model
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tinyformers.cli",
+            "hub",
+            "token",
+            "create",
+            "--root",
+            str(hub.root),
+            "--user",
+            "api",
+            "--role",
+            "write",
+        ],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "reserved" in done.stderr and done.stderr.count("\n") == 1
 
 
 def test_validate_yaml_and_delete_repo(hub, tokens):

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from . import commits, files, lfs, repos, web
 from .errors import HubError
@@ -47,6 +48,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def validation_error(request: Request, error: RequestValidationError):
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         return error_response(400, "BadRequest", f"invalid request: {problems}")
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_left(request: Request, error: ClientDisconnect):
+        # An upload the client abandoned: whatever it sent was dropped (temp files, staged blobs), no trace needed.
+        logger.warning("client disconnected during %s %s; nothing was kept", request.method, request.url.path)
+        return error_response(
+            400, "ClientDisconnected", "the client disconnected before the request body ended"
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception):

@@ -15,6 +15,8 @@ from .errors import forbidden, repo_not_found, unauthorized
 from .storage import MetadataStore, Repo, User
 
 ROLES = ("read", "write")
+# First URL segments the hub itself uses: a user of that name would shadow them.
+RESERVED_NAMESPACES = {"api", "models", "datasets", "spaces", "docs", "static", "new", "settings", "login"}
 # huggingface_hub and tools built on it expect user tokens to look like the Hub's ("hf_..."), never "api_org".
 TOKEN_PREFIX = "hf_"
 
@@ -29,6 +31,10 @@ def create_token(store: MetadataStore, user_name: str, role: str, display_name: 
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if not valid_name(user_name):
         raise ValueError(f"invalid user name {user_name!r}: use letters, digits, '-', '_' or '.'")
+    if user_name.lower() in RESERVED_NAMESPACES:
+        raise ValueError(
+            f"'{user_name}' is reserved (it starts the hub's own URLs): choose another user name"
+        )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     store.add_token(store.ensure_user(user_name), hash_token(token), role, display_name)
     return token

@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from .deps import hub, iso, json_body, readable_repo, repo_type, repo_url, viewer, writable_repo
 from .errors import HubError, bad_request, conflict, too_large
@@ -87,7 +88,7 @@ async def preupload(request: Request, kind: str, namespace: str, name: str, revi
             elif entry.size <= service.settings.regular_limit:
                 row["oid"] = service.content_git_oid(entry)
         answer.append(row)
-    return {"files": answer, "commitOid": None}
+    return {"files": answer}
 
 
 def _too_large_message(path: str, size: int, limit: int) -> str:
@@ -100,7 +101,6 @@ def _too_large_message(path: str, size: int, limit: int) -> str:
 @dataclass
 class _Operations:
     header: dict | None = None
-    additions: dict[str, FileEntry | tuple[BlobWriter, None]] = field(default_factory=dict)
     staged: list[tuple[str, BlobWriter]] = field(default_factory=list)
     lfs: list[tuple[str, str, int | None]] = field(default_factory=list)
     deleted_files: list[str] = field(default_factory=list)
@@ -211,7 +211,7 @@ def _parse(spool, ops: _Operations, service) -> None:
         else:
             item = _loads(head, number)
         key, value = item.get("key"), item["value"]
-        if number == 1 and key != "header":
+        if ops.header is None and key != "header":
             raise bad_request('the first NDJSON line must be {"key": "header", ...}', "MalformedCommit")
         if key == "header":
             if ops.header is not None:
@@ -246,9 +246,8 @@ def _parse(spool, ops: _Operations, service) -> None:
                 raise bad_request(f"{path}: 'size' must be a non-negative integer", "MalformedCommit")
             ops.lfs.append((path, oid.lower(), size))
         elif key in ("deletedFile", "deletedFolder"):
-            path = ops.claim(
-                value.get("path", "").rstrip("/") if key == "deletedFolder" else value.get("path")
-            )
+            path = value.get("path")
+            path = ops.claim(path.rstrip("/") if key == "deletedFolder" and isinstance(path, str) else path)
             (ops.deleted_files if key == "deletedFile" else ops.deleted_folders).append(path)
         else:
             raise bad_request(f"unknown operation {key!r} at line {number}", "MalformedCommit")
@@ -275,11 +274,16 @@ async def commit(request: Request, kind: str, namespace: str, name: str, revisio
                 )
             spool.write(chunk)
         spool.seek(0)
-        try:
-            _parse(spool, ops, service)
-            return _apply(request, repo, revision, ops, service)
-        finally:
-            ops.abort()  # publishes nothing that _apply did not already publish
+        # Decoding, hashing and the transaction run off the event loop, so downloads go on meanwhile.
+        return await run_in_threadpool(_parse_and_apply, spool, request, repo, revision, ops, service)
+
+
+def _parse_and_apply(spool, request, repo, revision, ops: _Operations, service) -> dict:
+    try:
+        _parse(spool, ops, service)
+        return _apply(request, repo, revision, ops, service)
+    finally:
+        ops.abort()  # drops every staged blob that _apply did not publish
 
 
 def _apply(request, repo, revision, ops: _Operations, service) -> dict:

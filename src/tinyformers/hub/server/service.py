@@ -146,7 +146,7 @@ class Hub:
 
     # -- commits --------------------------------------------------------------------------------------------
 
-    def _new_commit(self, repo_key: str, parent, title, message, author, files) -> Commit:
+    def new_commit(self, repo_key: str, parent, title, message, author, files) -> Commit:
         created = time.time()
         identity = json.dumps(
             [repo_key, parent, title, message, author, created, secrets.token_hex(8)]
@@ -157,7 +157,7 @@ class Hub:
 
     def create_repo(self, type: str, namespace: str, name: str, private: bool, author: str) -> Repo:
         files = {".gitattributes": self.store_bytes(".gitattributes", GITATTRIBUTES.encode())}
-        commit = self._new_commit(f"{type}/{namespace}/{name}", None, "initial commit", "", author, files)
+        commit = self.new_commit(f"{type}/{namespace}/{name}", None, "initial commit", "", author, files)
         return self.store.create_repo(
             type, namespace, name, private, commit, list(files.values()), self.describe(files)
         )
@@ -201,7 +201,7 @@ class Hub:
                 for path in doomed:
                     del files[path]
             files.update(additions)
-            commit = self._new_commit(repo.repo_id, head, title, message, author, files)
+            commit = self.new_commit(repo.repo_id, head, title, message, author, files)
             meta = self.describe(files) if branch == "main" else None
             try:
                 self.store.commit(repo, branch, head, commit, list(files.values()), meta)

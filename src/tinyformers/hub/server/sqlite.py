@@ -65,6 +65,25 @@ class SQLiteStore(MetadataStore):
         self._local = threading.local()
         with self._connect() as db:
             db.executescript(SCHEMA)
+            self.trigrams = self._create_name_index(db)
+
+    @staticmethod
+    def _create_name_index(db) -> bool:
+        """A trigram full-text index of the repo ids, so that a substring search does not scan every repo.
+
+        Optional: SQLite builds without FTS5 fall back to scanning (fine for a few thousand repos).
+        """
+        try:
+            db.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS repo_names USING fts5(repo_id, tokenize='trigram')"
+            )
+        except sqlite3.OperationalError:
+            return False
+        db.execute(
+            "INSERT INTO repo_names (rowid, repo_id) SELECT id, namespace || '/' || name FROM repos "
+            "WHERE id NOT IN (SELECT rowid FROM repo_names)"
+        )
+        return True
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -135,6 +154,10 @@ class SQLiteStore(MetadataStore):
             except sqlite3.IntegrityError as e:
                 raise Conflict(f"{namespace}/{name} exists") from e
             repo_id = cursor.lastrowid
+            if self.trigrams:
+                db.execute(
+                    "INSERT INTO repo_names (rowid, repo_id) VALUES (?, ?)", (repo_id, f"{namespace}/{name}")
+                )
             self._insert_commit(db, repo_id, initial, files)
             self._set_meta(db, repo_id, initial.created_at, meta)
             db.execute(
@@ -158,6 +181,8 @@ class SQLiteStore(MetadataStore):
             for table in ("files", "commits", "refs", "likes", "lfs_uploads"):
                 db.execute(f"DELETE FROM {table} WHERE repo_id = ?", (repo.id,))
             db.execute("DELETE FROM repos WHERE id = ?", (repo.id,))
+            if self.trigrams:
+                db.execute("DELETE FROM repo_names WHERE rowid = ?", (repo.id,))
 
     def set_private(self, repo: Repo, private: bool) -> None:
         with self._write() as db:
@@ -165,6 +190,10 @@ class SQLiteStore(MetadataStore):
 
     def list_repos(self, query: RepoQuery) -> list[Repo]:
         where, args = ["type = ?", "(private = 0 OR namespace = ?)"], [query.type, query.viewer or ""]
+        if query.search and self.trigrams and len(query.search) >= 3:
+            # The trigram index finds candidates (case-insensitively); instr() keeps the exact substring rule.
+            where.append("id IN (SELECT rowid FROM repo_names WHERE repo_names MATCH ?)")
+            args.append('"' + query.search.replace('"', '""') + '"')
         if query.search:
             where.append("instr(lower(namespace || '/' || name), ?) > 0")
             args.append(query.search.lower())
