@@ -27,6 +27,7 @@ from .configuration import PretrainedConfig
 from .formats.checkpoint import load_state_dict, save_state_dict
 from .formats.gguf import load_gguf_checkpoint
 from .hub import resolve_dir, resolve_gguf
+from .hub import upload as hub_upload
 
 logger = logging.getLogger("tinyformers")
 
@@ -260,7 +261,9 @@ class PreTrainedModel(nn.Module):
             raise TypeError(
                 f"from_pretrained takes one positional argument, the model path; got {len(model_args) + 1}"
             )
-        if config is not None:  # loading adjusts its config (overrides, source, T5's head tying): not the caller's
+        if (
+            config is not None
+        ):  # loading adjusts its config (overrides, source, T5's head tying): not the caller's
             config = copy.deepcopy(config)
         gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
         if gguf_path is not None:
@@ -402,10 +405,8 @@ class PreTrainedModel(nn.Module):
     ) -> dict[str, Any]:
         """Upload config, weights and a model card (when the repo has none) to ``repo_id`` on ``$HF_ENDPOINT``
         in one commit, creating the repo if needed. ``card``: license, base_model, tags, datasets, metrics."""
-        from .hub.upload import push_to_hub
-
         card.setdefault("base_model", getattr(self.config, "_name_or_path", None))
-        return push_to_hub(
+        return hub_upload.push_to_hub(
             self.save_pretrained, repo_id, config={**self.config.to_dict(), "architectures": [type(self).__name__]},
             commit_message=commit_message, private=private, revision=revision, token=token, **card,
         )  # fmt: skip
