@@ -14,12 +14,13 @@ Look at and convert models:
   tinyformers convert FOLDER OUT_FOLDER --to bin      model.safetensors <-> pytorch_model.bin
   tinyformers env                                     versions, for bug reports
 
-Host models: tinyformers hub serve / hub token create (see tinyformers hub --help).
+Hubs: tinyformers hub serve / token create to host one; hub login / whoami / search / info / download /
+upload to use one ($HF_ENDPOINT; see tinyformers hub --help).
 
 Batch jobs: --input texts.jsonl --output results.jsonl (JSON lines with a "text" field; each output line is
 the input record plus "result"), with a progress bar. Add --json to any command for machine-readable output.
-Default models come from $ASSETS_DIR (default .assets); nothing is ever downloaded. Errors are one line on
-stderr with exit code 2.
+Default models come from $ASSETS_DIR (default .assets); a hub id (org/name) given as a model is downloaded
+from $HF_ENDPOINT into the shared Hugging Face cache. Errors are one line on stderr with exit code 2.
 """
 
 from __future__ import annotations
@@ -580,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-p passes any option of the task's pipeline.",
     )
     run.add_argument("task", help="the pipeline task, e.g. fill-mask")
-    _pipeline_options(run, "model folder, .gguf file or cached hub id (default: the task's offline default)")
+    _pipeline_options(run, "model folder, .gguf file or hub id (default: the task's offline default)")
     run.add_argument(
         "-p", "--param", action="append", metavar="KEY=VALUE", help="a pipeline option (repeatable)"
     )
@@ -671,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  tinyformers info .assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --json",
     )
     info.add_argument(
-        "model", help="a folder holding config.json, a .gguf file, or a hub id in the local cache"
+        "model", help="a folder holding config.json, a .gguf file, or a hub id (downloaded into the cache)"
     )
 
     convert = _command(
