@@ -48,25 +48,23 @@ def add_parsers(group, command) -> None:
     search.add_argument("--sort", choices=SORTS, default="downloads", help="default downloads")
     search.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
 
-    info = command(
-        group,
-        "info",
-        "a hub model before you download it: card summary, task, model type, files with sizes",
-        "  tinyformers hub info alice/minilm\n  tinyformers hub info alice/minilm --revision v1 --json",
-    )
-    info.add_argument("repo_id", metavar="ID")
-    info.add_argument("--revision", help="branch, tag or commit (default main)")
-
-    download = command(
-        group,
-        "download",
-        "download every file of a model into the shared cache (and optionally a folder)",
-        "  tinyformers hub download alice/minilm\n"
-        "  tinyformers hub download alice/minilm --revision v1 --local-dir ./minilm",
-    )
-    download.add_argument("repo_id", metavar="ID")
-    download.add_argument("--revision", help="branch, tag or commit (default main)")
-    download.add_argument("--local-dir", help="also copy the files into this folder")
+    for name, summary, examples in (
+        (
+            "info",
+            "a hub model before you download it: card summary, task, model type, files with sizes",
+            "  tinyformers hub info alice/minilm\n  tinyformers hub info alice/minilm --revision v1 --json",
+        ),
+        (
+            "download",
+            "download every file of a model into the shared cache (and optionally a folder)",
+            "  tinyformers hub download alice/minilm\n"
+            "  tinyformers hub download alice/minilm --revision v1 --local-dir ./minilm",
+        ),
+    ):
+        parser = command(group, name, summary, examples)
+        parser.add_argument("repo_id", metavar="ID")
+        parser.add_argument("--revision", help="branch, tag or commit (default main)")
+    parser.add_argument("--local-dir", help="also copy the files into this folder")  # download's own
 
     upload = command(
         group,

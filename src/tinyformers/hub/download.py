@@ -224,8 +224,10 @@ def snapshot_download(
                 cache.write_tree(folder, commit, listing)
                 for name in set(OPTIONAL_FILES) - set(listing):
                     cache.mark_missing(folder, commit, name)
-        except HubConnectionError as e:
-            snapshot = cached_snapshot(repo_id, revision, e)
+        except HubError as e:
+            if not isinstance(e, HubConnectionError) and (e.status or 0) < 500:
+                raise  # the hub answered: unknown repo or revision, bad token
+            snapshot = cached_snapshot(repo_id, revision, e)  # the hub is unreachable or down: use the cache
             logger.warning("%s; using the cached snapshot %s", e, snapshot)
             return _copy_to(snapshot, local_dir) if local_dir else snapshot
         wanted = [listing[p] for p in sorted(select(listing))]
