@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .configuration import CONFIG_NAME, PretrainedConfig, read_config_dict
-from .hub import resolve_dir, resolve_gguf
+from .hub import pin_revision, resolve_dir, resolve_gguf
 from .utils import read_json
 
 CONFIGS = {
@@ -150,6 +150,7 @@ class _AutoModel:
         revision: str | None = None,
         **kwargs: Any,
     ):
+        revision = pin_revision(name_or_path, revision, kwargs.get("gguf_file"))
         if config is None:
             config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOAD_KWARGS}
             config = AutoConfig.from_pretrained(

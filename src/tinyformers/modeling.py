@@ -26,7 +26,7 @@ from torch import nn
 from .configuration import PretrainedConfig
 from .formats.checkpoint import load_state_dict, save_state_dict
 from .formats.gguf import load_gguf_checkpoint
-from .hub import resolve_dir, resolve_gguf
+from .hub import pin_revision, resolve_dir, resolve_gguf
 from .hub import upload as hub_upload
 
 logger = logging.getLogger("tinyformers")
@@ -265,6 +265,7 @@ class PreTrainedModel(nn.Module):
             config is not None
         ):  # loading adjusts its config (overrides, source, T5's head tying): not the caller's
             config = copy.deepcopy(config)
+        revision = pin_revision(name_or_path, revision, gguf_file)  # config and weights from one commit
         gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
         if gguf_path is not None:
             config_dict, state, _ = load_gguf_checkpoint(gguf_path)

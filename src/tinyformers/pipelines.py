@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .auto import MODELS, AutoConfig, AutoTokenizer, import_object
+from .hub import pin_revision
 
 # ------------------------------------------------------------------------------------------------------------
 # Helpers shared with the rest of the package
@@ -1146,6 +1147,7 @@ def pipeline(
     model_kwargs = {**(model_kwargs or {}), **({"dtype": dtype} if dtype is not None else {})}
     if isinstance(model, (str, os.PathLike)):
         source = str(model)
+        revision = pin_revision(source, revision, gguf_file)  # model and tokenizer from one commit
         config = AutoConfig.from_pretrained(source, gguf_file=gguf_file, revision=revision)
         if task is None:
             task = task_name = task_from_architecture(config)

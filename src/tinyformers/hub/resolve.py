@@ -13,13 +13,13 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from .cache import hub_cache_dir
+from .cache import COMMIT_RE, hub_cache_dir
 from .download import cached_snapshot, for_from_pretrained, snapshot_download
 from .errors import HubConnectionError, ModelNotFoundError
 
 _ID_RE = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
-__all__ = ["ModelNotFoundError", "hub_cache_dir", "resolve_dir", "resolve_gguf"]
+__all__ = ["ModelNotFoundError", "hub_cache_dir", "pin_revision", "resolve_dir", "resolve_gguf"]
 
 
 def _looks_like_id(name: str) -> bool:
@@ -74,3 +74,20 @@ def resolve_gguf(
             f"no GGUF file '{gguf_file}' in '{name_or_path}'; check the file name (gguf_file=...)"
         )
     return candidate
+
+
+def pin_revision(
+    name_or_path: str | os.PathLike, revision: str | None = None, gguf_file: str | None = None
+) -> str | None:
+    """The commit a hub id's branch or tag points at now (fetching its files), else ``revision`` unchanged.
+
+    A load that reads several files (config, weights, tokenizer) pins once and passes the commit on: every file
+    then comes from the same commit even if the branch moves meanwhile, and the later look-ups cost no request.
+    """
+    if gguf_file is not None and Path(gguf_file).expanduser().is_absolute():
+        return revision
+    name = str(name_or_path)
+    if Path(name).expanduser().exists() or "/" not in name or not _looks_like_id(name):
+        return revision
+    directory = resolve_dir(name, revision, include=[gguf_file] if gguf_file else ())
+    return directory.name if COMMIT_RE.match(directory.name) else revision
