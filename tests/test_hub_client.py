@@ -100,6 +100,11 @@ def test_a_cached_pinned_load_makes_no_request(hub, env):
     vectors = pipeline("feature-extraction", model="alice/minilm", revision=commit)("cached")
     assert hub.requests_since(mark) == []
     assert len(vectors[0][0]) == 384
+    # A branch costs one request (which commit is it now?) per load, then the load goes on at that commit.
+    mark = hub.mark()
+    AutoModel.from_pretrained("alice/minilm")
+    sent = hub.requests_since(mark)
+    assert [line.rsplit(" ", 1)[0] for line in sent] == ["GET /api/models/alice/minilm/revision/main"]
     # huggingface_hub's snapshot_download of the branch asks the server every time.
     huggingface_hub.snapshot_download("alice/minilm", cache_dir=env, endpoint=hub.url)
     mark = hub.mark()
