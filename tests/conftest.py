@@ -1,22 +1,144 @@
-"""Shared fixtures: where the real assets live, and skipping with a reason when they or an oracle are absent."""
+"""Shared test plumbing: where the real assets live, the oracle libraries, strict mode and the oracle cache.
+
+Strict mode: with ``CI=true`` in the environment a test that would skip because an asset or an oracle package
+is missing fails instead, so that a green CI run is never a mostly-skipped one. ``asset()`` and ``oracle()`` say
+so themselves; the hooks below also turn the skips of a bare ``pytest.importorskip`` or ``pytest.skip`` (in a
+test, a fixture or at module level) into failures. A skip that is meant to happen is declared on the test with
+``@pytest.mark.skipif(condition, reason=...)``: those stay skips.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.metadata
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
+pytest_plugins = ("pytester",)
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = Path(os.environ.get("ASSETS_DIR", ROOT / ".assets"))
+STRICT = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+STRICT_NOTE = "strict mode (CI=true): a missing asset or oracle fails instead of skipping"
+
+
+def missing(reason: str):
+    """Skip the test for ``reason`` (an asset or oracle that is not here), or, in strict mode, fail it."""
+    if STRICT:
+        pytest.fail(f"{reason} [{STRICT_NOTE}]", pytrace=False)
+    pytest.skip(reason)
 
 
 def asset(name: str) -> Path:
-    """The folder of one fetched asset, or skip the test saying how to fetch it."""
+    """The folder of one fetched asset; without it, skip (fail in strict mode) saying how to fetch it."""
     path = ASSETS / name
     if not path.exists():
-        pytest.skip(f"asset '{name}' missing in {ASSETS}: run `make assets` (scripts/fetch_assets.sh)")
+        missing(f"asset '{name}' missing in {ASSETS}: run `make assets` (scripts/fetch_assets.sh)")
     return path
+
+
+def oracle(name: str):
+    """Import one oracle library (``transformers``, ``tokenizers.decoders``, ...) for a parity test; without it,
+    skip (fail in strict mode) saying how to install it. Use instead of ``pytest.importorskip``."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        missing(f"test dependency '{name}' cannot be imported ({error}): pip install -e '.[test]'")
+
+
+# -- strict mode for skips that do not come through missing() ------------------------------------------------------
+
+
+def _declared_skip(item) -> bool:
+    return any(mark.name in ("skip", "skipif") for mark in item.iter_markers())
+
+
+def _fail_instead(report) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"{reason} [{STRICT_NOTE}]"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if STRICT and report.skipped and not hasattr(report, "wasxfail") and not _declared_skip(item):
+        _fail_instead(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    if STRICT and report.skipped:  # a module-level importorskip or skip(allow_module_level=True)
+        _fail_instead(report)
+    return report
+
+
+def pytest_report_header(config):
+    return STRICT_NOTE if STRICT else "strict mode off (CI is not true): a missing asset or oracle skips"
+
+
+# -- slow oracle results, computed once per library versions and inputs ------------------------------------------
+
+ORACLE_CACHE = Path(os.environ.get("ORACLE_CACHE_DIR", ASSETS / ".oracle-cache"))
+ORACLE_PACKAGES = ("torch", "transformers", "tokenizers", "sentencepiece", "gguf", "numpy", "safetensors")
+
+
+def library_versions() -> dict[str, str | None]:
+    versions = {"python": sys.version.split()[0]}
+    for package in ORACLE_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def file_key(path: Path) -> dict:
+    """What identifies an input file in a cache key: its name, size and modification time."""
+    stat = Path(path).stat()
+    return {"name": Path(path).name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def cached_oracle(name: str, inputs, compute):
+    """``compute()`` (an oracle's slow result: tensors, lists, dicts, numbers, strings) kept on disk in
+    ``$ORACLE_CACHE_DIR`` (default ``$ASSETS_DIR/.oracle-cache``), keyed by ``name``, ``inputs`` (JSON-able, e.g.
+    with ``file_key``) and the versions of python, torch and the oracle libraries. Where that folder cannot be
+    written the result is computed each time."""
+    import torch  # the cache files are torch.save archives; conftest itself stays importable without torch
+
+    key = json.dumps({"name": name, "inputs": inputs, "versions": library_versions()}, sort_keys=True)
+    path = ORACLE_CACHE / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    value = compute()
+    try:
+        ORACLE_CACHE.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        torch.save(value, partial)
+        os.replace(partial, path)  # whole or absent: a run stopped half way leaves no broken entry
+    except OSError:
+        pass  # read-only assets: the result is still right, only not kept
+    return value
+
+
+def tensor_digest(tensor) -> str:
+    """dtype, shape and sha256 of the bytes: equal digests mean equal tensors, element for element (the form in
+    which large oracle tensors are cached)."""
+    import torch
+
+    data = tensor.detach().contiguous().cpu()
+    digest = hashlib.sha256(data.reshape(-1).view(torch.uint8).numpy()).hexdigest()
+    return f"{data.dtype}{list(data.shape)}:{digest}"
+
+
+# -- asset folders -------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +168,30 @@ def bbc_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def t5_tokenizer_dir(spm_dir, tmp_path_factory) -> Path:
-    """A folder with only ``spiece.model``: the botchan unigram model in T5's layout (see t5_fixtures.py)."""
-    from t5_fixtures import write_t5_spiece
+    """A folder with only ``spiece.model``: the botchan unigram model in T5's layout (see fixtures.py)."""
+    from fixtures import write_t5_spiece
 
     folder = tmp_path_factory.mktemp("t5tok")
     write_t5_spiece(spm_dir / "botchan_en_unigram_1000.model", folder)
     return folder
+
+
+# -- oracle objects several test files compare against (read-only: a test that changes one makes its own) ----------
+
+
+@pytest.fixture(scope="session")
+def hf_minilm(minilm_dir):
+    """transformers' all-MiniLM-L6-v2 model, in eval mode."""
+    return oracle("transformers").AutoModel.from_pretrained(str(minilm_dir)).eval()
+
+
+@pytest.fixture(scope="session")
+def hf_minilm_tokenizer(minilm_dir):
+    """transformers' tokenizer of all-MiniLM-L6-v2 (a BertTokenizer on the tokenizers backend)."""
+    return oracle("transformers").AutoTokenizer.from_pretrained(str(minilm_dir))
+
+
+@pytest.fixture(scope="session")
+def hf_gpt2_tokenizer(gpt2_tokenizer_dir):
+    """transformers' GPT2Tokenizer on the real vocab.json + merges.txt."""
+    return oracle("transformers").AutoTokenizer.from_pretrained(str(gpt2_tokenizer_dir))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
+import tinyformers
+from conftest import oracle
+from fixtures import random_checkpoint
+from tinyformers import AutoConfig, AutoModel
 
-import tinyformers  # noqa: E402
-from tinyformers import AutoConfig, AutoModel  # noqa: E402
+transformers = oracle("transformers")
 
 ATOL = 1e-4
 TEXTS = [
@@ -17,16 +19,6 @@ TEXTS = [
     "Café naïve résumé — Ångström units 你好世界 👋",
     "def f(x): return x ** 2  # code",
 ]
-
-
-@pytest.fixture(scope="module")
-def hf_minilm(minilm_dir):
-    return transformers.AutoModel.from_pretrained(str(minilm_dir)).eval()
-
-
-@pytest.fixture(scope="module")
-def hf_minilm_tokenizer(minilm_dir):
-    return transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +58,10 @@ def test_minilm_hidden_states_and_attentions_outputs(minilm, hf_minilm, hf_minil
     ours = minilm(**batch, output_hidden_states=True, output_attentions=True)
     ref = hf_minilm(**batch, output_hidden_states=True, output_attentions=True)
     assert len(ours.hidden_states) == len(ref.hidden_states) == 7
-    for a, b in zip(ours.hidden_states, ref.hidden_states):
+    for a, b in zip(ours.hidden_states, ref.hidden_states, strict=True):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
-    for a, b in zip(ours.attentions, ref.attentions):
+    assert len(ours.attentions) == len(ref.attentions) == 6
+    for a, b in zip(ours.attentions, ref.attentions, strict=True):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
 
 
@@ -118,13 +111,10 @@ def _hf_config(**kw):
 
 
 @pytest.fixture(scope="module", params=sorted(HEADS))
-def random_checkpoint(request, tmp_path_factory):
+def head_checkpoint(request, tmp_path_factory):
     name = request.param
-    torch.manual_seed(0)
-    model = getattr(transformers, name)(_hf_config()).eval()
     path = tmp_path_factory.mktemp(name)
-    model.save_pretrained(path)
-    return name, path, model
+    return name, path, random_checkpoint(path, name, _hf_config())
 
 
 def _inputs(vocab=30522, batch=3, seq=17, seed=1):
@@ -148,8 +138,8 @@ def _labels(kind, batch=3, seq=17):
 
 
 @torch.inference_mode()
-def test_random_checkpoint_parity_per_head(random_checkpoint):
-    name, path, ref_model = random_checkpoint
+def test_random_checkpoint_parity_per_head(head_checkpoint):
+    name, path, ref_model = head_checkpoint
     auto, kind = HEADS[name]
     ours = getattr(tinyformers, auto).from_pretrained(path)
     assert type(ours).__name__ == name
@@ -173,7 +163,6 @@ def test_random_checkpoint_parity_per_head(random_checkpoint):
 @torch.inference_mode()
 def test_sequence_classification_losses(problem_type, labels, tmp_path):
     num_labels = 1 if problem_type is None else 3
-    torch.manual_seed(0)
     cfg = _hf_config(
         num_hidden_layers=1,
         hidden_size=64,
@@ -182,8 +171,7 @@ def test_sequence_classification_losses(problem_type, labels, tmp_path):
         num_labels=num_labels,
         problem_type=problem_type,
     )
-    ref = transformers.BertForSequenceClassification(cfg).eval()
-    ref.save_pretrained(tmp_path)
+    ref = random_checkpoint(tmp_path, "BertForSequenceClassification", cfg)
     ours = tinyformers.AutoModelForSequenceClassification.from_pretrained(tmp_path)
     inputs = _inputs()
     got, want = ours(**inputs, labels=labels), ref(**inputs, labels=labels)

@@ -7,8 +7,6 @@ import pytest
 from tinyformers import AutoTokenizer
 from tinyformers.tokenization.chat_template import ChatTemplateError
 
-transformers = pytest.importorskip("transformers")
-
 CHATML = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
     "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}"
@@ -40,10 +38,8 @@ CHATS = [
 
 
 @pytest.fixture(scope="module")
-def tokenizers(minilm_dir):
-    return AutoTokenizer.from_pretrained(minilm_dir), transformers.AutoTokenizer.from_pretrained(
-        str(minilm_dir)
-    )
+def tokenizers(minilm_dir, hf_minilm_tokenizer):
+    return AutoTokenizer.from_pretrained(minilm_dir), hf_minilm_tokenizer
 
 
 @pytest.mark.parametrize("template", [CHATML, FANCY], ids=["chatml", "fancy"])

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
+import torch
+
+from conftest import oracle
+from fixtures import bert_with_minilm_tokenizer
+
+SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -20,13 +28,19 @@ def test_env_json():
     assert data["torch"].startswith("2.13") and data["threads"] >= 1
 
 
-def test_info_on_real_model(minilm_dir):
-    out = run("--json", "info", str(minilm_dir))
+@pytest.fixture(scope="module")
+def minilm_info(minilm_dir) -> dict:
+    out = run("info", str(minilm_dir), "--json")  # --json after the command works too
     assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
+    return json.loads(out.stdout)
+
+
+def test_info_on_real_model(minilm_dir, minilm_info, hf_minilm):
+    data = minilm_info
     assert data["model_type"] == "bert" and data["architectures"] == ["BertModel"]
-    assert data["parameters"] == 22_713_216  # 103 real tensors of all-MiniLM-L6-v2 (position_ids excluded)
-    assert data["files"]["model.safetensors"] == 90_868_376
+    assert data["parameters"] == hf_minilm.num_parameters()  # position_ids is a buffer, not a parameter
+    files = {str(p.relative_to(minilm_dir)): os.path.getsize(p) for p in minilm_dir.rglob("*") if p.is_file()}
+    assert data["files"] == files
 
 
 def test_info_bad_path_is_one_line_error(tmp_path):
@@ -42,7 +56,7 @@ def test_chat_one_shot_answers_paris(smollm2_dir, speed):
         "--json",
         "chat",
         "--model",
-        str(smollm2_dir / "SmolLM2-135M-Instruct.Q4_1.gguf"),
+        str(smollm2_dir / SMOLLM2),
         "--prompt",
         "What is the capital of France?",
         "--max-new-tokens",
@@ -56,7 +70,7 @@ def test_chat_one_shot_answers_paris(smollm2_dir, speed):
 
 @pytest.mark.slow
 def test_chat_repl_commands_from_stdin(smollm2_dir):
-    model = str(smollm2_dir / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    model = str(smollm2_dir / SMOLLM2)
     script = "What is the capital of France?\n/reset\n/system Answer in one word.\n/help\n"
     out = subprocess.run(
         [sys.executable, "-m", "tinyformers.cli", "chat", "--model", model, "--max-new-tokens", "10"],
@@ -119,24 +133,31 @@ def test_model_that_does_not_fit_the_task(minilm_dir):
 # -- info ------------------------------------------------------------------------------------------------------
 
 
-def test_info_checklist_from_config_and_model_card(minilm_dir):
-    data = json.loads(run("info", str(minilm_dir), "--json").stdout)  # --json after the command works too
-    assert data["dtype"] == "float32" and data["context_length"] == 512 and data["license"] == "apache-2.0"
+def test_info_checklist_from_config_and_model_card(minilm_dir, minilm_info, hf_minilm):
+    data = minilm_info
+    assert data["dtype"] == "float32" and data["license"] == "apache-2.0"
+    assert data["context_length"] == hf_minilm.config.max_position_embeddings == 512
     assert data["card"]["pipeline_tag"] == "sentence-similarity"
     assert data["card"]["summary"].startswith("This is a [sentence-transformers]")
     assert "sentence-embedding" in data["tasks"] and "text-generation" not in data["tasks"]
     table = run("info", str(minilm_dir)).stdout
-    assert "parameters       22,713,216" in table and "\x1b[" not in table  # plain text, no colour codes
+    assert f"parameters       {hf_minilm.num_parameters():,}" in table
+    assert "\x1b[" not in table  # plain text, no colour codes
 
 
 def test_info_on_gguf_file(smollm2_dir):
-    out = run("--json", "info", str(smollm2_dir / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    reader = oracle("gguf").GGUFReader(smollm2_dir / SMOLLM2)
+    out = run("--json", "info", str(smollm2_dir / SMOLLM2))
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["model_type"] == "llama" and data["architectures"] == ["LlamaForCausalLM"]
-    assert data["context_length"] == 8192 and data["license"] == "apache-2.0" and data["chat_template"]
-    assert data["parameters"] == 134_515_008 and data["dtype"].startswith("Q4_1 x210")
-    assert data["files"] == {"SmolLM2-135M-Instruct.Q4_1.gguf": 98_362_432}
+    assert data["context_length"] == reader.fields["llama.context_length"].contents()
+    assert data["license"] == reader.fields["general.license"].contents() == "apache-2.0"
+    assert data["chat_template"] is True and "tokenizer.chat_template" in reader.fields
+    assert data["parameters"] == sum(int(tensor.n_elements) for tensor in reader.tensors)
+    types = Counter(tensor.tensor_type.name for tensor in reader.tensors)
+    assert data["dtype"] == ", ".join(f"{name} x{n}" for name, n in types.most_common())
+    assert data["files"] == {SMOLLM2: os.path.getsize(smollm2_dir / SMOLLM2)}
 
 
 # -- pipeline commands -----------------------------------------------------------------------------------------
@@ -177,19 +198,11 @@ def test_batch_job_rejects_lines_without_text(minilm_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def classifier_dir(tmp_path_factory, minilm_dir):
-    transformers = pytest.importorskip("transformers")
-    import shutil
-
-    import torch
-
     folder = tmp_path_factory.mktemp("classifier")
-    torch.manual_seed(0)
-    config = transformers.BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                     intermediate_size=37, id2label={0: "negative", 1: "positive"})  # fmt: skip
-    transformers.BertForSequenceClassification(config).save_pretrained(folder)
-    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        shutil.copy(minilm_dir / name, folder)
-    return folder
+    labels = {0: "negative", 1: "positive"}
+    return bert_with_minilm_tokenizer(
+        folder, minilm_dir, "BertForSequenceClassification", num_hidden_layers=1, id2label=labels
+    )
 
 
 def test_classify_and_run_give_transformers_shaped_results(classifier_dir):
@@ -197,7 +210,12 @@ def test_classify_and_run_give_transformers_shaped_results(classifier_dir):
         run("--json", "classify", "Great film!", "--model", str(classifier_dir), "--top-k", "2").stdout
     )
     result = data["results"][0]["result"]
-    assert [set(r) for r in result] == [{"label", "score"}] * 2 and result[0]["score"] >= result[1]["score"]
+    expected = oracle("transformers").pipeline("text-classification", model=classifier_dir)(
+        "Great film!", top_k=2
+    )
+    assert [list(r) for r in result] == [list(r) for r in expected] == [["label", "score"]] * 2
+    assert [r["label"] for r in result] == [r["label"] for r in expected]
+    assert [r["score"] for r in result] == pytest.approx([r["score"] for r in expected], abs=1e-4, rel=0)
     table = run(
         "run", "sentiment-analysis", "Great film!", "--model", str(classifier_dir), "-p", "top_k=null"
     )
@@ -208,10 +226,8 @@ def test_classify_and_run_give_transformers_shaped_results(classifier_dir):
 # -- convert ---------------------------------------------------------------------------------------------------
 
 
-def test_convert_safetensors_to_bin_and_back_loads_in_transformers(minilm_dir, tmp_path):
-    transformers = pytest.importorskip("transformers")
-    import torch
-
+def test_convert_safetensors_to_bin_and_back_loads_in_transformers(minilm_dir, hf_minilm, tmp_path):
+    transformers = oracle("transformers")
     as_bin, back = tmp_path / "bin", tmp_path / "safetensors"
     out = run("--json", "convert", str(minilm_dir), str(as_bin))  # safetensors -> the other format
     assert out.returncode == 0, out.stderr
@@ -223,9 +239,10 @@ def test_convert_safetensors_to_bin_and_back_loads_in_transformers(minilm_dir, t
     )
     assert "1_Pooling/config.json" in data["files"] and "tokenizer.json" in data["files"]
     assert run("convert", str(as_bin), str(back)).returncode == 0
-    reference = transformers.AutoModel.from_pretrained(str(minilm_dir)).state_dict()
+    reference = hf_minilm.state_dict()
     for folder in (as_bin, back):
         loaded = transformers.AutoModel.from_pretrained(str(folder)).state_dict()
+        assert sorted(loaded) == sorted(reference)
         assert all(torch.equal(loaded[k], reference[k]) for k in reference)
     again = run("convert", str(minilm_dir), str(as_bin))
     assert again.returncode == 2 and "already exists and is not empty" in again.stderr
@@ -238,11 +255,9 @@ def test_convert_bad_source(tmp_path):
 
 @pytest.mark.slow
 def test_convert_gguf_to_a_folder_transformers_loads(smollm2_dir, tmp_path):
-    transformers = pytest.importorskip("transformers")
-    import torch
-
+    transformers = oracle("transformers")
     target = tmp_path / "smollm2"
-    out = run("convert", str(smollm2_dir / "SmolLM2-135M-Instruct.Q4_1.gguf"), str(target))
+    out = run("convert", str(smollm2_dir / SMOLLM2), str(target))
     assert out.returncode == 0, out.stderr
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(target))
     model = transformers.AutoModelForCausalLM.from_pretrained(str(target))

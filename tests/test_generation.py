@@ -10,15 +10,16 @@ import warnings
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
-
-from tinyformers.generation import (  # noqa: E402
+from conftest import oracle
+from tinyformers.generation import (
     GenerationConfig,
     TextIteratorStreamer,
     TextStreamer,
     generate,
 )
-from tinyformers.models.gpt2 import GPT2LMHeadModel  # noqa: E402
+from tinyformers.models.gpt2 import GPT2LMHeadModel
+
+transformers = oracle("transformers")
 
 VOCAB = 1000
 TINY = dict(n_layer=2, n_embd=64, n_head=4, vocab_size=VOCAB, n_positions=128, initializer_range=0.2)
@@ -229,7 +230,7 @@ def test_greedy_scores_match(model, ref):
     with torch.inference_mode():
         theirs = ref.generate(ids, repetition_penalty=1.5, **kwargs)
     assert len(ours.scores) == len(theirs.scores) == 5
-    for a, b in zip(ours.scores + ours.logits, theirs.scores + theirs.logits):
+    for a, b in zip(ours.scores + ours.logits, theirs.scores + theirs.logits, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 
@@ -406,8 +407,8 @@ def test_finished_rows_leave_the_batch_with_identical_ids(model, ref, kwargs):
         theirs = ref.generate(ids, **common)
     assert ours.tolist() == theirs.tolist()
     finished = (ours[:, 7:] == eos).any(1)
-    if finished.any() and not finished.all():
-        assert min(counter.rows) < ids.shape[0]  # the finished rows were no longer computed
+    assert finished.any() and not finished.all(), finished  # some rows finish early, not all
+    assert min(counter.rows) < ids.shape[0]  # the finished rows were no longer computed
 
 
 def test_fixed_batch_decoding_keeps_finished_rows_fed_with_padding(model):
@@ -428,7 +429,8 @@ def test_rows_stay_when_scores_are_requested(model, ref):
     with torch.inference_mode():
         theirs = ref.generate(ids, **kwargs)
     assert ours.sequences.tolist() == theirs.sequences.tolist()
-    for a, b in zip(ours.scores + ours.logits, theirs.scores + theirs.logits):
+    assert len(ours.scores) == len(theirs.scores) == len(ours.logits) == len(theirs.logits) > 0
+    for a, b in zip(ours.scores + ours.logits, theirs.scores + theirs.logits, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 
@@ -512,6 +514,7 @@ def test_sampling_warpers_match(model, ref, kwargs):
 )
 def test_unimplemented_transformers_options_are_named(model, kwargs):
     (name,) = kwargs
+    assert hasattr(transformers.GenerationConfig(), name)  # an option transformers has
     with pytest.raises(ValueError, match=f"does not support {name}"):
         model.generate(prompts(), max_new_tokens=2, **kwargs)
     with pytest.raises(ValueError, match=f"does not support {name}"):

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import cached_oracle, file_key, oracle, tensor_digest
 from tinyformers.formats.gguf import GGML_TYPES, GGUFFile, dequantize, load_gguf_checkpoint
 from tinyformers.formats.safetensors import CorruptWeightsError
 
-gguf = pytest.importorskip("gguf", reason="the gguf package is the reference reader (pip install gguf)")
+gguf = oracle("gguf")
 Q = gguf.GGMLQuantizationType
 SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -109,40 +110,63 @@ def test_load_gguf_checkpoint_config_and_tokenizer(smollm2_path):
     assert tokenizer["chat_template"].startswith("{% for message in messages %}")
 
 
-@pytest.mark.slow
-def test_config_matches_transformers_autoconfig(smollm2_dir):
-    transformers = pytest.importorskip("transformers")
-    theirs = transformers.AutoConfig.from_pretrained(smollm2_dir, gguf_file=SMOLLM2)
-    config, _, _ = load_gguf_checkpoint(smollm2_dir / SMOLLM2, progress=False)
-    for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-                "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings",
-                "bos_token_id", "eos_token_id", "pad_token_id", "head_dim"):  # fmt: skip
-        assert config.get(key, getattr(theirs, key)) == getattr(theirs, key), key
-    assert config["rope_theta"] == theirs.rope_parameters["rope_theta"]
+CONFIG_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+               "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "tie_word_embeddings",
+               "bos_token_id", "eos_token_id", "pad_token_id", "head_dim")  # fmt: skip
+
+
+def transformers_reading(path: Path) -> dict:
+    """What transformers' own GGUF loader makes of the file (its config, tensors as digests, vocabulary)."""
+    transformers = oracle("transformers")
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint as hf_load
+
+    config = transformers.AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+    with torch.device("meta"):  # its loader needs a model for the name map
+        model = transformers.LlamaForCausalLM(config)
+    checkpoint = hf_load(str(path), return_tensors=True, model_to_load=model)
+    return {
+        "config": {key: getattr(config, key) for key in CONFIG_KEYS},
+        "rope_theta": config.rope_parameters["rope_theta"],
+        "tensors": {name: tensor_digest(tensor) for name, tensor in checkpoint["tensors"].items()},
+        "tokens": checkpoint["tokenizer"]["tokens"],
+        "merges": checkpoint["tokenizer"]["merges"],
+        "chat_template": checkpoint["tokenizer_config"]["chat_template"],
+    }
 
 
 @pytest.fixture(scope="module")
-def transformers_checkpoint(smollm2_dir):
-    """transformers' own GGUF loader (slow, ~10-40 s): needs a meta-device model for its name map."""
-    transformers = pytest.importorskip("transformers")
-    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint as hf_load
+def transformers_checkpoint(smollm2_path):
+    """transformers' reading of SmolLM2 (~10-40 s), cached on disk per library versions."""
+    return cached_oracle(
+        "smollm2-gguf-reading", file_key(smollm2_path), lambda: transformers_reading(smollm2_path)
+    )
 
-    config = transformers.AutoConfig.from_pretrained(smollm2_dir, gguf_file=SMOLLM2)
-    with torch.device("meta"):
-        model = transformers.LlamaForCausalLM(config)
-    return hf_load(str(smollm2_dir / SMOLLM2), return_tensors=True, model_to_load=model)
+
+@pytest.fixture(scope="module")
+def our_checkpoint(smollm2_path):
+    return load_gguf_checkpoint(smollm2_path, progress=False)
 
 
 @pytest.mark.slow
-def test_state_dict_matches_transformers(smollm2_dir, transformers_checkpoint):
-    _, ours, tokenizer = load_gguf_checkpoint(smollm2_dir / SMOLLM2, progress=False)
+def test_config_matches_transformers_autoconfig(our_checkpoint, transformers_checkpoint):
+    config, _, _ = our_checkpoint
+    theirs = transformers_checkpoint["config"]
+    assert sorted(theirs) == sorted(CONFIG_KEYS)
+    for key, value in theirs.items():
+        assert config.get(key, value) == value, key
+    assert config["rope_theta"] == transformers_checkpoint["rope_theta"]
+
+
+@pytest.mark.slow
+def test_state_dict_matches_transformers(our_checkpoint, transformers_checkpoint):
+    _, ours, tokenizer = our_checkpoint
     theirs = transformers_checkpoint["tensors"]
     assert sorted(ours) == sorted(theirs)
-    for name, tensor in theirs.items():
-        assert torch.equal(ours[name], tensor), name  # the q/k un-permutation included
-    assert tokenizer["tokens"] == transformers_checkpoint["tokenizer"]["tokens"]
-    assert tokenizer["merges"] == transformers_checkpoint["tokenizer"]["merges"]
-    assert tokenizer["chat_template"] == transformers_checkpoint["tokenizer_config"]["chat_template"]
+    for name, digest in theirs.items():
+        assert tensor_digest(ours[name]) == digest, name  # equal bytes: the q/k un-permutation included
+    assert tokenizer["tokens"] == transformers_checkpoint["tokens"]
+    assert tokenizer["merges"] == transformers_checkpoint["merges"]
+    assert tokenizer["chat_template"] == transformers_checkpoint["chat_template"]
 
 
 # --- hand-built files and bad inputs ------------------------------------------------------------------------

@@ -7,15 +7,17 @@ import json
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
-
-from tinyformers.generation import StaticKVCache  # noqa: E402
-from tinyformers.models.gpt2 import (  # noqa: E402
+from conftest import oracle
+from fixtures import random_checkpoint
+from tinyformers.generation import StaticKVCache
+from tinyformers.models.gpt2 import (
     GPT2Config,
     GPT2ForSequenceClassification,
     GPT2LMHeadModel,
     GPT2Model,
 )
+
+transformers = oracle("transformers")
 
 ATOL = 1e-4
 TINY = dict(n_layer=2, n_embd=64, n_head=4, vocab_size=1000, n_positions=128, initializer_range=0.2)
@@ -23,12 +25,9 @@ TINY = dict(n_layer=2, n_embd=64, n_head=4, vocab_size=1000, n_positions=128, in
 SMALL = dict(n_layer=2, n_embd=768, n_head=12, initializer_range=0.2)
 
 
-def hf_checkpoint(tmp_path_factory, name: str, cls, seed: int = 0, **config):
-    torch.manual_seed(seed)
-    model = getattr(transformers, cls)(transformers.GPT2Config(**config)).eval()
+def hf_checkpoint(tmp_path_factory, name: str, cls, **config):
     directory = tmp_path_factory.mktemp(name)
-    model.save_pretrained(directory)
-    return model, directory
+    return random_checkpoint(directory, cls, transformers.GPT2Config(**config)), directory
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +54,7 @@ def test_small_logits_hidden_states_and_loss_match(small):
     torch.testing.assert_close(ours.logits, ref.logits, atol=ATOL, rtol=0)
     torch.testing.assert_close(ours.loss, ref.loss, atol=ATOL, rtol=0)
     assert len(ours.hidden_states) == len(ref.hidden_states) == 3
-    for a, b in zip(ours.hidden_states, ref.hidden_states):
+    for a, b in zip(ours.hidden_states, ref.hidden_states, strict=True):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
 
 
@@ -200,12 +199,16 @@ def test_sequence_classification_pools_last_non_pad_token(tmp_path_factory):
 def test_from_config_initialises_like_gpt2():
     torch.manual_seed(0)
     model = GPT2LMHeadModel.from_config(GPT2Config(**TINY))
+    theirs = transformers.GPT2LMHeadModel(transformers.GPT2Config(**TINY)).transformer.h[0].attn
     assert model.lm_head.weight is model.transformer.wte.weight
     block = model.transformer.layers[0]
-    assert block.qkv.weight.shape == (64, 192)  # [in, out] like the checkpoint
+    assert block.qkv.weight.shape == theirs.c_attn.weight.shape == (64, 192)  # [in, out] like the checkpoint
     assert abs(block.qkv.weight.std().item() - 0.2) < 0.02
-    assert block.attn_out.weight.std().item() < 0.15  # residual projections start smaller
-    assert torch.all(block.qkv.bias == 0)
+    assert abs(theirs.c_attn.weight.std().item() - 0.2) < 0.02
+    # residual projections start smaller, by the same factor as transformers' (1 / sqrt(2 * n_layer))
+    assert block.attn_out.weight.std().item() == pytest.approx(theirs.c_proj.weight.std().item(), rel=0.1)
+    assert block.attn_out.weight.std().item() < 0.15
+    assert torch.all(block.qkv.bias == 0) and torch.all(theirs.c_attn.bias == 0)
 
 
 @torch.inference_mode()

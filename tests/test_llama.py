@@ -5,45 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
+from conftest import oracle
+from fixtures import llama_batch, llama_config, random_checkpoint
+from tinyformers import AutoConfig, AutoModelForCausalLM
+from tinyformers.models.llama import LlamaConfig, LlamaForCausalLM
 
-from tinyformers import AutoConfig, AutoModelForCausalLM  # noqa: E402
-from tinyformers.models.llama import LlamaConfig, LlamaForCausalLM  # noqa: E402
+transformers = oracle("transformers")
 
 ATOL = 1e-4
-VOCAB = 150
-
-
-def _config(**kw):
-    base = dict(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=96,
-        vocab_size=VOCAB,
-        max_position_embeddings=256,
-        rope_theta=100000.0,
-        initializer_range=0.2,  # large enough that greedy decoding does not collapse onto one token
-        pad_token_id=0,
-    )
-    return transformers.LlamaConfig(**{**base, **kw})
 
 
 def _checkpoint(tmp_path, **kw):
-    torch.manual_seed(0)
-    ref = transformers.LlamaForCausalLM(_config(**kw)).eval()
-    ref.save_pretrained(tmp_path)
+    ref = random_checkpoint(tmp_path, "LlamaForCausalLM", llama_config(**kw))
     return ref, AutoModelForCausalLM.from_pretrained(tmp_path)
-
-
-def _batch():
-    g = torch.Generator().manual_seed(3)
-    ids = torch.randint(1, VOCAB, (3, 13), generator=g)
-    mask = torch.ones_like(ids)
-    mask[1, :4] = 0  # left padding
-    mask[2, :9] = 0
-    return ids.masked_fill(mask == 0, 0), mask
 
 
 VARIANTS = {
@@ -69,7 +43,7 @@ VARIANTS = {
 def test_logits_and_loss_match(variant, tmp_path):
     ref, ours = _checkpoint(tmp_path, **VARIANTS[variant])
     assert isinstance(ours, LlamaForCausalLM)
-    ids, mask = _batch()
+    ids, mask = llama_batch()
     got, want = ours(ids, mask, labels=ids), ref(input_ids=ids, attention_mask=mask, labels=ids)
     real = mask.bool()
     torch.testing.assert_close(got.logits[real], want.logits[real], atol=ATOL, rtol=0)
@@ -81,7 +55,7 @@ def test_logits_and_loss_match(variant, tmp_path):
 @torch.inference_mode()
 def test_greedy_generation_identical(variant, tmp_path):
     ref, ours = _checkpoint(tmp_path, **VARIANTS[variant])
-    ids, mask = _batch()
+    ids, mask = llama_batch()
     want = ref.generate(ids[:1], max_new_tokens=30, do_sample=False)
     assert torch.equal(ours.generate(ids[:1], max_new_tokens=30, do_sample=False), want)
     want = ref.generate(ids, attention_mask=mask, max_new_tokens=24, do_sample=False)
@@ -91,7 +65,7 @@ def test_greedy_generation_identical(variant, tmp_path):
 @torch.inference_mode()
 def test_beam_search_identical(tmp_path):
     ref, ours = _checkpoint(tmp_path)
-    ids, _ = _batch()
+    ids, _ = llama_batch()
     kw = dict(max_new_tokens=12, num_beams=4, num_return_sequences=2, length_penalty=0.6, do_sample=False)
     assert torch.equal(ours.generate(ids[:1], **kw), ref.generate(ids[:1], **kw))
 
@@ -101,7 +75,7 @@ def test_save_loads_in_transformers(tmp_path):
     ref, ours = _checkpoint(tmp_path / "a", tie_word_embeddings=False)
     ours.save_pretrained(tmp_path / "b")
     again = transformers.LlamaForCausalLM.from_pretrained(tmp_path / "b").eval()
-    ids, _ = _batch()
+    ids, _ = llama_batch()
     torch.testing.assert_close(again(ids).logits, ref(ids).logits, atol=0, rtol=0)
     config = AutoConfig.from_pretrained(tmp_path / "b")
     assert config.rope_parameters == {"rope_theta": 100000.0, "rope_type": "default"}

@@ -5,43 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
+from conftest import oracle
+from fixtures import llama_batch, llama_config, random_checkpoint
+from tinyformers import AutoModelForCausalLM, AutoTokenizer
+from tinyformers.models.compiled import ENV_FLAG
+from tinyformers.models.quantized import Int8Linear, greedy_agreement
 
-from tinyformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
-from tinyformers.models.compiled import ENV_FLAG  # noqa: E402
-from tinyformers.models.quantized import Int8Linear, greedy_agreement  # noqa: E402
-
-VOCAB = 150
+transformers = oracle("transformers")
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=96,
-        vocab_size=VOCAB,
-        max_position_embeddings=512,
-        rope_theta=100000.0,
-        initializer_range=0.2,
-        pad_token_id=0,
-        tie_word_embeddings=True,  # as SmolLM2
-    )
     directory = tmp_path_factory.mktemp("llama")
-    transformers.LlamaForCausalLM(config).save_pretrained(directory)
+    config = llama_config(max_position_embeddings=512, tie_word_embeddings=True)  # tied, as SmolLM2
+    random_checkpoint(directory, "LlamaForCausalLM", config)
     return directory
-
-
-def _batch():
-    g = torch.Generator().manual_seed(3)
-    ids = torch.randint(1, VOCAB, (3, 13), generator=g)
-    mask = torch.ones_like(ids)
-    mask[1, :4] = 0
-    mask[2, :9] = 0
-    return ids.masked_fill(mask == 0, 0), mask
 
 
 def _in_out(weight: torch.Tensor) -> bool:
@@ -86,7 +64,7 @@ def test_saving_a_quantised_model_is_refused(checkpoint, tmp_path):
 def test_int8_follows_float32(checkpoint):
     fp32 = AutoModelForCausalLM.from_pretrained(checkpoint)
     int8 = AutoModelForCausalLM.from_pretrained(checkpoint, quantize="int8")
-    ids, mask = _batch()
+    ids, mask = llama_batch()
     got, want = int8(ids, mask).logits, fp32(ids, mask).logits
     error, scale = (got - want).abs(), want.abs().max()  # per-row int8 weights, bfloat16 products
     assert error.mean() < 0.01 * scale and error.max() < 0.06 * scale
@@ -99,7 +77,7 @@ def test_int8_follows_float32(checkpoint):
 def test_compiled_decoding_matches_eager(checkpoint):
     eager = AutoModelForCausalLM.from_pretrained(checkpoint)
     compiled = AutoModelForCausalLM.from_pretrained(checkpoint, compile=True)
-    ids, mask = _batch()
+    ids, mask = llama_batch()
     for batch in ((ids[:1],), (ids[:1, 3:],), (ids, mask)):  # a shorter prompt lands in the same cache bucket
         kw = dict(max_new_tokens=24, do_sample=False)
         assert torch.equal(compiled.generate(*batch, **kw), eager.generate(*batch, **kw))
@@ -117,7 +95,7 @@ def test_compiled_decoding_matches_eager(checkpoint):
 def test_changing_a_compiled_model_traces_it_again(checkpoint):
     eager = AutoModelForCausalLM.from_pretrained(checkpoint)
     model = AutoModelForCausalLM.from_pretrained(checkpoint, compile=True)
-    ids = _batch()[0][:1]
+    ids = llama_batch()[0][:1]
     model.generate(ids, max_new_tokens=4, do_sample=False)  # traced with float matrices
     step = model._compiled_step
     model.quantize_weights("int8")  # that graph would read float matrices: a new step traces the int8 ones

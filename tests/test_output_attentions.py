@@ -6,59 +6,52 @@ from __future__ import annotations
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
+from conftest import oracle
+from fixtures import left_padded, llama_config, random_checkpoint
+from tinyformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+)
+from tinyformers.models.t5 import T5EncoderModel
 
-from tinyformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification  # noqa: E402
+transformers = oracle("transformers")
 
 VOCAB = 120
 
 
-def _save(model, tmp_path_factory, name):
-    directory = tmp_path_factory.mktemp(name)
-    model.save_pretrained(directory)
+def _save(tmp_path_factory, model_class: str, config):
+    directory = tmp_path_factory.mktemp(model_class)
+    random_checkpoint(directory, model_class, config)
     return directory
 
 
 @pytest.fixture(scope="module")
 def gpt2(tmp_path_factory):
-    torch.manual_seed(0)
     config = transformers.GPT2Config(
         vocab_size=VOCAB, n_positions=64, n_embd=48, n_layer=2, n_head=4, scale_attn_by_inverse_layer_idx=True
     )
     config.pad_token_id = 0
-    return _save(transformers.GPT2ForSequenceClassification(config), tmp_path_factory, "gpt2")
+    return _save(tmp_path_factory, "GPT2ForSequenceClassification", config)
 
 
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory):
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,  # grouped-query attention
-        max_position_embeddings=64,
-        initializer_range=0.2,
-    )
-    return _save(transformers.LlamaForCausalLM(config), tmp_path_factory, "llama")
+    config = llama_config(vocab_size=VOCAB, max_position_embeddings=64, rope_theta=10000.0, pad_token_id=None)
+    return _save(tmp_path_factory, "LlamaForCausalLM", config)  # grouped-query attention
 
 
 def _batch(padded: bool):
     """Two rows, the second left-padded, or the first row alone."""
-    g = torch.Generator().manual_seed(5)
-    ids = torch.randint(1, VOCAB, (2, 11), generator=g)
-    mask = torch.ones_like(ids)
-    mask[1, :4] = 0
-    ids = ids.masked_fill(mask == 0, 0)
+    ids, mask = left_padded(VOCAB, [0, 4], length=11, seed=5)
     return (ids, mask) if padded else (ids[:1], mask[:1])
 
 
 def _compare(ours, theirs, mask):
     assert len(ours) == len(theirs)
     real = mask.bool()[:, None, :, None] & mask.bool()[:, None, None, :]  # real query x real key
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=True):
         assert a.shape == b.shape
         torch.testing.assert_close(a * real, b * real, atol=1e-5, rtol=0)
         sums = a.sum(-1)[mask.bool()[:, None].expand(-1, a.shape[1], -1)]  # each real query's row
@@ -101,7 +94,6 @@ def test_llama_attentions(llama, padded):
 
 @pytest.fixture(scope="module")
 def t5(tmp_path_factory):
-    torch.manual_seed(0)
     config = transformers.T5Config(
         vocab_size=VOCAB,
         d_model=32,
@@ -114,14 +106,11 @@ def t5(tmp_path_factory):
         decoder_start_token_id=0,
         pad_token_id=0,
     )
-    return _save(transformers.T5ForConditionalGeneration(config), tmp_path_factory, "t5")
+    return _save(tmp_path_factory, "T5ForConditionalGeneration", config)
 
 
 @torch.inference_mode()
 def test_t5_encoder_decoder_and_cross_attentions(t5):
-    from tinyformers import AutoModelForSeq2SeqLM
-    from tinyformers.models.t5 import T5EncoderModel
-
     ids, mask = _batch(padded=True)
     target = ids[:, :5].clamp(min=1)
     ref = _reference(transformers.T5ForConditionalGeneration, t5, ids, mask, decoder_input_ids=target)
@@ -131,8 +120,9 @@ def test_t5_encoder_decoder_and_cross_attentions(t5):
     _compare(ours.encoder_attentions, ref.encoder_attentions, mask)
     every_target = torch.ones_like(target)
     _compare(ours.decoder_attentions, ref.decoder_attentions, every_target)
-    for a, b in zip(ours.cross_attentions, ref.cross_attentions):  # target queries over source keys
-        real = mask.bool()[:, None, None, :]
+    assert len(ours.cross_attentions) == len(ref.cross_attentions) == 2
+    real = mask.bool()[:, None, None, :]  # target queries over source keys
+    for a, b in zip(ours.cross_attentions, ref.cross_attentions, strict=True):
         torch.testing.assert_close(a * real, b * real, atol=1e-5, rtol=0)
     # the same fields, in transformers' order (the cache aside: it is not an output here)
     assert list(ours.keys()) == [k for k in ref.keys() if k not in ("past_key_values", "cache")]

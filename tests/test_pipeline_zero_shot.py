@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 
 import pytest
-import torch
 
-transformers = pytest.importorskip("transformers")
+from conftest import oracle
+from fixtures import bert_with_minilm_tokenizer, gpt2_with_gpt2_tokenizer
+from tinyformers.pipelines import pipeline
 
-from tinyformers.pipelines import pipeline  # noqa: E402
+transformers = oracle("transformers")
 
 ATOL = 1e-5
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 TEXTS = [
     "Who are you voting for in 2020?",
     "The team scored twice in the last ten minutes and won the cup.",
@@ -79,20 +78,15 @@ CASES = {
 
 def save_nli_checkpoint(folder, minilm_dir, id2label: dict[int, str], model_max_length: int | None = None):
     """A seeded-random BertForSequenceClassification with NLI label names and the real MiniLM tokenizer."""
-    torch.manual_seed(0)
-    config = transformers.BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
+    bert_with_minilm_tokenizer(
+        folder,
+        minilm_dir,
+        "BertForSequenceClassification",
         initializer_range=0.5,  # spread-out logits, so no two labels score within the tolerance of each other
         id2label=id2label,
         # transformers 5 does not derive label2id from id2label here, and its pipeline reads label2id.
         label2id={label: i for i, label in id2label.items()},
     )
-    transformers.BertForSequenceClassification(config).eval().save_pretrained(folder)
-    for name in TOKENIZER_FILES:
-        shutil.copy(minilm_dir / name, folder)
     if model_max_length is not None:
         tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
         tokenizer_config["model_max_length"] = model_max_length
@@ -132,15 +126,14 @@ def assert_same(ours, ref):
     """The same structure; per result, the same sequence, labels in the same order, scores within ATOL."""
     if isinstance(ref, list):
         assert isinstance(ours, list) and len(ours) == len(ref)
-        for one, other in zip(ours, ref):
+        for one, other in zip(ours, ref, strict=True):
             assert_same(one, other)
         return
     assert list(ours) == ["sequence", "labels", "scores"] == list(ref)
     assert ours["sequence"] == ref["sequence"]
     assert ours["labels"] == ref["labels"], (ours, ref)
     assert all(isinstance(score, float) for score in ours["scores"])
-    assert len(ours["scores"]) == len(ref["scores"])
-    for score, expected in zip(ours["scores"], ref["scores"]):
+    for score, expected in zip(ours["scores"], ref["scores"], strict=True):
         assert math.isclose(score, expected, abs_tol=ATOL), (ours, ref)
 
 
@@ -175,15 +168,16 @@ def test_a_generator_gives_results_lazily(pipes, reference):
 
 def test_tokenizer_without_pad_token_runs_each_pair_alone(tmp_path, gpt2_tokenizer_dir):
     """GPT-2 has no pad token: transformers then runs every (text, label) pair on its own; so does this."""
-    torch.manual_seed(0)
     id2label = CHECKPOINT_LABELS["nli"]
     label2id = {label: i for i, label in id2label.items()}
-    config = transformers.GPT2Config(
-        n_embd=32, n_layer=2, n_head=2, initializer_range=0.5, id2label=id2label, label2id=label2id
+    gpt2_with_gpt2_tokenizer(
+        tmp_path,
+        gpt2_tokenizer_dir,
+        "GPT2ForSequenceClassification",
+        initializer_range=0.5,
+        id2label=id2label,
+        label2id=label2id,
     )
-    transformers.GPT2ForSequenceClassification(config).eval().save_pretrained(tmp_path)
-    for file in gpt2_tokenizer_dir.iterdir():
-        shutil.copy(file, tmp_path)
     ref = transformers.pipeline("zero-shot-classification", model=str(tmp_path))(TEXTS[:3], LABELS)
     ours = pipeline("zero-shot-classification", model=str(tmp_path))(TEXTS[:3], LABELS, batch_size=3)
     assert_same(ours, ref)

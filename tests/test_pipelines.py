@@ -12,10 +12,11 @@ import shutil
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
+from conftest import cached_oracle, file_key, oracle
+from fixtures import bert_with_minilm_tokenizer, gpt2_with_gpt2_tokenizer, reference_t5
+from tinyformers.pipelines import pipeline
 
-from t5_fixtures import reference_t5  # noqa: E402
-from tinyformers.pipelines import pipeline  # noqa: E402
+transformers = oracle("transformers")
 
 ATOL = 1e-4
 TEXTS = [
@@ -25,7 +26,6 @@ TEXTS = [
     "tokenization of unbelievably long words",
 ]
 MASKED = ["Paris is the [MASK] of France.", "The [MASK] sat on the mat.", "I [MASK] to the [MASK] yesterday."]
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 
 
@@ -37,7 +37,7 @@ def assert_same(ours, ref, path="result"):
             assert_same(ours[key], ref[key], f"{path}[{key!r}]")
     elif isinstance(ref, (list, tuple)):
         assert isinstance(ours, list) and len(ours) == len(ref), f"{path}: {ours!r} != {ref!r}"
-        for i, (a, b) in enumerate(zip(ours, ref)):
+        for i, (a, b) in enumerate(zip(ours, ref, strict=True)):
             assert_same(a, b, f"{path}[{i}]")
     elif isinstance(ref, str) or isinstance(ref, int) and not hasattr(ref, "dtype"):
         assert ours == ref, f"{path}: {ours!r} != {ref!r}"
@@ -50,20 +50,9 @@ def bert_checkpoint(tmp_path_factory, minilm_dir):
     """A small random BERT with a head, saved by transformers, with the real MiniLM tokenizer beside it."""
 
     def build(head: str, **config):
-        folder = tmp_path_factory.mktemp(head)
-        torch.manual_seed(0)
-        cfg = transformers.BertConfig(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=37,
-            initializer_range=0.2,
-            **config,
+        return bert_with_minilm_tokenizer(
+            tmp_path_factory.mktemp(head), minilm_dir, head, initializer_range=0.2, **config
         )
-        getattr(transformers, head)(cfg).eval().save_pretrained(folder)
-        for name in TOKENIZER_FILES:
-            shutil.copy(minilm_dir / name, folder)
-        return str(folder)
 
     return build
 
@@ -114,7 +103,7 @@ def test_sentence_embedding_is_normalised_mean_of_features(extractors):
     features, _ = extractors
     embed = pipeline("sentence-embedding", model=features.model, tokenizer=features.tokenizer)
     vectors = embed(TEXTS, batch_size=2)
-    for text, vector in zip(TEXTS, vectors):
+    for text, vector in zip(TEXTS, vectors, strict=True):
         tokens = torch.tensor(features(text)[0])
         expected = torch.nn.functional.normalize(tokens.mean(0), dim=0)
         torch.testing.assert_close(torch.tensor(vector), expected, atol=ATOL, rtol=0)
@@ -240,13 +229,13 @@ def test_ner_alias_and_bad_strategy(ner_dir):
 
 @pytest.fixture(scope="module")
 def gpt2_dir(tmp_path_factory, gpt2_tokenizer_dir):
-    folder = tmp_path_factory.mktemp("gpt2")
-    torch.manual_seed(0)
-    config = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=128, initializer_range=0.2)
-    transformers.GPT2LMHeadModel(config).eval().save_pretrained(folder)
-    for path in gpt2_tokenizer_dir.iterdir():
-        shutil.copy(path, folder)
-    return str(folder)
+    return gpt2_with_gpt2_tokenizer(
+        tmp_path_factory.mktemp("gpt2"),
+        gpt2_tokenizer_dir,
+        "GPT2LMHeadModel",
+        n_positions=128,
+        initializer_range=0.2,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -272,11 +261,13 @@ def test_text_generation_several_sequences(generators):
 
 
 def test_text_generation_samples_by_default_like_transformers(generators):
-    ours, _ = generators
+    ours, ref = generators
     torch.manual_seed(0)
     first = ours(PROMPTS[0], max_new_tokens=8)
     torch.manual_seed(0)
     assert ours(PROMPTS[0], max_new_tokens=8) == first  # sampled with the torch seed
+    torch.manual_seed(0)
+    assert_same(first, ref(PROMPTS[0], max_new_tokens=8))  # the same draws as transformers' pipeline
     greedy = ours(PROMPTS[0], max_new_tokens=8, do_sample=False)
     samples = {ours(PROMPTS[0], max_new_tokens=8)[0]["generated_text"] for _ in range(3)}
     assert samples != {greedy[0]["generated_text"]}
@@ -319,24 +310,31 @@ def test_default_model_for_feature_extraction(minilm_dir, monkeypatch):
     assert pipeline("sentence-embedding").model.config.model_type == "bert"
 
 
-# -- chat with the real SmolLM2 (slow: the oracle loads the GGUF for ~40 s) ---------------------------------------
+# -- chat with the real SmolLM2 (slow: the oracle loads the GGUF for ~40 s, so its answers are cached) -----------
+
+SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHAT = [{"role": "user", "content": "What is the capital of France?"}]
+CHAT_BATCH = [CHAT, [{"role": "user", "content": "Name a colour."}]]
+CHAT_OPTIONS = {"max_new_tokens": 12, "do_sample": False}
+
+
+def transformers_chat_answers(smollm2_dir) -> dict:
+    hf_model = transformers.AutoModelForCausalLM.from_pretrained(str(smollm2_dir), gguf_file=SMOLLM2)
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(str(smollm2_dir), gguf_file=SMOLLM2)
+    ref = transformers.pipeline("text-generation", model=hf_model, tokenizer=hf_tokenizer)
+    return {"one": ref(CHAT, **CHAT_OPTIONS), "batch": ref(CHAT_BATCH, **CHAT_OPTIONS)}
 
 
 @pytest.mark.slow
 def test_chat_matches_transformers_on_smollm2(smollm2_dir, monkeypatch):
-    gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    inputs = {"gguf": file_key(smollm2_dir / SMOLLM2), "chats": CHAT_BATCH, "options": CHAT_OPTIONS}
+    ref = cached_oracle("smollm2-chat-pipeline", inputs, lambda: transformers_chat_answers(smollm2_dir))
     monkeypatch.setenv("ASSETS_DIR", str(smollm2_dir.parent))
     chat = pipeline("text-generation")  # the default model is this GGUF
-    hf_model = transformers.AutoModelForCausalLM.from_pretrained(str(smollm2_dir), gguf_file=gguf)
-    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(str(smollm2_dir), gguf_file=gguf)
-    ref = transformers.pipeline("text-generation", model=hf_model, tokenizer=hf_tokenizer)
-    messages = [{"role": "user", "content": "What is the capital of France?"}]
-    options = {"max_new_tokens": 12, "do_sample": False}
-    ours = chat(messages, **options)
-    assert_same(ours, ref(messages, **options))
+    ours = chat(CHAT, **CHAT_OPTIONS)
+    assert_same(ours, ref["one"])
     assert ours[0]["generated_text"][-1]["content"].startswith("The capital of France is Paris.")
-    batch = [messages, [{"role": "user", "content": "Name a colour."}]]
-    assert_same(chat(batch, batch_size=2, **options), ref(batch, **options))
+    assert_same(chat(CHAT_BATCH, batch_size=2, **CHAT_OPTIONS), ref["batch"])
 
 
 def test_text_generation_stop_sequence(generators):

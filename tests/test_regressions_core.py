@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from conftest import oracle
 from tinyformers import (
     BertConfig,
     BertForSequenceClassification,
@@ -17,7 +18,7 @@ from tinyformers import (
     T5ForConditionalGeneration,
 )
 
-transformers = pytest.importorskip("transformers")
+transformers = oracle("transformers")
 
 BERT = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
 T5 = dict(
@@ -56,7 +57,9 @@ def test_t5_head_tying_decided_on_load_stays_off_the_callers_config(tmp_path):
     # An untied head (Flan-T5's layout) whose config says tie_word_embeddings=True, as transformers 5 writes it:
     # loading unties the model's config, not the one the caller still holds.
     torch.manual_seed(0)
-    reference = transformers.T5ForConditionalGeneration(transformers.T5Config(**T5, tie_word_embeddings=False))
+    reference = transformers.T5ForConditionalGeneration(
+        transformers.T5Config(**T5, tie_word_embeddings=False)
+    )
     # transformers 5 ties the head even when told not to: give it its own, as Flan-T5 has
     reference.lm_head.weight = torch.nn.Parameter(torch.randn(T5["vocab_size"], T5["d_model"]))
     reference.save_pretrained(tmp_path)

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from conftest import oracle
 from tinyformers.formats.safetensors import CorruptWeightsError
 from tinyformers.formats.sentencepiece_model import load_model_file
 from tinyformers.tokenization.pipeline import Tokenizer
@@ -34,7 +35,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def spm():
-    return pytest.importorskip("sentencepiece")
+    return oracle("sentencepiece")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def corpus(spm_dir):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_model_reader_matches_protobuf(spm, spm_dir, name):
-    pb = pytest.importorskip("sentencepiece.sentencepiece_model_pb2")
+    pb = oracle("sentencepiece.sentencepiece_model_pb2")
     expected = pb.ModelProto()
     expected.ParseFromString((spm_dir / name).read_bytes())
     got = load_model_file(spm_dir / name)
@@ -92,7 +93,7 @@ def test_encode_decode_equal_sentencepiece_on_botchan(spm, spm_dir, corpus, name
     texts = corpus + TEXTS
     expected = theirs.encode(texts)
     got = [ours.encode(text) for text in texts]
-    mismatches = [(t, g, e) for t, g, e in zip(texts, got, expected) if g != e]
+    mismatches = [(t, g, e) for t, g, e in zip(texts, got, expected, strict=True) if g != e]
     assert not mismatches, mismatches[:3]
     decoded = [ours.decode(ids) for ids in got]
     assert decoded == theirs.decode(expected)
@@ -113,27 +114,9 @@ def test_decode_of_special_and_unknown_ids(spm, spm_dir, name):
 
 
 @pytest.fixture(scope="module")
-def t5_dir(spm_dir, tmp_path_factory):
-    pb = pytest.importorskip("sentencepiece.sentencepiece_model_pb2")
-    model = pb.ModelProto()
-    model.ParseFromString((spm_dir / "botchan_en_unigram_1000.model").read_bytes())
-    kind = pb.ModelProto.SentencePiece
-    for i, (piece, type_) in enumerate(
-        (("<pad>", kind.CONTROL), ("</s>", kind.CONTROL), ("<unk>", kind.UNKNOWN))
-    ):
-        model.pieces[i].piece, model.pieces[i].type, model.pieces[i].score = piece, type_, 0.0
-    spec = model.trainer_spec
-    spec.pad_id, spec.eos_id, spec.unk_id, spec.bos_id = 0, 1, 2, -1
-    spec.pad_piece, spec.eos_piece, spec.unk_piece = "<pad>", "</s>", "<unk>"
-    folder = tmp_path_factory.mktemp("t5")
-    (folder / "spiece.model").write_bytes(model.SerializeToString())
-    return folder
-
-
-@pytest.fixture(scope="module")
-def t5_oracle(t5_dir):
-    transformers = pytest.importorskip("transformers")
-    return transformers.T5Tokenizer.from_pretrained(str(t5_dir))
+def t5_oracle(t5_tokenizer_dir):
+    transformers = oracle("transformers")
+    return transformers.T5Tokenizer.from_pretrained(str(t5_tokenizer_dir))
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +135,8 @@ T5_TEXTS = TEXTS + [
 
 
 @pytest.mark.parametrize("source", ["spiece.model", "tokenizer.json"])
-def test_t5_matches_transformers(t5_oracle, t5_dir, t5_saved_dir, corpus, source):
-    ours = T5Tokenizer.from_pretrained(t5_dir if source == "spiece.model" else t5_saved_dir)
+def test_t5_matches_transformers(t5_oracle, t5_tokenizer_dir, t5_saved_dir, corpus, source):
+    ours = T5Tokenizer.from_pretrained(t5_tokenizer_dir if source == "spiece.model" else t5_saved_dir)
     assert len(ours.backend.get_vocab()) == len(t5_oracle) == 1100
     keys = dict(return_offsets_mapping=True, return_special_tokens_mask=True)
     for text in corpus[:400] + T5_TEXTS:
@@ -174,9 +157,9 @@ def test_t5_matches_transformers(t5_oracle, t5_dir, t5_saved_dir, corpus, source
     assert dict(ours(*batch, padding=True)) == dict(t5_oracle(*batch, padding=True))
 
 
-def test_t5_saved_by_us_loads_in_transformers(t5_oracle, t5_dir, tmp_path, corpus):
-    transformers = pytest.importorskip("transformers")
-    T5Tokenizer.from_pretrained(t5_dir).save_pretrained(tmp_path)
+def test_t5_saved_by_us_loads_in_transformers(t5_oracle, t5_tokenizer_dir, tmp_path, corpus):
+    transformers = oracle("transformers")
+    T5Tokenizer.from_pretrained(t5_tokenizer_dir).save_pretrained(tmp_path)
     config = json.loads((tmp_path / "tokenizer_config.json").read_text())
     assert config["tokenizer_class"] == "T5Tokenizer"
     reloaded = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
@@ -185,7 +168,7 @@ def test_t5_saved_by_us_loads_in_transformers(t5_oracle, t5_dir, tmp_path, corpu
 
 
 def test_t5_tokenizer_json_matches_rust_tokenizers(t5_saved_dir, corpus):
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = oracle("tokenizers")
     rust = tokenizers.Tokenizer.from_file(str(t5_saved_dir / "tokenizer.json"))
     ours = Tokenizer.from_file(t5_saved_dir / "tokenizer.json")
     for text in corpus[:200] + T5_TEXTS:
@@ -209,7 +192,7 @@ def test_llama_decoder_chain_matches_tokenizers():
     import tinyformers.tokenization.sentencepiece  # noqa: F401  (registers the decoders)
     from tinyformers.tokenization.pipeline import DECODERS, build
 
-    decoders = pytest.importorskip("tokenizers.decoders")
+    decoders = oracle("tokenizers.decoders")
     spec = {
         "type": "Sequence",
         "decoders": [

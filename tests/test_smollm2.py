@@ -7,10 +7,11 @@ import copy
 import pytest
 import torch
 
+from conftest import cached_oracle, file_key, oracle
 from tinyformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("gguf")  # transformers needs it to read the file
+transformers = oracle("transformers")
+oracle("gguf")  # transformers needs it to read the file
 
 pytestmark = pytest.mark.slow
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -37,9 +38,28 @@ CHATS = [
 NEW_TOKENS = 32
 
 
+CONFIG_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "rms_norm_eps",
+    "max_position_embeddings",
+    "tie_word_embeddings",
+)
+
+
 @pytest.fixture(scope="module")
 def reference(smollm2_dir):
-    """Everything we compare against, computed once: transformers takes ~40 s to load this file."""
+    """Everything we compare against, computed once per transformers version (cached on disk: transformers takes
+    ~40 s to load this file)."""
+    inputs = {"gguf": file_key(smollm2_dir / GGUF), "texts": TEXTS, "chats": CHATS, "new_tokens": NEW_TOKENS}
+    return cached_oracle("smollm2-reference", inputs, lambda: transformers_outputs(smollm2_dir))
+
+
+def transformers_outputs(smollm2_dir) -> dict:
     tok = transformers.AutoTokenizer.from_pretrained(str(smollm2_dir), gguf_file=GGUF)
     model = transformers.AutoModelForCausalLM.from_pretrained(str(smollm2_dir), gguf_file=GGUF).eval()
     prompts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in CHATS]
@@ -57,7 +77,8 @@ def reference(smollm2_dir):
         "generations": generations,
         "probe": probe,
         "logits": logits,
-        "config": model.config,
+        "config": {key: getattr(model.config, key) for key in CONFIG_KEYS},
+        "rope_theta": model.config.rope_parameters["rope_theta"],
     }
 
 
@@ -70,20 +91,10 @@ def ours(smollm2_dir):
 
 def test_config_from_gguf(smollm2_dir, reference):
     config = AutoConfig.from_pretrained(smollm2_dir, gguf_file=GGUF)
-    ref = reference["config"]
-    for key in (
-        "vocab_size",
-        "hidden_size",
-        "intermediate_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "num_key_value_heads",
-        "rms_norm_eps",
-        "max_position_embeddings",
-        "tie_word_embeddings",
-    ):
-        assert getattr(config, key) == getattr(ref, key), key
-    assert config.rope_theta == ref.rope_parameters["rope_theta"]
+    assert sorted(reference["config"]) == sorted(CONFIG_KEYS)
+    for key, value in reference["config"].items():
+        assert getattr(config, key) == value, key
+    assert config.rope_theta == reference["rope_theta"]
 
 
 def test_tokenizer_matches(ours, reference):
@@ -110,7 +121,7 @@ def test_logits_match(ours, reference):
 @torch.inference_mode()
 def test_greedy_chat_generations_identical(ours, reference):
     tok, model = ours
-    for chat, want in zip(CHATS, reference["generations"]):
+    for chat, want in zip(CHATS, reference["generations"], strict=True):
         ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")["input_ids"]
         got = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist()
         assert got == want, (tok.decode(got[ids.shape[1] :]), tok.decode(want[ids.shape[1] :]))
@@ -126,7 +137,7 @@ def test_compiled_greedy_chat_generations_identical(ours, reference):
     """compile=True computes one-row products its own way (layers.matvec) and must still pick the same tokens."""
     tok, model = ours
     compiled = copy.deepcopy(model).compile_decoding()
-    for chat, want in zip(CHATS, reference["generations"]):
+    for chat, want in zip(CHATS, reference["generations"], strict=True):
         ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")["input_ids"]
         got = compiled.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist()
         assert got == want, (tok.decode(got[ids.shape[1] :]), tok.decode(want[ids.shape[1] :]))

@@ -8,17 +8,18 @@ import json
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
-
-from t5_fixtures import SHAPE, VARIANTS, VOCAB, reference_t5  # noqa: E402
-from tinyformers.generation.seq2seq import EncoderDecoderCache  # noqa: E402
-from tinyformers.models.t5 import (  # noqa: E402
+from conftest import oracle
+from fixtures import T5_SHAPE, T5_VARIANTS, T5_VOCAB, reference_t5
+from tinyformers.generation.seq2seq import EncoderDecoderCache
+from tinyformers.models.t5 import (
     T5Config,
     T5EncoderModel,
     T5ForConditionalGeneration,
     T5Model,
 )
-from tinyformers.tokenization.sentencepiece import T5Tokenizer  # noqa: E402
+from tinyformers.tokenization.sentencepiece import T5Tokenizer
+
+transformers = oracle("transformers")
 
 ATOL = 1e-4
 # The decoder's decode-friendly [in, out] matrices run other matmul kernels than transformers': fp32 rounding then
@@ -33,7 +34,7 @@ def assert_close_at_scale(got: torch.Tensor, want: torch.Tensor) -> None:
     torch.testing.assert_close(got, want, atol=ATOL + SCALE_RTOL * float(want.abs().max()), rtol=0)
 
 
-@pytest.fixture(scope="module", params=sorted(VARIANTS))
+@pytest.fixture(scope="module", params=sorted(T5_VARIANTS))
 def checkpoint(request, tmp_path_factory):
     directory = tmp_path_factory.mktemp(request.param)
     reference_t5(request.param).save_pretrained(directory)
@@ -77,10 +78,10 @@ def test_logits_and_loss_match(checkpoint):
     want = ref(input_ids=ids[:1], decoder_input_ids=decoder_ids[:1], output_hidden_states=True)
     assert_close_at_scale(got.logits, want.logits)
     assert len(got.encoder_hidden_states) == len(want.encoder_hidden_states)
-    for a, b in zip(got.encoder_hidden_states, want.encoder_hidden_states):
+    for a, b in zip(got.encoder_hidden_states, want.encoder_hidden_states, strict=True):
         torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
     assert len(got.decoder_hidden_states) == len(want.decoder_hidden_states)
-    for a, b in zip(got.decoder_hidden_states, want.decoder_hidden_states):
+    for a, b in zip(got.decoder_hidden_states, want.decoder_hidden_states, strict=True):
         assert_close_at_scale(a, b)
 
 
@@ -147,7 +148,7 @@ def test_sampling(checkpoint):
         ids, attention_mask=mask, max_new_tokens=10, do_sample=True, num_return_sequences=3
     )
     assert sampled.shape[0] == 9 and bool((sampled[:, 0] == 0).all())
-    assert bool(((sampled >= 0) & (sampled < VOCAB)).all())
+    assert bool(((sampled >= 0) & (sampled < T5_VOCAB)).all())
 
 
 @torch.inference_mode()
@@ -194,10 +195,10 @@ def test_save_loads_in_transformers(checkpoint, tmp_path):
 @torch.inference_mode()
 def test_from_config_is_usable():
     torch.manual_seed(0)
-    model = T5ForConditionalGeneration.from_config(T5Config(**SHAPE, initializer_factor=10.0))
+    model = T5ForConditionalGeneration.from_config(T5Config(**T5_SHAPE, initializer_factor=10.0))
     out = model.generate(torch.tensor([[5, 6, 7, 1]]), max_new_tokens=5)
     assert out.shape == (1, 6) and int(out[0, 0]) == 0
-    untied = T5ForConditionalGeneration.from_config(T5Config(**SHAPE, tie_word_embeddings=False))
+    untied = T5ForConditionalGeneration.from_config(T5Config(**T5_SHAPE, tie_word_embeddings=False))
     assert untied.lm_head.weight is not untied.shared.weight and not untied.config.scale_decoder_outputs
 
 
@@ -254,7 +255,9 @@ def test_bad_inputs(checkpoint):
     with pytest.raises(ValueError, match="feed_forward_proj 'gated-mish' is not supported"):
         T5Config(feed_forward_proj="gated-mish")
     ids, _ = _batch()
-    startless = T5ForConditionalGeneration.from_config(T5Config(**{**SHAPE, "decoder_start_token_id": None}))
+    startless = T5ForConditionalGeneration.from_config(
+        T5Config(**{**T5_SHAPE, "decoder_start_token_id": None})
+    )
     with pytest.raises(ValueError, match="needs decoder_start_token_id"):
         startless.generate(ids, max_new_tokens=3)
     with pytest.raises(ValueError, match="decoder_start_token_id and config.pad_token_id"):

@@ -7,15 +7,15 @@ import logging
 
 import pytest
 
+import conftest
 from tinyformers.tokenization.base import BatchEncoding, PreTrainedTokenizer
 from tinyformers.tokenization.pipeline import TokenizerFileError
 from tinyformers.tokenization.wordpiece import BertTokenizer
 
 
 @pytest.fixture(scope="module")
-def oracle(minilm_dir):
-    transformers = pytest.importorskip("transformers")
-    return transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
+def oracle(hf_minilm_tokenizer):
+    return hf_minilm_tokenizer
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_generic_class_loads_tokenizer_json(minilm_dir, oracle):
 
 
 def test_batch_encoding_access_and_tensors(ours):
-    torch = pytest.importorskip("torch")
+    torch = conftest.oracle("torch")
     batch = ours(["a short one", "and a slightly longer one"], padding=True, return_tensors="pt")
     assert isinstance(batch, BatchEncoding)
     assert batch.input_ids is batch["input_ids"]
@@ -152,7 +152,7 @@ def test_save_overwrites_atomically(tmp_path, ours):
 
 
 def test_add_tokens_counts_only_new_ones(ours, oracle, minilm_dir):
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     fresh_oracle = transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
     for tokenizer in (ours, fresh_oracle):
         assert tokenizer.add_tokens(["hello", "zzyzxword"]) == 2  # "hello" keeps its vocabulary id but counts

@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+import conftest
 from tinyformers.tokenization.base import PreTrainedTokenizer
 from tinyformers.tokenization.bpe import (
     BPE,
@@ -52,9 +53,8 @@ PAIRS = [
 
 
 @pytest.fixture(scope="module")
-def oracle(gpt2_tokenizer_dir):
-    transformers = pytest.importorskip("transformers")
-    return transformers.AutoTokenizer.from_pretrained(str(gpt2_tokenizer_dir))
+def oracle(hf_gpt2_tokenizer):
+    return hf_gpt2_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_padding_needs_a_pad_token(gpt2_tokenizer_dir, oracle):
     assert tokenizer.pad_token is None and oracle.pad_token is None
     with pytest.raises(ValueError, match="pad token"):
         tokenizer(TEXTS[:3], padding=True)
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     padded_oracle = transformers.AutoTokenizer.from_pretrained(str(gpt2_tokenizer_dir), padding_side="left")
     padded_oracle.pad_token = padded_oracle.eos_token
     tokenizer.pad_token = tokenizer.eos_token
@@ -175,7 +175,7 @@ def test_decode_of_broken_utf8_matches_transformers(ours, oracle):
 
 
 def test_add_prefix_space_matches_transformers(gpt2_tokenizer_dir):
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     oracle = transformers.AutoTokenizer.from_pretrained(str(gpt2_tokenizer_dir), add_prefix_space=True)
     ours = GPT2Tokenizer.from_pretrained(gpt2_tokenizer_dir, add_prefix_space=True)
     for text in TEXTS:
@@ -212,14 +212,14 @@ def test_vocabulary_api_matches_transformers(ours, oracle):
 
 
 def test_save_pretrained_loads_in_transformers(tmp_path, ours, oracle):
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     ours.save_pretrained(tmp_path)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
     reloaded = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
     assert type(reloaded).__name__ == "GPT2Tokenizer"
     assert reloaded(TEXTS)["input_ids"] == oracle(TEXTS)["input_ids"]
     assert reloaded.all_special_tokens == oracle.all_special_tokens
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = conftest.oracle("tokenizers")
     rust = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
     assert [rust.encode(t).ids for t in TEXTS] == [oracle(t)["input_ids"] for t in TEXTS]
     again = GPT2Tokenizer.from_pretrained(tmp_path)
@@ -227,7 +227,7 @@ def test_save_pretrained_loads_in_transformers(tmp_path, ours, oracle):
 
 
 def test_transformers_save_loads_in_ours(tmp_path, gpt2_tokenizer_dir):
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     oracle = transformers.AutoTokenizer.from_pretrained(str(gpt2_tokenizer_dir))
     oracle.add_tokens(["brandnewword", "<tool>"])
     oracle.add_special_tokens({"additional_special_tokens": ["<|im_start|>"]})
@@ -276,7 +276,7 @@ def test_legacy_files_and_tokenizer_json_agree(tmp_path, gpt2_tokenizer_dir, our
 
 @pytest.mark.parametrize("options", [dict(add_bos_token=True), dict(add_bos_token=True, add_eos_token=True)])
 def test_add_bos_and_eos_tokens_match_transformers(tmp_path, gpt2_tokenizer_dir, options):
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
         shutil.copy(gpt2_tokenizer_dir / name, tmp_path / name)
     config = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
@@ -343,7 +343,7 @@ SMALL_MERGES += [("w", "o"), ("wo", "r"), ("wor", "l"), ("worl", "d")]
 
 
 def rust_bpe_tokenizer(model, pre_tokenizer="whitespace"):
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = conftest.oracle("tokenizers")
     tokenizer = tokenizers.Tokenizer(model)
     if pre_tokenizer == "whitespace":
         tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
@@ -372,7 +372,7 @@ def assert_same_encodings(rust, texts):
     ],
 )
 def test_bpe_options_match_rust(options):
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = conftest.oracle("tokenizers")
     vocab = small_vocab()
     merges = list(SMALL_MERGES)
     if "end_of_word_suffix" in options:
@@ -383,7 +383,7 @@ def test_bpe_options_match_rust(options):
 
 
 def test_ignore_merges_takes_known_words_whole():
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = conftest.oracle("tokenizers")
     # "lower" and "xyz" are words of the vocabulary that the merges never build
     vocab = small_vocab(["lower", "xyz"])
     texts = ["hello lower lowerx xyz xyzz"]
@@ -395,7 +395,7 @@ def test_ignore_merges_takes_known_words_whole():
 
 
 def test_continuing_subword_prefix_matches_rust():
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = conftest.oracle("tokenizers")
     vocab = {
         t: i for i, t in enumerate(["<unk>", "h", "e", "l", "o", "##e", "##l", "##o", "##ll", "he", "hell"])
     }
@@ -409,7 +409,7 @@ def test_continuing_subword_prefix_matches_rust():
 
 
 def test_byte_fallback_matches_rust():
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = conftest.oracle("tokenizers")
     vocab = small_vocab([f"<0x{b:02X}>" for b in range(256)] + ["▁"])
     model = tokenizers.models.BPE(vocab, SMALL_MERGES, unk_token="<unk>", byte_fallback=True, fuse_unk=True)
     rust = rust_bpe_tokenizer(model, pre_tokenizer=None)
@@ -423,7 +423,7 @@ def test_byte_fallback_matches_rust():
 
 def test_byte_level_bpe_from_tokenizers_library_matches(gpt2_tokenizer_dir):
     """A small byte-level BPE trained by tokenizers, with a ByteLevel post-processor that trims offsets."""
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = conftest.oracle("tokenizers")
     corpus = [t for t in TEXTS if t] * 3
     for add_prefix_space in (False, True):
         rust = tokenizers.Tokenizer(tokenizers.models.BPE())
@@ -453,7 +453,7 @@ LLAMA3_PATTERN = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1
 def test_byte_level_after_a_normalizer_and_a_split_matches_rust(rust):
     """Llama-3 style (Split by regex, then ByteLevel without its own regex), behind a normalizer that moves
     offsets: the byte-level words carry explicit spans back to the original text."""
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = conftest.oracle("tokenizers")
     pre = tokenizers.pre_tokenizers
     variant = tokenizers.Tokenizer.from_str(rust.to_str())
     variant.normalizer = tokenizers.normalizers.Sequence(
@@ -483,7 +483,7 @@ def test_byte_level_after_a_normalizer_and_a_split_matches_rust(rust):
 
 
 def test_roberta_processing_trims_offsets_like_rust(rust):
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = conftest.oracle("tokenizers")
     for add_prefix_space in (False, True):
         roberta = tokenizers.Tokenizer.from_str(rust.to_str())
         roberta.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
@@ -502,7 +502,7 @@ def test_roberta_processing_trims_offsets_like_rust(rust):
 
 
 def test_legacy_added_tokens_json_matches_transformers(tmp_path, gpt2_tokenizer_dir):
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     for path in gpt2_tokenizer_dir.iterdir():
         (tmp_path / path.name).write_bytes(path.read_bytes())
     (tmp_path / "added_tokens.json").write_text(json.dumps({"<pad>": 50257, "<|sep|>": 50258}))

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from conftest import oracle
 from tinyformers.tokenization.llama import LlamaTokenizer, generate_merges
 from tinyformers.tokenization.pipeline import Tokenizer
 
@@ -30,7 +31,7 @@ BYTES = [f"<0x{b:02X}>" for b in range(256)]
 
 @pytest.fixture(scope="module")
 def transformers():
-    return pytest.importorskip("transformers")
+    return oracle("transformers")
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def test_saved_llama_tokenizer_reloads_in_transformers(transformers, json_dir, c
 def test_legacy_llama_tokenizer_json_matches_rust(json_dir, corpus):
     """Llama 2's own tokenizer.json: Prepend + Replace normalizers instead of Metaspace (a "▁" after every
     special token too), read as a plain tokenizer.json."""
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = oracle("tokenizers")
     spec = json.loads((json_dir / "tokenizer.json").read_text())
     spec["normalizer"] = {
         "type": "Sequence",
@@ -168,7 +169,7 @@ def test_legacy_llama_tokenizer_json_matches_rust(json_dir, corpus):
 
 
 def write_llama_gguf(path, spm_dir, with_merges: bool):
-    gguf = pytest.importorskip("gguf")
+    gguf = oracle("gguf")
     from tinyformers.formats.sentencepiece_model import load_model_file
 
     pieces = load_model_file(spm_dir / "botchan_en_bpe_1000.model").pieces

@@ -6,11 +6,14 @@ import json
 
 import pytest
 
+from conftest import oracle
 from tinyformers.tokenization import pipeline
 from tinyformers.tokenization.pipeline import NORMALIZERS, POST_PROCESSORS, PRE_TOKENIZERS, Tokenizer, build
 
-tokenizers = pytest.importorskip("tokenizers")
-from tokenizers import decoders, normalizers, pre_tokenizers, processors  # noqa: E402
+tokenizers = oracle("tokenizers")
+decoders, normalizers, pre_tokenizers, processors = (
+    oracle(f"tokenizers.{name}") for name in ("decoders", "normalizers", "pre_tokenizers", "processors")
+)
 
 SAMPLES = [
     "Hello World",

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+import conftest
 from tinyformers.tokenization.pipeline import Tokenizer
 from tinyformers.tokenization.wordpiece import BertTokenizer, WordPiece
 
@@ -46,14 +47,13 @@ PAIRS = [
 
 
 @pytest.fixture(scope="module")
-def oracle(minilm_dir):
-    transformers = pytest.importorskip("transformers")
-    return transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
+def oracle(hf_minilm_tokenizer):
+    return hf_minilm_tokenizer
 
 
 @pytest.fixture(scope="module")
 def rust(minilm_dir):
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = conftest.oracle("tokenizers")
     tokenizer = tokenizers.Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
     tokenizer.no_truncation()
     tokenizer.no_padding()
@@ -178,7 +178,7 @@ def test_batch_of_pairs_matches_transformers(ours, oracle):
 
 
 def test_tensors_match_transformers(ours, oracle):
-    torch = pytest.importorskip("torch")
+    torch = conftest.oracle("torch")
     got = ours(TEXTS[:4], padding=True, return_tensors="pt")
     expected = oracle(TEXTS[:4], padding=True, return_tensors="pt")
     for key in expected:
@@ -235,7 +235,7 @@ def test_vocabulary_api_matches_transformers(ours, oracle):
 
 
 def test_added_tokens_match_transformers(minilm_dir):
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     oracle = transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
     ours = BertTokenizer.from_pretrained(minilm_dir)
     for tokenizer in (ours, oracle):
@@ -271,13 +271,13 @@ def test_legacy_vocab_txt_gives_identical_ids(tmp_path, minilm_dir, ours, oracle
     assert legacy.decode(oracle(TEXTS[0])["input_ids"], skip_special_tokens=True) == oracle.decode(
         oracle(TEXTS[0])["input_ids"], skip_special_tokens=True
     )
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     legacy_oracle = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
     assert legacy(TEXTS)["input_ids"] == legacy_oracle(TEXTS)["input_ids"]
 
 
 def test_legacy_options_follow_config(tmp_path, minilm_dir):
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     shutil.copy(minilm_dir / "vocab.txt", tmp_path / "vocab.txt")
     text = "Café NAÏVE Ångström 中文"
     for options in (dict(do_lower_case=False), dict(strip_accents=False), dict(tokenize_chinese_chars=False)):
@@ -286,7 +286,7 @@ def test_legacy_options_follow_config(tmp_path, minilm_dir):
 
 
 def test_save_pretrained_loads_in_transformers(tmp_path, ours, oracle):
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     ours.save_pretrained(tmp_path)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         assert (tmp_path / name).is_file()
@@ -294,13 +294,13 @@ def test_save_pretrained_loads_in_transformers(tmp_path, ours, oracle):
     reloaded = transformers.AutoTokenizer.from_pretrained(str(tmp_path))
     assert type(reloaded).__name__ == "BertTokenizer"
     assert reloaded(TEXTS, padding=True)["input_ids"] == oracle(TEXTS, padding=True)["input_ids"]
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = conftest.oracle("tokenizers")
     rust = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
     assert [rust.encode(t).ids for t in TEXTS] == [oracle(t)["input_ids"] for t in TEXTS]
 
 
 def test_transformers_save_loads_in_ours(tmp_path, minilm_dir):
-    transformers = pytest.importorskip("transformers")
+    transformers = conftest.oracle("transformers")
     oracle = transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
     oracle.add_tokens(["brandnewword"])
     oracle.add_special_tokens({"additional_special_tokens": ["<special>"]})

@@ -250,7 +250,7 @@ class PreTrainedModel(nn.Module):
         quantize: str | None = None,
         **config_kwargs: Any,
     ):
-        """Load a model from a folder (or a cached hub id) holding ``config.json`` and its weights, or from a GGUF
+        """Load a model from a folder (or a hub id, at ``revision``) holding ``config.json`` and its weights, or from a GGUF
         file (``from_pretrained(folder, gguf_file="x.gguf")`` or ``from_pretrained("x.gguf")``; dequantised).
 
         Extra keyword arguments override config values, as in ``transformers`` (e.g. ``num_labels=3``).

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .auto import MODELS, AutoConfig, AutoTokenizer, import_object
+from .errors import UnexpectedArgumentError, UnknownTaskError
 from .hub import pin_revision
 
 # ------------------------------------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ class Pipeline:
         """Refuse unknown keyword arguments (a typo would otherwise be silently ignored)."""
         unknown = sorted(set(params) - set(self.defaults))
         if unknown:
-            raise TypeError(
+            raise UnexpectedArgumentError(
                 f"the {self.task} pipeline got unexpected argument(s) {', '.join(unknown)}; "
                 f"it accepts: {', '.join(sorted(self.defaults)) or 'none'}"
             )
@@ -1036,13 +1037,6 @@ ARCHITECTURE_TASKS = (
     ("ForConditionalGeneration", "text2text-generation"),
     ("Model", "feature-extraction"),
 )
-
-
-class UnknownTaskError(KeyError):
-    """A KeyError as in transformers, whose message prints without the quotes KeyError adds."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def available(task: str) -> bool:

@@ -1,5 +1,5 @@
-"""Plain text output of the CLI: aligned tables and key/value listings, or JSON (no colour: the output goes to
-logs and pipes as often as to terminals)."""
+"""Plain-text output: aligned tables and key/value listings (no colour: the output goes to logs and pipes as
+often as to terminals), or JSON with --json."""
 
 from __future__ import annotations
 
@@ -32,9 +32,14 @@ def table(rows: list[dict], columns: list[str] | None = None) -> str:
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-def print_data(data, as_json: bool) -> None:
+def print_json(data) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def print_data(data: dict, as_json: bool) -> None:
+    """A dict as JSON, or as one line per key (nested dicts and lists of records as indented tables)."""
     if as_json:
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print_json(data)
         return
     for key, value in data.items():
         if isinstance(value, dict):

@@ -11,31 +11,33 @@ import json
 import sys
 from pathlib import Path
 
-from .cli_output import print_data, table
-from .configuration import CONFIG_NAME
-from .hub import api
-from .hub.card import card_summary
-from .hub.download import hub_file, snapshot_download
-from .hub.errors import EntryNotFoundError
-from .hub.http import endpoint, get_token, save_token
-from .hub.upload import upload_folder
-from .utils import read_json
+from ..configuration import CONFIG_NAME
+from ..hub import api
+from ..hub.card import card_summary
+from ..hub.download import hub_file, snapshot_download
+from ..hub.errors import EntryNotFoundError
+from ..hub.http import endpoint, get_token, save_token
+from ..hub.upload import upload_folder
+from ..utils import read_json
+from .common import add_command
+from .info import fitting_tasks
+from .output import print_data, table
 
 SORTS = ("downloads", "likes", "lastModified", "createdAt")
 
 
-def add_parsers(group, command) -> None:
-    """Add the client commands to the ``hub`` subparsers ``group`` (``command`` adds one documented command)."""
-    login = command(
+def add_parsers(group) -> None:
+    """Add the client commands to the ``hub`` group's subparsers."""
+    login = add_command(
         group,
         "login",
         "check a token against the hub and save it where `hf auth login` does",
         "  tinyformers hub login --token hf_...\n  echo $TOKEN | tinyformers hub login",
     )
     login.add_argument("--token", help="the token (default: prompt, or one line on stdin)")
-    command(group, "whoami", "who the saved token (or $HF_TOKEN) belongs to", "  tinyformers hub whoami")
+    add_command(group, "whoami", "who the saved token (or $HF_TOKEN) belongs to", "  tinyformers hub whoami")
 
-    search = command(
+    search = add_command(
         group,
         "search",
         "find models: id, task, downloads, likes, size, last update",
@@ -61,12 +63,12 @@ def add_parsers(group, command) -> None:
             "  tinyformers hub download alice/minilm --revision v1 --local-dir ./minilm",
         ),
     ):
-        parser = command(group, name, summary, examples)
+        parser = add_command(group, name, summary, examples)
         parser.add_argument("repo_id", metavar="ID")
         parser.add_argument("--revision", help="branch, tag or commit (default main)")
     parser.add_argument("--local-dir", help="also copy the files into this folder")  # download's own
 
-    upload = command(
+    upload = add_command(
         group,
         "upload",
         "upload a folder to a model repo in one commit (created if needed)",
@@ -147,8 +149,6 @@ def _optional_file(repo_id: str, name: str, revision: str | None) -> Path | None
 
 
 def _info(args) -> dict:
-    from .pipelines import tasks_for_model_type  # imports torch: only when asked
-
     remote = api.model_info(args.repo_id, args.revision)
     files = {s["rfilename"]: s.get("size") for s in remote.get("siblings") or []}
     config_path = _optional_file(args.repo_id, CONFIG_NAME, remote["sha"]) if CONFIG_NAME in files else None
@@ -172,7 +172,7 @@ def _info(args) -> dict:
         "likes": remote.get("likes"),
         "updated": remote.get("lastModified"),
         "card": card,
-        "tasks": tasks_for_model_type(model_type) if model_type else [],
+        "tasks": fitting_tasks(model_type),
         "size": _repo_size(remote),
         "files": files,
     }

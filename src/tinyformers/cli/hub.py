@@ -1,6 +1,6 @@
 """``tinyformers hub ...``: run a hub (``serve``), issue tokens (``token create``).
 
-The client commands (search, info, download, upload, login, whoami) live in ``cli_hub_client``. FastAPI and
+The client commands (search, info, download, upload, login, whoami) live in ``hub_client``. FastAPI and
 uvicorn are imported only by ``serve``.
 """
 
@@ -12,7 +12,8 @@ import os
 import re
 from pathlib import Path
 
-from . import cli_hub_client
+from . import hub_client
+from .common import add_command
 
 UNITS = {
     "": 1,
@@ -50,10 +51,10 @@ def _root_option(parser) -> None:
     )
 
 
-def add_parser(sub, command) -> None:
-    """The ``hub`` command group; ``command`` is the CLI's helper that adds one documented subcommand."""
-    hub = command(
-        sub,
+def add_parser(subparsers) -> None:
+    """The ``hub`` command group."""
+    hub = add_command(
+        subparsers,
         "hub",
         "run a Hugging Face-compatible model hub, and use one",
         "  tinyformers hub serve --root /srv/hub --host 0.0.0.0 --port 8080\n"
@@ -62,7 +63,7 @@ def add_parser(sub, command) -> None:
     )
     group = hub.add_subparsers(dest="hub_command", required=True, metavar="HUB_COMMAND")
 
-    serve = command(
+    serve = add_command(
         group,
         "serve",
         "serve a hub that huggingface_hub and transformers accept (HF_ENDPOINT=http://HOST:PORT)",
@@ -88,11 +89,11 @@ def add_parser(sub, command) -> None:
         help="largest file accepted (default 50GB, or $TINYFORMERS_HUB_MAX_FILE_SIZE)",
     )
 
-    token = command(
+    token = add_command(
         group, "token", "manage access tokens", "  tinyformers hub token create --user alice --role write"
     )
     token_group = token.add_subparsers(dest="token_command", required=True, metavar="TOKEN_COMMAND")
-    create = command(
+    create = add_command(
         token_group,
         "create",
         "create a token (and its user); the token is the last line printed, and is shown only once",
@@ -105,14 +106,15 @@ def add_parser(sub, command) -> None:
     )
     create.add_argument("--role", required=True, choices=("read", "write"), help="read, or read and write")
     create.add_argument("--name", default="cli", help="a label for the token (shown by whoami)")
-    cli_hub_client.add_parsers(group, command)
+    hub_client.add_parsers(group)
+    hub.set_defaults(handler=run)
 
 
 def _serve(args) -> int:
-    from .hub.server.service import Settings
+    from ..hub.server.service import Settings
 
     try:
-        from .hub.server.app import serve
+        from ..hub.server.app import serve
     except ImportError as e:
         raise OSError(
             f"the hub server needs its extra dependencies ({e.name}): pip install 'tinyformers[hub]'"
@@ -123,8 +125,8 @@ def _serve(args) -> int:
 
 
 def _token_create(args) -> int:
-    from .hub.server.auth import create_token
-    from .hub.server.sqlite import SQLiteStore
+    from ..hub.server.auth import create_token
+    from ..hub.server.sqlite import SQLiteStore
 
     root = args.root or default_root()
     token = create_token(SQLiteStore(root / "hub.sqlite"), args.user, args.role, args.name)
@@ -140,6 +142,6 @@ COMMANDS = {("serve", None): _serve, ("token", "create"): _token_create}
 
 
 def run(args) -> int:
-    if args.hub_command in cli_hub_client.COMMANDS:
-        return cli_hub_client.run(args)
+    if args.hub_command in hub_client.COMMANDS:
+        return hub_client.run(args)
     return COMMANDS[(args.hub_command, getattr(args, "token_command", None))](args)

@@ -1,0 +1,72 @@
+"""tinyformers — the Hugging Face Transformers workflow from the command line, offline.
+
+Run a task on a few texts:
+  tinyformers run fill-mask "Paris is the [MASK] of France." --model FOLDER
+  tinyformers run token-classification "My name is Ada." --model FOLDER -p aggregation_strategy=simple
+  tinyformers embed "A sentence." "Another one."      vectors from all-MiniLM-L6-v2 (+ their similarities)
+  tinyformers classify "Great movie!" --model FOLDER --top-k 2
+  tinyformers generate "Once upon a time" --max-new-tokens 30
+  tinyformers chat                                    talk to SmolLM2, streaming (--prompt TEXT: one answer)
+
+Look at and convert models:
+  tinyformers info FOLDER_OR_GGUF                     type, size, context length, license, files
+  tinyformers convert model.gguf OUT_FOLDER           GGUF -> safetensors folder that transformers loads
+  tinyformers convert FOLDER OUT_FOLDER --to bin      model.safetensors <-> pytorch_model.bin
+  tinyformers env                                     versions, for bug reports
+
+Hubs: tinyformers hub serve / token create to host one; hub login / whoami / search / info / download /
+upload to use one ($HF_ENDPOINT; see tinyformers hub --help).
+
+Batch jobs: --input texts.jsonl --output results.jsonl (JSON lines with a "text" field; each output line is
+the input record plus "result"), with a progress bar. Add --json to any command for machine-readable output.
+Default models come from $ASSETS_DIR (default .assets); a hub id (org/name) given as a model is downloaded
+from $HF_ENDPOINT into the shared Hugging Face cache. Errors are one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import UnexpectedArgumentError, UnknownTaskError
+from . import chat, classify, convert, embed, env, generate, hub, info, run
+from .common import CommandError, Parser
+
+# The commands, in the order --help lists them; a new command or group is one more module here.
+COMMANDS = (run, embed, classify, generate, chat, info, convert, env, hub)
+
+# The user's mistakes: a bad file (OSError: missing, unreadable; ValueError: malformed JSON, weights, tokenizer
+# or config), a bad argument (ValueError, CommandError), an unknown task or pipeline option. They print as one
+# line; any other exception (TypeError, KeyError, AttributeError...) is a bug and keeps its traceback.
+USER_ERRORS = (OSError, ValueError, CommandError, UnknownTaskError, UnexpectedArgumentError)
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether ``error`` is the user's to fix. A NotImplementedError with a message is the package saying that an
+    input asks for something it does not support (e.g. a GGUF quantisation type); a bare one is a missing
+    method, a bug."""
+    return isinstance(error, USER_ERRORS) or (isinstance(error, NotImplementedError) and bool(error.args))
+
+
+def build_parser(commands=COMMANDS) -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="tinyformers", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON instead of tables (also after the command)"
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    for command in commands:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None, commands=COMMANDS) -> int:
+    args = build_parser(commands).parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except Exception as e:
+        if not is_user_error(e):
+            raise
+        print(f"tinyformers: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
