@@ -277,3 +277,15 @@ def test_push_sends_files_above_the_regular_limit_through_lfs(tmp_path, monkeypa
         assert weights.lfs is not None and weights.lfs.size == weights.size
     finally:
         hub.stop()
+
+
+def test_a_private_repo_needs_its_owners_token(hub, env, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", hub.write_token)
+    torch.manual_seed(0)
+    model = AutoModel.from_config(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4))
+    model.push_to_hub("alice/secret", private=True)
+    assert AutoModel.from_pretrained("alice/secret").config.hidden_size == 32
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setenv("HF_HUB_CACHE", str(env.parent / "stranger"))
+    with pytest.raises(RepositoryNotFoundError, match="'alice/secret' not found"):
+        AutoModel.from_pretrained("alice/secret")
