@@ -19,8 +19,10 @@ import threading
 
 import pytest
 
-pytest.importorskip("fastapi")
-huggingface_hub = pytest.importorskip("huggingface_hub")
+from conftest import missing, oracle
+
+oracle("fastapi")  # the server's own dependency, in the test extra
+oracle("huggingface_hub")
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download, snapshot_download  # noqa: E402
 from huggingface_hub.errors import (  # noqa: E402
     EntryNotFoundError,
@@ -105,7 +107,7 @@ def test_downloads_are_byte_identical(hub, minilm, minilm_dir, tmp_path):
 
 
 def test_transformers_loads_from_the_endpoint(hub, minilm, minilm_dir, tmp_path):
-    pytest.importorskip("transformers")
+    oracle("transformers")
     script = (
         "import json, sys, torch\n"
         "from transformers import AutoModel\n"
@@ -219,6 +221,8 @@ def test_resolve_headers_ranges_and_tree(hub, minilm, minilm_dir):
     assert top["1_Pooling"] == "RepoFolder" and "1_Pooling/config.json" not in top
     assert "xetHash" not in hub.request("GET", f"/api/models/{REPO}/tree/main?recursive=true").body.decode()
     assert api(hub).file_exists(REPO, "1_Pooling/config.json") and not api(hub).file_exists(REPO, "nope.txt")
+    infos = {i.path: i for i in api(hub).get_paths_info(REPO, ["config.json", "1_Pooling", "nope"])}
+    assert set(infos) == {"config.json", "1_Pooling"} and infos["config.json"].blob_id == git_sha1
 
 
 def test_unknown_repo_revision_file_have_codes(hub, minilm, tmp_path):
@@ -499,7 +503,7 @@ def test_validate_yaml_and_delete_repo(hub, tokens):
 def chromium_dom(url: str, tmp_path) -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium; .ci/run does it)")
+        missing("chromium is not installed: apt-get install -y chromium (.ci/run does it)")
     done = subprocess.run(
         [
             browser,

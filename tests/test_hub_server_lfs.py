@@ -17,8 +17,10 @@ import time
 
 import pytest
 
-pytest.importorskip("fastapi")
-pytest.importorskip("huggingface_hub")
+from conftest import oracle
+
+oracle("fastapi")  # the server's own dependency, in the test extra
+oracle("huggingface_hub")
 from huggingface_hub import HfApi  # noqa: E402
 
 from hubserver import HubServer, cli_env  # noqa: E402

@@ -1,7 +1,7 @@
 """``tinyformers hub ...``: run a hub (``serve``), issue tokens (``token create``).
 
-The client commands (search, info, download, upload, login, whoami) live in ``hub_client``. FastAPI and
-uvicorn are imported only by ``serve``.
+The client commands (login, whoami, search, info, download, upload) join the same group from ``hub_client``.
+FastAPI and uvicorn are imported only by ``serve``; ``token create`` needs neither.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from . import hub_client
-from .common import add_command
+from .common import Parser, add_command
 
 UNITS = {
     "": 1,
@@ -52,7 +52,6 @@ def _root_option(parser) -> None:
 
 
 def add_parser(subparsers) -> None:
-    """The ``hub`` command group."""
     hub = add_command(
         subparsers,
         "hub",
@@ -61,7 +60,7 @@ def add_parser(subparsers) -> None:
         "  tinyformers hub token create --root /srv/hub --user alice --role write\n"
         "  HF_ENDPOINT=http://HOST:8080 python -c 'from huggingface_hub import snapshot_download; ...'",
     )
-    group = hub.add_subparsers(dest="hub_command", required=True, metavar="HUB_COMMAND")
+    group = hub.add_subparsers(dest="hub_command", required=True, metavar="HUB_COMMAND", parser_class=Parser)
 
     serve = add_command(
         group,
@@ -89,10 +88,14 @@ def add_parser(subparsers) -> None:
         help="largest file accepted (default 50GB, or $TINYFORMERS_HUB_MAX_FILE_SIZE)",
     )
 
+    serve.set_defaults(handler=serve_hub)
+
     token = add_command(
         group, "token", "manage access tokens", "  tinyformers hub token create --user alice --role write"
     )
-    token_group = token.add_subparsers(dest="token_command", required=True, metavar="TOKEN_COMMAND")
+    token_group = token.add_subparsers(
+        dest="token_command", required=True, metavar="TOKEN_COMMAND", parser_class=Parser
+    )
     create = add_command(
         token_group,
         "create",
@@ -106,15 +109,15 @@ def add_parser(subparsers) -> None:
     )
     create.add_argument("--role", required=True, choices=("read", "write"), help="read, or read and write")
     create.add_argument("--name", default="cli", help="a label for the token (shown by whoami)")
+    create.set_defaults(handler=create_token)
+
     hub_client.add_parsers(group)
-    hub.set_defaults(handler=run)
 
 
-def _serve(args) -> int:
-    from ..hub.server.service import Settings
-
+def serve_hub(args) -> int:
     try:
         from ..hub.server.app import serve
+        from ..hub.server.service import Settings
     except ImportError as e:
         raise OSError(
             f"the hub server needs its extra dependencies ({e.name}): pip install 'tinyformers[hub]'"
@@ -124,24 +127,15 @@ def _serve(args) -> int:
     return 0
 
 
-def _token_create(args) -> int:
-    from ..hub.server.auth import create_token
+def create_token(args) -> int:
+    from ..hub.server.auth import create_token as new_token
     from ..hub.server.sqlite import SQLiteStore
 
     root = args.root or default_root()
-    token = create_token(SQLiteStore(root / "hub.sqlite"), args.user, args.role, args.name)
+    token = new_token(SQLiteStore(root / "hub.sqlite"), args.user, args.role, args.name)
     if getattr(args, "json", False):
         print(json.dumps({"user": args.user, "role": args.role, "root": str(root), "token": token}))
         return 0
     print(f"created a {args.role} token for '{args.user}' in {root}; it is shown only this once:")
     print(token)
     return 0
-
-
-COMMANDS = {("serve", None): _serve, ("token", "create"): _token_create}
-
-
-def run(args) -> int:
-    if args.hub_command in hub_client.COMMANDS:
-        return hub_client.run(args)
-    return COMMANDS[(args.hub_command, getattr(args, "token_command", None))](args)

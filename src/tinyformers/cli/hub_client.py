@@ -79,6 +79,8 @@ def add_parsers(group) -> None:
     upload.add_argument("--message", default="Upload with tinyformers", help="the commit message")
     upload.add_argument("--revision", default="main", help="the branch to commit to (default main)")
     upload.add_argument("--private", action="store_true", help="create the repo private")
+    for name in COMMANDS:
+        group.choices[name].set_defaults(handler=_handle)
 
 
 def _size(n: int | None) -> str:
@@ -222,7 +224,7 @@ COMMANDS = {
 }
 
 
-def run(args) -> int:
+def _handle(args) -> int:
     compute, show = COMMANDS[args.hub_command]
-    show(compute(args), args.json)
+    show(compute(args), getattr(args, "json", False))
     return 0

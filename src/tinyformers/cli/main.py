@@ -14,8 +14,10 @@ Look at and convert models:
   tinyformers convert FOLDER OUT_FOLDER --to bin      model.safetensors <-> pytorch_model.bin
   tinyformers env                                     versions, for bug reports
 
-Hubs: tinyformers hub serve / token create to host one; hub login / whoami / search / info / download /
-upload to use one ($HF_ENDPOINT; see tinyformers hub --help).
+Host and share models (a Hugging Face-compatible hub):
+  tinyformers hub serve --root DIR --port 8080        then HF_ENDPOINT=http://HOST:8080 for huggingface_hub
+  tinyformers hub token create --user NAME --role write
+  tinyformers hub search|info|download|upload ...    use a hub ($HF_ENDPOINT; login / whoami for the token)
 
 Batch jobs: --input texts.jsonl --output results.jsonl (JSON lines with a "text" field; each output line is
 the input record plus "result"), with a progress bar. Add --json to any command for machine-readable output.
@@ -33,7 +35,7 @@ from . import chat, classify, convert, embed, env, generate, hub, info, run
 from .common import CommandError, Parser
 
 # The commands, in the order --help lists them; a new command or group is one more module here.
-COMMANDS = (run, embed, classify, generate, chat, info, convert, env, hub)
+COMMANDS = (run, embed, classify, generate, chat, info, convert, hub, env)
 
 # The user's mistakes: a bad file (OSError: missing, unreadable; ValueError: malformed JSON, weights, tokenizer
 # or config), a bad argument (ValueError, CommandError), an unknown task or pipeline option. They print as one

@@ -6,8 +6,9 @@ Downloads stream from the blob store in 1 MiB chunks; a file is never read whole
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -165,8 +166,18 @@ def tree(request: Request, kind: str, namespace: str, name: str, rest: str):
 @router.post("/api/{kind}/{namespace}/{name}/paths-info/{revision:path}")
 async def paths_info(request: Request, kind: str, namespace: str, name: str, revision: str):
     repo = readable_repo(request, repo_type(kind), namespace, name)
-    form = await request.form()
-    paths = [p for p in form.getlist("paths") if isinstance(p, str)]
+    # Form-encoded (paths=a&paths=b&expand=false), parsed here: starlette's form parser needs python-multipart.
+    raw = (await request.body()).decode("utf-8", errors="replace")
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            loaded = json.loads(raw or "{}")
+        except ValueError:
+            raise HubError(
+                400, "BadRequest", 'malformed JSON body: send paths=a&paths=b or {"paths": [...]}'
+            ) from None
+        paths = [p for p in loaded.get("paths", []) if isinstance(p, str)] if isinstance(loaded, dict) else []
+    else:
+        paths = parse_qs(raw).get("paths", [])
     service = hub(request)
     commit = service.resolve(repo, revision)
     files = service.store.files(repo, commit)

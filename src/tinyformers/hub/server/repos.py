@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -233,7 +234,7 @@ def list_repos(request: Request, kind: str):
     query = list_query(request, repo_type(kind))
     store = hub(request).store
     # One row past the page says whether there is a next page.
-    rows = store.list_repos(RepoQuery(**{**query.__dict__, "limit": query.limit + 1}))
+    rows = store.list_repos(replace(query, limit=query.limit + 1))
     page, more = rows[: query.limit], len(rows) > query.limit
     full, expand = _truthy(request, "full"), set(request.query_params.getlist("expand"))
     items = []

@@ -28,7 +28,7 @@ STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #222; }
 a { color: #0645ad; text-decoration: none; } a:hover { text-decoration: underline; }
 table { border-collapse: collapse; width: 100%; } td, th { padding: .3em .6em; border-bottom: 1px solid #ddd; }
-th { text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { text-align: left; } .num { text-align: right; font-variant-numeric: tabular-nums; }
 .facts span { display: inline-block; margin-right: 1.5em; } .card { border-top: 1px solid #ccc; margin-top: 1.5em; }
 pre { background: #f6f6f6; padding: .6em; overflow-x: auto; } form * { margin-right: .5em; }
 """
@@ -87,7 +87,7 @@ def index(request: Request):
         for r in repos[:PAGE]
     )
     table = (
-        '<table id="models"><thead><tr><th>model</th><th>task</th><th>downloads</th><th>likes</th>'
+        '<table id="models"><thead><tr><th>model</th><th>task</th><th class=num>downloads</th><th class=num>likes</th>'
         f"<th>updated</th></tr></thead><tbody>{rows}</tbody></table>"
         if rows
         else '<p id="models">No model matches.</p>'
@@ -138,7 +138,7 @@ def model_page(request: Request, namespace: str, name: str):
     total = human_size(sum(e.size for e in files.values()))
     body = (
         f"<h1>{escape(repo.repo_id)}</h1><p class=facts>{facts_html}</p>"
-        f'<h2>Files</h2><table id="files"><thead><tr><th>file</th><th>size</th></tr></thead>'
+        f'<h2>Files</h2><table id="files"><thead><tr><th>file</th><th class=num>size</th></tr></thead>'
         f"<tbody>{file_rows}</tbody><tfoot><tr><td>total</td><td class=num>{total}</td></tr></tfoot></table>"
         f'<div class="card" id="card">{card}</div>'
     )
