@@ -17,6 +17,7 @@ import time
 import pytest
 import torch
 
+from conftest import oracle
 from hubserver import HubServer
 from tinyformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, pipeline
 from tinyformers.hub import (
@@ -29,8 +30,9 @@ from tinyformers.hub import (
 )
 from tinyformers.hub.download import hub_file, snapshot_download
 
-huggingface_hub = pytest.importorskip("huggingface_hub")
-transformers = pytest.importorskip("transformers")
+oracle("fastapi")  # the server's own dependency, in the test extra
+huggingface_hub = oracle("huggingface_hub")
+oracle("transformers")  # run in a subprocess
 
 SENTENCES = ["The hub moves bytes.", "A second, longer sentence about caches and commits."]
 

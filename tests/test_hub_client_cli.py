@@ -9,10 +9,12 @@ import sys
 import pytest
 import torch
 
+from conftest import oracle
 from hubserver import HubServer, cli_env
 from tinyformers import AutoModelForSequenceClassification, BertConfig
 
-huggingface_hub = pytest.importorskip("huggingface_hub")
+oracle("fastapi")  # the server's own dependency, in the test extra
+huggingface_hub = oracle("huggingface_hub")
 
 
 @pytest.fixture(scope="module")
