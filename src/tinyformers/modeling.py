@@ -250,8 +250,9 @@ class PreTrainedModel(nn.Module):
         quantize: str | None = None,
         **config_kwargs: Any,
     ):
-        """Load a model from a folder (or a hub id, at ``revision``) holding ``config.json`` and its weights, or from a GGUF
-        file (``from_pretrained(folder, gguf_file="x.gguf")`` or ``from_pretrained("x.gguf")``; dequantised).
+        """Load a model from a folder (or a hub id at ``revision``) holding ``config.json`` and its weights, or
+        a GGUF file (``from_pretrained(folder, gguf_file="x.gguf")`` or ``from_pretrained("x.gguf")``;
+        dequantised).
 
         Extra keyword arguments override config values, as in ``transformers`` (e.g. ``num_labels=3``).
         Decoders take two speed options: ``quantize="int8"`` (weight-only int8 matrices) and ``compile=True``
@@ -261,9 +262,7 @@ class PreTrainedModel(nn.Module):
             raise TypeError(
                 f"from_pretrained takes one positional argument, the model path; got {len(model_args) + 1}"
             )
-        if (
-            config is not None
-        ):  # loading adjusts its config (overrides, source, T5's head tying): not the caller's
+        if config is not None:  # loading adjusts its config (overrides, source, T5's head tying): not the caller's
             config = copy.deepcopy(config)
         revision = pin_revision(name_or_path, revision, gguf_file)  # config and weights from one commit
         gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
