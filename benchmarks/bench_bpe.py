@@ -43,7 +43,7 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from tinyformers.tokenization.bpe import GPT2Tokenizer
+    from tinyformers.tokenization.gpt2 import GPT2Tokenizer
 
     folder = ASSETS / "gpt2-tokenizer"
     texts, size = bbc_texts(args.mb)

@@ -25,7 +25,7 @@ def main() -> None:
 
     from tokenizers import Tokenizer as RustTokenizer
 
-    from tinyformers.tokenization.wordpiece import BertTokenizer
+    from tinyformers.tokenization.bert import BertTokenizer
 
     texts, size = bbc_texts(args.mb)
     user_facing = BertTokenizer.from_pretrained(ASSETS / "minilm")

@@ -11,8 +11,8 @@ import pytest
 from conftest import oracle
 from tinyformers.formats.safetensors import CorruptWeightsError
 from tinyformers.formats.sentencepiece_model import load_model_file
-from tinyformers.tokenization.pipeline import Tokenizer
 from tinyformers.tokenization.sentencepiece import SentencePieceTokenizer, T5Tokenizer
+from tinyformers.tokenization.tokenizer import Tokenizer
 
 MODELS = ["botchan_en_unigram_1000.model", "botchan_en_bpe_1000.model", "kyoto_ja_unigram_8000.model"]
 
@@ -189,8 +189,8 @@ def test_t5_folder_without_vocabulary(tmp_path):
 
 
 def test_llama_decoder_chain_matches_tokenizers():
-    import tinyformers.tokenization.sentencepiece  # noqa: F401  (registers the decoders)
-    from tinyformers.tokenization.pipeline import DECODERS, build
+    from tinyformers.tokenization.decoders import DECODERS  # (the module that registers the decoders)
+    from tinyformers.tokenization.stages import build
 
     decoders = oracle("tokenizers.decoders")
     spec = {

@@ -9,8 +9,8 @@ import pytest
 
 import conftest
 from tinyformers.tokenization.base import BatchEncoding, PreTrainedTokenizer
-from tinyformers.tokenization.pipeline import TokenizerFileError
-from tinyformers.tokenization.wordpiece import BertTokenizer
+from tinyformers.tokenization.bert import BertTokenizer
+from tinyformers.tokenization.stages import TokenizerFileError
 
 
 @pytest.fixture(scope="module")

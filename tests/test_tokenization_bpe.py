@@ -11,15 +11,12 @@ import pytest
 
 import conftest
 from tinyformers.tokenization.base import PreTrainedTokenizer
-from tinyformers.tokenization.bpe import (
-    BPE,
-    BYTE_TO_CHAR,
-    ByteLevelDecoder,
-    GPT2Tokenizer,
-    read_merges_file,
-    to_byte_chars,
-)
-from tinyformers.tokenization.pipeline import Tokenizer, TokenizerFileError
+from tinyformers.tokenization.bpe import BPE, read_merges_file
+from tinyformers.tokenization.byte_level import BYTE_TO_CHAR, to_byte_chars
+from tinyformers.tokenization.decoders import ByteLevelDecoder
+from tinyformers.tokenization.gpt2 import GPT2Tokenizer
+from tinyformers.tokenization.stages import TokenizerFileError
+from tinyformers.tokenization.tokenizer import Tokenizer
 
 TEXTS = [
     "Hello world! This is a plain English sentence.",

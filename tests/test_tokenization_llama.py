@@ -12,7 +12,7 @@ import pytest
 
 from conftest import oracle
 from tinyformers.tokenization.llama import LlamaTokenizer, generate_merges
-from tinyformers.tokenization.pipeline import Tokenizer
+from tinyformers.tokenization.tokenizer import Tokenizer
 
 TEXTS = [
     "Hello world",

@@ -10,9 +10,9 @@ import pytest
 
 from conftest import oracle
 from tinyformers.tokenization.base import PreTrainedTokenizer
-from tinyformers.tokenization.bpe import GPT2Tokenizer
+from tinyformers.tokenization.bert import BertTokenizer
+from tinyformers.tokenization.gpt2 import GPT2Tokenizer
 from tinyformers.tokenization.sentencepiece import T5Tokenizer
-from tinyformers.tokenization.wordpiece import BertTokenizer
 
 MODELS = ("bert", "gpt2", "t5")
 ARTICLES = ("tech/001.txt", "business/002.txt", "sports/003.txt")

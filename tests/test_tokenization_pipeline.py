@@ -7,8 +7,16 @@ import json
 import pytest
 
 from conftest import oracle
-from tinyformers.tokenization import pipeline
-from tinyformers.tokenization.pipeline import NORMALIZERS, POST_PROCESSORS, PRE_TOKENIZERS, Tokenizer, build
+from tinyformers.tokenization.normalizers import CharMapNormalizer
+from tinyformers.tokenization.stages import (
+    NORMALIZERS,
+    POST_PROCESSORS,
+    PRE_TOKENIZERS,
+    TokenizerFileError,
+    build,
+    register,
+)
+from tinyformers.tokenization.tokenizer import Tokenizer
 
 tokenizers = oracle("tokenizers")
 decoders, normalizers, pre_tokenizers, processors = (
@@ -145,15 +153,13 @@ def test_added_token_flags_match_rust():
 
 
 def test_unknown_stage_type_lists_supported_ones():
-    with pytest.raises(
-        pipeline.TokenizerFileError, match="unsupported normalizer type 'Wobble'.*BertNormalizer"
-    ):
+    with pytest.raises(TokenizerFileError, match="unsupported normalizer type 'Wobble'.*BertNormalizer"):
         build(NORMALIZERS, {"type": "Wobble"})
 
 
 def test_a_new_stage_can_be_registered():
-    @pipeline.register(NORMALIZERS, "TestUppercase")
-    class Uppercase(pipeline.CharMapNormalizer):
+    @register(NORMALIZERS, "TestUppercase")
+    class Uppercase(CharMapNormalizer):
         @classmethod
         def from_dict(cls, spec):
             return cls()

@@ -45,12 +45,12 @@ _EXPORTS = {
     "GenerationConfig": "generation",
     "TextStreamer": "generation",
     "TextIteratorStreamer": "generation",
-    "BertTokenizer": "tokenization.wordpiece",
+    "BertTokenizer": "tokenization.bert",
     "T5Tokenizer": "tokenization.sentencepiece",
-    "GPT2Tokenizer": "tokenization.bpe",
+    "GPT2Tokenizer": "tokenization.gpt2",
     "LlamaTokenizer": "tokenization.llama",
     "PreTrainedTokenizer": "tokenization.base",
-    "BatchEncoding": "tokenization.base",
+    "BatchEncoding": "tokenization.batch_encoding",
 }
 
 __all__ = sorted(_EXPORTS)

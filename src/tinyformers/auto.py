@@ -46,10 +46,10 @@ MODELS: dict[str, dict[str, str]] = {
 
 # tokenizer_class in tokenizer_config.json -> our class. "Fast" names map to the same class: we have one kind.
 TOKENIZERS = {
-    "BertTokenizer": "tinyformers.tokenization.wordpiece:BertTokenizer",
-    "BertTokenizerFast": "tinyformers.tokenization.wordpiece:BertTokenizer",
-    "GPT2Tokenizer": "tinyformers.tokenization.bpe:GPT2Tokenizer",
-    "GPT2TokenizerFast": "tinyformers.tokenization.bpe:GPT2Tokenizer",
+    "BertTokenizer": "tinyformers.tokenization.bert:BertTokenizer",
+    "BertTokenizerFast": "tinyformers.tokenization.bert:BertTokenizer",
+    "GPT2Tokenizer": "tinyformers.tokenization.gpt2:GPT2Tokenizer",
+    "GPT2TokenizerFast": "tinyformers.tokenization.gpt2:GPT2Tokenizer",
     "LlamaTokenizer": "tinyformers.tokenization.llama:LlamaTokenizer",
     "LlamaTokenizerFast": "tinyformers.tokenization.llama:LlamaTokenizer",
     "T5Tokenizer": "tinyformers.tokenization.sentencepiece:T5Tokenizer",

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..utils import atomic_writer
+from .errors import CorruptWeightsError
 
 DTYPES = {
     "F64": torch.float64,
@@ -35,10 +36,6 @@ DTYPES = {
 }
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 _MAX_HEADER = 100 * 1024 * 1024
-
-
-class CorruptWeightsError(ValueError):
-    """A weights file is truncated, malformed, or not the format its name says."""
 
 
 def _fail(path: Path, problem: str) -> CorruptWeightsError:

@@ -1,21 +1,23 @@
-"""Tokenizers: the tokenizer.json pipeline (``pipeline``), its models (``wordpiece``, ...) and the
-``transformers``-style user API (``base``). Names are imported on first use to keep ``import tinyformers`` fast."""
+"""Tokenizers: the tokenizer.json pipeline (``tokenizer``, built from ``normalizers``, ``pre_tokenizers``, the
+models ``wordpiece``/``bpe``/``unigram``, ``processors`` and ``decoders``), and the ``transformers``-style user API
+(``base``, with one module per tokenizer family). Names are imported on first use to keep ``import tinyformers``
+fast."""
 
 from __future__ import annotations
 
 import importlib
 
 _EXPORTS = {
-    "AddedToken": "pipeline",
-    "Encoding": "pipeline",
-    "Tokenizer": "pipeline",
-    "TokenizerFileError": "pipeline",
-    "BatchEncoding": "base",
+    "AddedToken": "added_vocabulary",
+    "Encoding": "encoding",
+    "Tokenizer": "tokenizer",
+    "TokenizerFileError": "stages",
+    "BatchEncoding": "batch_encoding",
     "PreTrainedTokenizer": "base",
     "WordPiece": "wordpiece",
-    "BertTokenizer": "wordpiece",
+    "BertTokenizer": "bert",
     "BPE": "bpe",
-    "GPT2Tokenizer": "bpe",
+    "GPT2Tokenizer": "gpt2",
     "LlamaTokenizer": "llama",
     "Unigram": "unigram",
     "T5Tokenizer": "sentencepiece",

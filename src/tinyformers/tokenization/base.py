@@ -1,6 +1,6 @@
 """The user-facing tokenizer: the ``transformers`` API (``tokenizer(texts, padding=True, ...)``) over a pipeline.
 
-``PreTrainedTokenizer`` owns a ``pipeline.Tokenizer`` (``backend``) and adds what ``transformers`` adds on top of
+``PreTrainedTokenizer`` owns a ``tokenizer.Tokenizer`` (``backend``) and adds what ``transformers`` adds on top of
 the ``tokenizers`` library: named special tokens, truncation and padding strategies, tensors, decoding options,
 and ``from_pretrained``/``save_pretrained`` with ``tokenizer_config.json``.
 """
@@ -13,8 +13,17 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..utils import atomic_write_text, read_json
-from .pipeline import AddedToken, Encoding, RobertaProcessing, Tokenizer, TokenizerFileError
+from ..hub.resolve import resolve_dir
+from ..utils import atomic_write_text
+from .added_vocabulary import AddedToken, token_text
+from .batch_encoding import BatchEncoding
+from .chat_template import ChatTemplateError, render
+from .decoders import clean_up_spaces
+from .encoding import Encoding
+from .models import Model
+from .stages import TokenizerFileError, read_json_object
+from .tokenizer import Tokenizer
+from .truncation import truncate
 
 logger = logging.getLogger("tinyformers.tokenization")
 
@@ -51,20 +60,6 @@ _TRANSIENT_CONFIG_KEYS = {
 }
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        value = read_json(path)
-    except ValueError as e:  # a tokenizer file's problem: the tokenizers' own error type, same message
-        raise TokenizerFileError(str(e)) from None
-    if not isinstance(value, dict):
-        raise TokenizerFileError(f"{path} must hold a JSON object, got {type(value).__name__}")
-    return value
-
-
-def _token_text(value: Any) -> str:
-    return value["content"] if isinstance(value, dict) else str(value)
-
-
 def _as_added_token(value: Any, special: bool = True) -> AddedToken | None:
     """A token from a config file: a string, a ``{"content": ...}`` dict (old AddedToken JSON) or an AddedToken."""
     if value is None or isinstance(value, AddedToken):
@@ -78,207 +73,8 @@ def _as_added_token(value: Any, special: bool = True) -> AddedToken | None:
     return AddedToken(str(value), special=special, normalized=not special)
 
 
-def _holds_no_numbers(value: list | tuple) -> bool:
-    """Whether a (nested) list has no number in it: ``[]``, ``[[]]``, ``[[], []]``..."""
-    if not value:
-        return True
-    return isinstance(value[0], (list, tuple)) and all(_holds_no_numbers(row) for row in value)
-
-
-class BatchEncoding(dict):
-    """What a tokenizer call returns: a dict of model inputs, with attribute access and the per-item encodings."""
-
-    def __init__(self, data: dict | None = None, encodings: list[Encoding] | None = None, tensor_type=None):
-        super().__init__(data or {})
-        self._encodings = encodings
-        if tensor_type is not None:
-            self.convert_to_tensors(tensor_type)
-
-    def __getattr__(self, name: str):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"BatchEncoding has no key or attribute {name!r}") from None
-
-    def __getitem__(self, key):
-        if isinstance(key, int):  # like transformers: an int picks one item's Encoding
-            if self._encodings is None:
-                raise KeyError(
-                    "this BatchEncoding has no per-item encodings; index it with a key like 'input_ids'"
-                )
-            return self._encodings[key]
-        return super().__getitem__(key)
-
-    def __getstate__(self):
-        return {"data": dict(self), "encodings": self._encodings}
-
-    def __setstate__(self, state):
-        self.update(state["data"])
-        self._encodings = state["encodings"]
-
-    @property
-    def encodings(self) -> list[Encoding] | None:
-        return self._encodings
-
-    def _encoding(self, batch_index: int) -> Encoding:
-        if self._encodings is None:
-            raise ValueError("word_ids/tokens need the encodings, which this BatchEncoding does not have")
-        return self._encodings[batch_index]
-
-    def tokens(self, batch_index: int = 0) -> list[str]:
-        return self._encoding(batch_index).tokens
-
-    def word_ids(self, batch_index: int = 0) -> list[int | None]:
-        return self._encoding(batch_index).word_ids
-
-    def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
-        return self._encoding(batch_index).sequence_ids
-
-    def convert_to_tensors(self, tensor_type: str | None) -> BatchEncoding:
-        """Turn every list value into a ``torch`` (``'pt'``) or ``numpy`` (``'np'``) array."""
-        if tensor_type is None:
-            return self
-        tensor_type = str(getattr(tensor_type, "value", tensor_type))
-        if tensor_type not in ("pt", "np"):
-            raise ValueError(
-                f"return_tensors={tensor_type!r} is not supported: use 'pt' (torch), 'np' or None"
-            )
-        for key, value in self.items():
-            if not isinstance(value, (list, tuple)):
-                continue
-            rows = value if value and isinstance(value[0], (list, tuple)) else None
-            if rows is not None:
-                lengths = {len(row) for row in rows}
-                if len(lengths) > 1:
-                    raise ValueError(
-                        f"return_tensors={tensor_type!r} needs equal lengths, but '{key}' has rows of lengths "
-                        f"{min(lengths)} to {max(lengths)}: pass padding=True (or padding='max_length' with "
-                        "truncation=True) to make them equal"
-                    )
-            # No number at all (empty texts, or the empty first window of an overflow): still integers, as
-            # transformers, where torch and numpy would default to floats.
-            empty = _holds_no_numbers(value)
-            if tensor_type == "pt":
-                import torch
-
-                self[key] = torch.tensor(value, dtype=torch.int64 if empty else None)
-            else:
-                import numpy as np
-
-                self[key] = np.asarray(value, dtype=np.int64 if empty else None)
-        return self
-
-    def to(self, device) -> BatchEncoding:
-        """Move every tensor to ``device`` (as ``transformers``: returns the same object)."""
-        for key, value in self.items():
-            if hasattr(value, "to"):
-                self[key] = value.to(device)
-        return self
-
-
-def _longest_first_lengths(first_length: int, second_length: int, max_length: int) -> tuple[int, int]:
-    """tokenizers' ``longest_first`` split of ``max_length`` between a pair: the shorter sequence stays whole
-    if cutting the longer one is enough, otherwise each keeps half (the second one the odd token)."""
-    short = min(first_length, second_length)
-    short_kept = short
-    long_kept = short if short > max_length else max(short, max_length - short)
-    if short_kept + long_kept > max_length:
-        short_kept = max_length // 2
-        long_kept = short_kept + max_length % 2
-    if first_length > second_length:
-        return long_kept, short_kept
-    return short_kept, long_kept
-
-
-def _kept_lengths(
-    first_length: int, second_length: int | None, max_length: int, strategy: str
-) -> tuple[int, int | None]:
-    """How many tokens of each sequence fit in ``max_length`` (special tokens already left out), as tokenizers'
-    ``truncate_encodings`` decides; a sequence whose kept length is at least its own length is not truncated."""
-    if max_length == 0:  # tokenizers then moves every token of both sequences to the overflow
-        return 0, None if second_length is None else 0
-    total = first_length + (second_length or 0)
-    if total <= max_length:
-        return first_length, second_length
-    if strategy == "longest_first":
-        if second_length is None:
-            return max_length, None
-        return _longest_first_lengths(first_length, second_length, max_length)
-    if strategy == "only_second" and second_length is None:
-        raise ValueError("truncation='only_second' needs a text pair; use truncation=True for a single text")
-    to_remove = total - max_length
-    target, other = ("first", "second") if strategy == "only_first" else ("second", "first")
-    target_length = first_length if target == "first" else second_length
-    if target_length <= to_remove:
-        raise ValueError(
-            f"truncation='{strategy}' cannot fit the pair in {max_length} tokens (max_length without special "
-            f"tokens): the {target} sequence has only {target_length} tokens but {to_remove} must go, because the "
-            f"{other} one is too long; use truncation='longest_first' or a larger max_length"
-        )
-    if target == "first":
-        return first_length - to_remove, second_length
-    return first_length, second_length - to_remove
-
-
-def _window_ranges(length: int, kept: int, stride: int, side: str, sequence: str) -> list[tuple[int, int]]:
-    """The ``(start, stop)`` token ranges of a sequence's windows, as tokenizers' ``Encoding.truncate`` cuts them.
-
-    The first range is what truncation keeps; the others are the overflow, each ``kept`` tokens long (the last
-    one may be shorter) and sharing ``stride`` tokens with the previous one. Truncating from the left starts at
-    the end of the sequence and moves backwards.
-    """
-    if kept >= length:
-        return [(0, length)]
-    if kept == 0:  # nothing fits: an empty window, then the whole sequence as the overflow
-        return [(0, 0), (0, length)]
-    if stride >= kept:
-        raise ValueError(
-            f"stride={stride} must be smaller than the {kept} tokens of the {sequence} sequence that fit in each "
-            "window (beside the special tokens and any other sequence); use a smaller stride or a larger max_length"
-        )
-    step = kept - stride
-    ranges = []
-    if side == "right":
-        for start in range(0, length, step):
-            ranges.append((start, min(start + kept, length)))
-            if start + kept >= length:
-                break
-    else:
-        for stop in range(length, 0, -step):
-            ranges.append((max(stop - kept, 0), stop))
-            if stop <= kept:
-                break
-    return ranges
-
-
-def _window_pairs(first_count: int, second_count: int) -> list[tuple[int, int]]:
-    """Which windows of the first and second sequence make up each encoding, in the order tokenizers lists them
-    (``Encoding.merge``): the kept pair, then each overflow window of the first sequence with every window of the
-    second, then the kept first window with each overflow window of the second."""
-    pairs = [(0, 0)]
-    pairs += [(i, j) for i in range(1, first_count) for j in range(second_count)]
-    pairs += [(0, j) for j in range(1, second_count)]
-    return pairs
-
-
-def _window(encoding: Encoding, start: int, stop: int) -> Encoding:
-    """A new Encoding of tokens ``start:stop`` (a copy: post-processors change offsets in place)."""
-    return Encoding(*(getattr(encoding, name)[start:stop] for name in Encoding.__slots__))
-
-
-def _post_processor_types_overflow(processor) -> bool:
-    """Whether tokenizers' post-processor sets the type ids of overflow windows: only ``RobertaProcessing`` does.
-
-    The others (``TemplateProcessing`` among them) apply the template's type ids to the kept window alone, so an
-    overflow window keeps the type id its sequence was encoded with (0 for the first, 1 for the second), even
-    where the template says otherwise (T5's pair template types both sequences 0).
-    """
-    processors = getattr(processor, "processors", [processor])
-    return any(isinstance(p, RobertaProcessing) for p in processors)
-
-
 class PreTrainedTokenizer:
-    """A tokenizer with the ``transformers`` API, backed by a ``pipeline.Tokenizer``."""
+    """A tokenizer with the ``transformers`` API, backed by a ``tokenizer.Tokenizer``."""
 
     model_input_names: ClassVar[list[str]] = ["input_ids", "token_type_ids", "attention_mask"]
     tokenizer_class_name: ClassVar[str] = "PreTrainedTokenizerFast"  # what save_pretrained writes by default
@@ -339,8 +135,6 @@ class PreTrainedTokenizer:
 
         Keyword arguments override values of ``tokenizer_config.json`` (e.g. ``model_max_length=128``).
         """
-        from ..hub.resolve import resolve_dir
-
         folder = resolve_dir(name_or_path, revision)
         config = cls.read_config(folder)
         config.update(kwargs)
@@ -353,12 +147,12 @@ class PreTrainedTokenizer:
         """tokenizer_config.json, with special_tokens_map.json and chat_template.jinja folded in."""
         folder = Path(folder)
         config = (
-            _read_json(folder / "tokenizer_config.json")
+            read_json_object(folder / "tokenizer_config.json")
             if (folder / "tokenizer_config.json").is_file()
             else {}
         )
         if (folder / "special_tokens_map.json").is_file():
-            for key, value in _read_json(folder / "special_tokens_map.json").items():
+            for key, value in read_json_object(folder / "special_tokens_map.json").items():
                 if key in SPECIAL_TOKEN_NAMES or key in EXTRA_SPECIAL_KEYS:
                     config.setdefault(key, value)
         if (folder / "added_tokens.json").is_file():
@@ -372,12 +166,12 @@ class PreTrainedTokenizer:
     def _fold_added_tokens_file(path: Path, config: dict) -> None:
         """Legacy ``added_tokens.json`` (token -> id) as ``added_tokens_decoder`` entries, as transformers reads
         it: a token named as a special token is special (and not normalized), any other is a normalized one."""
-        specials = {_token_text(config.get(name)) for name in SPECIAL_TOKEN_NAMES if config.get(name)}
+        specials = {token_text(config.get(name)) for name in SPECIAL_TOKEN_NAMES if config.get(name)}
         for key in EXTRA_SPECIAL_KEYS:
             extras = config.get(key) or []
-            specials.update(_token_text(t) for t in (extras.values() if isinstance(extras, dict) else extras))
+            specials.update(token_text(t) for t in (extras.values() if isinstance(extras, dict) else extras))
         listed = config.setdefault("added_tokens_decoder", {})
-        for token, index in _read_json(path).items():
+        for token, index in read_json_object(path).items():
             special = token in specials
             listed.setdefault(str(index), {"content": token, "special": special, "normalized": not special})
 
@@ -391,6 +185,28 @@ class PreTrainedTokenizer:
                 "files (vocab.txt, vocab.json + merges.txt) use AutoTokenizer or the model's tokenizer class"
             )
         return Tokenizer.from_file(path)
+
+    @classmethod
+    def rebuild_backend(cls, folder: Path, model_class: type[Model], build) -> Tokenizer:
+        """A family's own pipeline around the model of ``folder``'s tokenizer.json, as transformers 5 rebuilds it.
+
+        ``build(model)`` makes the family's pipeline from the loaded model; the file's added tokens (matched as the
+        new pipeline normalizes), post-processor, truncation and padding sections are kept.
+        """
+        path = Path(folder) / "tokenizer.json"
+        loaded = Tokenizer.from_file(path)
+        if not isinstance(loaded.model, model_class):
+            raise TokenizerFileError(
+                f"{path} holds a {loaded.model.type_name} model, not {model_class.type_name}: load it with "
+                f"AutoTokenizer or PreTrainedTokenizer instead of {cls.__name__}"
+            )
+        backend = build(loaded.model)
+        backend.added_vocabulary = loaded.added_vocabulary
+        backend.added_vocabulary.use_normalizer(backend.normalizer)
+        if loaded.post_processor is not None:
+            backend.post_processor = loaded.post_processor
+        backend.truncation, backend.padding = loaded.truncation, loaded.padding
+        return backend
 
     def config_to_save(self) -> dict:
         config = {k: v for k, v in self.init_kwargs.items() if k not in _TRANSIENT_CONFIG_KEYS}
@@ -694,46 +510,17 @@ class PreTrainedTokenizer:
             pair.sequence_ids = [1] * len(pair)
         if truncation == "do_not_truncate":
             return [backend.post_process(encoding, pair, add_special_tokens)]
-        n_added = backend.num_special_tokens_to_add(pair is not None) if add_special_tokens else 0
-        if max_length < n_added:
-            raise ValueError(
-                f"max_length={max_length} leaves no room: {n_added} special tokens are added; use a larger max_length"
-            )
-        first_kept, second_kept = _kept_lengths(
-            len(encoding), None if pair is None else len(pair), max_length - n_added, truncation
+        return truncate(
+            backend,
+            encoding,
+            pair,
+            max_length,
+            truncation,
+            stride,
+            self.truncation_side,
+            add_special_tokens,
+            return_overflowing_tokens,
         )
-        side = self.truncation_side
-        first_ranges = _window_ranges(len(encoding), first_kept, stride, side, "first")
-        second_ranges = (
-            [None] if pair is None else _window_ranges(len(pair), second_kept, stride, side, "second")
-        )
-        pairs = (
-            _window_pairs(len(first_ranges), len(second_ranges)) if return_overflowing_tokens else [(0, 0)]
-        )
-        return [
-            self._post_process_window(
-                _window(encoding, *first_ranges[i]),
-                None if pair is None else _window(pair, *second_ranges[j]),
-                {sequence for sequence, window in enumerate((i, j)) if window > 0},
-                add_special_tokens,
-            )
-            for i, j in pairs
-        ]
-
-    def _post_process_window(
-        self, first: Encoding, second: Encoding | None, overflowing: set[int], add_special_tokens: bool
-    ) -> Encoding:
-        """Special tokens around one window of each sequence, as tokenizers does; ``overflowing`` holds the
-        sequence ids (0 first, 1 second) whose window is not the one truncation keeps."""
-        backend = self.backend
-        result = backend.post_process(first, second, add_special_tokens)
-        if overflowing and not _post_processor_types_overflow(backend.post_processor):
-            # An overflow window keeps the type id it was encoded with, which is its sequence id (see the helper).
-            result.type_ids = [
-                sequence if sequence in overflowing else type_id
-                for sequence, type_id in zip(result.sequence_ids, result.type_ids)
-            ]
-        return result
 
     def _pad(
         self, windows: list[list[Encoding]], padding: str, max_length, pad_to_multiple_of, padding_side
@@ -937,8 +724,6 @@ class PreTrainedTokenizer:
         The rendered text already holds every special token the model expects, so it is encoded with
         ``add_special_tokens=False``: encoding it with them would add a second BOS.
         """
-        from .chat_template import ChatTemplateError, render
-
         template = chat_template or self.chat_template
         if isinstance(template, dict):  # several named templates: "default" unless tools select "tool_use"
             template = template.get("tool_use" if tools and "tool_use" in template else "default")
@@ -971,18 +756,7 @@ class PreTrainedTokenizer:
     @staticmethod
     def clean_up_tokenization(text: str) -> str:
         """transformers' clean-up: no space before . ? ! , and inside common English contractions."""
-        return (
-            text.replace(" .", ".")
-            .replace(" ?", "?")
-            .replace(" !", "!")
-            .replace(" ,", ",")
-            .replace(" ' ", "'")
-            .replace(" n't", "n't")
-            .replace(" 'm", "'m")
-            .replace(" 's", "'s")
-            .replace(" 've", "'ve")
-            .replace(" 're", "'re")
-        )
+        return clean_up_spaces(text, contract_do_not=False)
 
     def __repr__(self) -> str:
         return (

@@ -15,26 +15,24 @@ file); only the vocabulary, the merges, the added tokens and the post-processor 
 
 ``prepend_scheme`` is "first" (a "▁" only in front of the start of the text, not after a special token) unless
 ``legacy=True`` ("always") or ``add_prefix_space=False`` ("never"). A file without merges (a sentencepiece
-``.model``, most GGUF files) gets them back from its vocabulary with ``generate_merges``.
+``.model``, most GGUF files: see ``gguf.py``) gets them back from its vocabulary with ``generate_merges``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..formats.sentencepiece_model import BPE as SENTENCEPIECE_BPE
+from ..formats.sentencepiece_model import CONTROL, USER_DEFINED, load_model_file
+from .added_vocabulary import AddedToken
 from .base import PreTrainedTokenizer
-from .bpe import BPE, bos_eos_template
-from .gguf import special_tokens_config
-from .pipeline import (
-    AddedToken,
-    DecoderSequence,
-    TemplateProcessing,
-    Tokenizer,
-    TokenizerFileError,
-)
-from .sentencepiece import SPACE, ByteFallback, Fuse, Metaspace, ReplaceDecoder, StripDecoder
-
-CONTROL, USER_DEFINED = 3, 4  # sentencepiece piece types (the same numbers in GGUF's token_type)
+from .bpe import BPE
+from .chars import SPACE
+from .decoders import ByteFallback, DecoderSequence, Fuse, ReplaceDecoder, StripDecoder
+from .pre_tokenizers import Metaspace
+from .processors import TemplateProcessing, bos_eos_template
+from .stages import TokenizerFileError
+from .tokenizer import Tokenizer
 
 
 def generate_merges(vocab: dict[str, int], scores: dict[str, float] | None = None) -> list[tuple[str, str]]:
@@ -84,10 +82,6 @@ def _flag(config: dict, name: str, default: bool) -> bool:
     return default if value is None else bool(value)
 
 
-def _token_text(value) -> str | None:
-    return value["content"] if isinstance(value, dict) else value
-
-
 class LlamaTokenizer(PreTrainedTokenizer):
     """Llama / Llama 2 / Mistral-v1 style tokenizer, from tokenizer.json or a legacy ``tokenizer.model``.
 
@@ -127,18 +121,11 @@ class LlamaTokenizer(PreTrainedTokenizer):
         folder = Path(folder)
         add_prefix_space, legacy = _flag(config, "add_prefix_space", True), _flag(config, "legacy", False)
         if (folder / "tokenizer.json").is_file():
-            loaded = Tokenizer.from_file(folder / "tokenizer.json")
-            if not isinstance(loaded.model, BPE):
-                raise TokenizerFileError(
-                    f"{folder / 'tokenizer.json'} holds a {loaded.model.type_name} model, not BPE: load it with "
-                    "AutoTokenizer or PreTrainedTokenizer instead of LlamaTokenizer"
-                )
-            backend = build_llama_pipeline(loaded.model.vocab, loaded.model.merges, add_prefix_space, legacy)
-            backend.added_vocabulary = loaded.added_vocabulary
-            if loaded.post_processor is not None:
-                backend.post_processor = loaded.post_processor
-            backend.truncation, backend.padding = loaded.truncation, loaded.padding
-            return backend
+            return cls.rebuild_backend(
+                folder,
+                BPE,
+                lambda model: build_llama_pipeline(model.vocab, model.merges, add_prefix_space, legacy),
+            )
         if (folder / "tokenizer.model").is_file():
             return llama_pipeline_from_model_file(folder / "tokenizer.model", add_prefix_space, legacy)
         raise FileNotFoundError(
@@ -152,9 +139,6 @@ def llama_pipeline_from_model_file(
 ) -> Tokenizer:
     """A sentencepiece BPE ``.model`` as transformers converts it: merges rebuilt from the piece ids,
     control pieces added as special tokens and user-defined ones as plain added tokens."""
-    from ..formats.sentencepiece_model import BPE as SENTENCEPIECE_BPE
-    from ..formats.sentencepiece_model import load_model_file
-
     model = load_model_file(path)
     if model.trainer_spec.model_type != SENTENCEPIECE_BPE:
         raise TokenizerFileError(
@@ -177,34 +161,3 @@ def add_typed_tokens(backend: Tokenizer, tokens: list[str], types: list[int]) ->
         ]
         if found:
             backend.add_tokens(found)
-
-
-def llama_tokenizer_from_gguf(fields: dict, **kwargs) -> PreTrainedTokenizer:
-    """``tokenizer.ggml.model == "llama"``: the vocabulary with its scores and types, merges from the file or
-    derived from the scores, as transformers' GGUF loader builds it (a plain tokenizer, bos added by default)."""
-    tokens = list(fields["tokens"])
-    types = list(fields.get("token_type") or [1] * len(tokens))
-    vocab = {token: index for index, token in enumerate(tokens)}
-    if fields.get("merges"):
-        merges = [tuple(merge.split(" ")) for merge in fields["merges"]]
-    else:
-        scores = fields.get("scores") or [0.0] * len(tokens)
-        merges = generate_merges(vocab, dict(zip(tokens, scores)))
-    backend = build_llama_pipeline(vocab, merges)
-    config = special_tokens_config(fields, tokens)
-    config["add_bos_token"] = bool(fields.get("add_bos_token", True))  # llama.cpp's default for this type
-    config["add_eos_token"] = bool(fields.get("add_eos_token", False))
-    config.update(kwargs)
-    tokenizer = PreTrainedTokenizer(backend, **config)
-    control = [AddedToken(t, normalized=False, special=True) for t, k in zip(tokens, types) if k == CONTROL]
-    if control:
-        tokenizer.add_special_tokens(
-            {"additional_special_tokens": control}, replace_extra_special_tokens=False
-        )
-    user_defined = [AddedToken(t, normalized=False) for t, k in zip(tokens, types) if k == USER_DEFINED]
-    if user_defined:
-        tokenizer.add_tokens(user_defined)
-    bos = _token_text(config.get("bos_token")) if config["add_bos_token"] else None
-    eos = _token_text(config.get("eos_token")) if config["add_eos_token"] else None
-    tokenizer.backend.post_processor = bos_eos_template(tokenizer.backend, bos, eos)
-    return tokenizer

@@ -1,4 +1,4 @@
-"""sentencepiece: its normalizer, the tokenizer.json stages that mimic it, and tokenizers built from a ``.model``.
+"""sentencepiece: its own normalizer and decoder, and tokenizers built from a ``.model`` file.
 
 Two ways to tokenize with a sentencepiece model, because the two libraries people compare against differ:
 
@@ -8,15 +8,14 @@ Two ways to tokenize with a sentencepiece model, because the two libraries peopl
 * ``T5Tokenizer`` is what ``transformers`` builds for T5 (the ``tokenizers`` pipeline): ``Precompiled``
   normalizer, ``WhitespaceSplit`` + ``Metaspace`` pre-tokenizers, ``Unigram``, ``</s>`` appended, 100 sentinels.
 
-The precompiled charsmap is a normalization table (NFKC plus sentencepiece's own rules) stored as a darts-clone
-double-array trie over UTF-8 bytes plus a blob of NUL-terminated replacement strings.
+The tokenizer.json stages that mimic sentencepiece (``Precompiled``, ``Metaspace``, ``ByteFallback``...) live with
+the other stages of their kind.
 """
 
 from __future__ import annotations
 
 import base64
-import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..formats.sentencepiece_model import (
@@ -31,208 +30,18 @@ from ..formats.sentencepiece_model import (
     SentencePieceModel,
     load_model_file,
 )
+from .added_vocabulary import token_text
 from .base import PreTrainedTokenizer
-from .pipeline import (
-    DECODERS,
-    NORMALIZERS,
-    PRE_TOKENIZERS,
-    Decoder,
-    NormalizedString,
-    Normalizer,
-    PreTokenizer,
-    PreTokenizerSequence,
-    TemplateProcessing,
-    Tokenizer,
-    TokenizerFileError,
-    WhitespaceSplit,
-    _split_by_matches,
-    compile_pattern,
-    register,
-)
+from .chars import SPACE
+from .charsmap import Charsmap
+from .decoders import MetaspaceDecoder, SentencePieceDecoder
+from .normalized import NormalizedString, split_by_matches
+from .normalizers import Normalizer, Precompiled
+from .pre_tokenizers import Metaspace, PreTokenizer, PreTokenizerSequence, WhitespaceSplit
+from .processors import TemplateProcessing
+from .stages import TokenizerFileError
+from .tokenizer import Tokenizer
 from .unigram import SentencePieceBPE, Unigram
-
-SPACE = "\u2581"  # "▁", sentencepiece's visible space
-
-# --------------------------------------------------------------------------------------------------------------
-# The precompiled charsmap
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _unit_offset(unit: int) -> int:
-    return (unit >> 10) << ((unit & (1 << 9)) >> 6)
-
-
-class Charsmap:
-    """A precompiled charsmap: ``lookup`` walks the trie over UTF-8 bytes exactly as darts-clone does.
-
-    The trie shares common endings (it is a graph of ~44k units holding ~200k rules), so it is never expanded
-    into a dict. Loading instead visits each node once to find ``triggers``: the characters that can take part
-    in a rule (one-character rules, and any later character of a longer rule). A text without any of them,
-    the usual case, skips normalization altogether.
-    """
-
-    _loaded: dict[bytes, Charsmap] = {}  # one table per distinct blob: T5 checkpoints share theirs
-
-    def __init__(self, blob: bytes):
-        if len(blob) < 4:
-            raise TokenizerFileError("precompiled charsmap is too short to hold its trie size")
-        (trie_size,) = struct.unpack_from("<I", blob)
-        if trie_size % 4 or 4 + trie_size > len(blob):
-            raise TokenizerFileError("precompiled charsmap is truncated: its trie is larger than the blob")
-        self.units = struct.unpack_from(f"<{trie_size // 4}I", blob, 4)
-        self.strings = blob[4 + trie_size :]
-        self._replacements: dict[int, str] = {}
-        self.triggers = self._find_triggers()
-
-    @classmethod
-    def load(cls, blob: bytes) -> Charsmap:
-        found = cls._loaded.get(blob)
-        if found is None:
-            found = cls._loaded[blob] = cls(blob)
-        return found
-
-    def lookup(self, key: bytes) -> list[tuple[int, int]]:
-        """darts-clone ``commonPrefixSearch``: ``(length, value)`` of every rule that is a prefix of ``key``."""
-        units = self.units
-        position = _unit_offset(units[0])
-        found = []
-        for length, byte in enumerate(key, 1):
-            position ^= byte
-            if position >= len(units) or units[position] & 0x800000FF != byte:
-                break
-            unit = units[position]
-            position ^= _unit_offset(unit)
-            if unit & 0x100:  # has a leaf: the bytes read so far are a rule
-                found.append((length, units[position] & 0x7FFFFFFF))
-        return found
-
-    def replacement(self, value: int) -> str:
-        text = self._replacements.get(value)
-        if text is None:
-            end = self.strings.find(b"\0", value)
-            text = self._replacements[value] = self.strings[value : end if end >= 0 else None].decode(
-                "utf-8", "replace"
-            )
-        return text
-
-    def _find_triggers(self) -> frozenset[str]:
-        """Walk the trie one character at a time (each node once; numpy tries all 255 bytes of a level)."""
-        import numpy as np
-
-        units = np.asarray(self.units, dtype=np.int64)
-        labels = np.arange(1, 256, dtype=np.int64)  # label 0 is where a node keeps its value, not a child
-
-        def children(bases):
-            """(row, byte, child position, child base) of every edge out of the nodes ``bases``."""
-            positions = np.asarray(bases, dtype=np.int64)[:, None] ^ labels[None, :]
-            inside = positions < len(units)
-            unit = units[np.where(inside, positions, 0)]
-            rows, columns = np.nonzero(inside & ((unit & 0x800000FF) == labels[None, :]))
-            child = positions[rows, columns]
-            child_unit = units[child]
-            child_base = child ^ ((child_unit >> 10) << ((child_unit & (1 << 9)) >> 6))
-            return rows.tolist(), (columns + 1).tolist(), child_unit.tolist(), child_base.tolist()
-
-        root = _unit_offset(self.units[0])
-        triggers: set[str] = set()
-        seen = {root}
-        level = [root]  # nodes reached at a character boundary
-        while level:
-            # Partial characters: (node at the boundary, bytes so far, node after them)
-            partial = [(origin, b"", origin) for origin in level]
-            next_level = []
-            while partial:
-                rows, bytes_, child_units, child_bases = children([node for _, _, node in partial])
-                still = []
-                for row, byte, child_unit, child_base in zip(rows, bytes_, child_units, child_bases):
-                    origin, so_far, _ = partial[row]
-                    so_far += bytes([byte])
-                    try:
-                        char = so_far.decode("utf-8")
-                    except UnicodeDecodeError:
-                        if len(so_far) < 4:
-                            still.append((origin, so_far, child_base))
-                        continue
-                    if origin != root or child_unit & 0x100:
-                        triggers.add(char)
-                    if child_base not in seen:
-                        seen.add(child_base)
-                        next_level.append(child_base)
-                partial = still
-            level = next_level
-        return frozenset(triggers)
-
-    def longest_match(self, text: str, start: int) -> tuple[int, str] | None:
-        """sentencepiece: the longest rule at ``text[start:]`` as ``(characters used, replacement)``."""
-        key = text[start : start + 32].encode("utf-8")
-        found = self.lookup(key)
-        if not found:
-            return None
-        length, value = found[-1]
-        return len(key[:length].decode("utf-8")), self.replacement(value)
-
-    def shortest_match(self, text: str) -> str | None:
-        """tokenizers: the replacement of the *shortest* rule that is a prefix of ``text`` (its first result)."""
-        found = self.lookup(text.encode("utf-8"))
-        return self.replacement(found[0][1]) if found else None
-
-
-def _grapheme_regex():
-    import regex
-
-    return regex.compile(r"\X")
-
-
-@register(NORMALIZERS, "Precompiled")
-@dataclass
-class Precompiled(Normalizer):
-    """tokenizers' ``Precompiled``: each grapheme shorter than 6 UTF-8 bytes is looked up whole (taking the
-    shortest matching rule, which then replaces the whole grapheme); otherwise each character on its own.
-    This is not quite sentencepiece (which takes the longest rule anywhere) but it is what tokenizers does."""
-
-    precompiled_charsmap: str = ""  # base64, as in tokenizer.json
-
-    def __post_init__(self):
-        blob = self.precompiled_charsmap
-        if isinstance(blob, (bytes, bytearray)):
-            blob = self.precompiled_charsmap = base64.b64encode(bytes(blob)).decode("ascii")
-        self.charsmap = Charsmap.load(base64.b64decode(blob)) if blob else None
-        self._graphemes = None
-
-    def to_dict(self) -> dict:
-        return {"type": "Precompiled", "precompiled_charsmap": self.precompiled_charsmap}
-
-    def normalize(self, piece: NormalizedString) -> None:
-        charsmap = self.charsmap
-        text = piece.text
-        if charsmap is None or charsmap.triggers.isdisjoint(text):
-            return
-        if self._graphemes is None:
-            self._graphemes = _grapheme_regex()
-        edits: list[tuple[int, int, str]] = []
-        for match in self._graphemes.finditer(text):
-            grapheme = match.group()
-            if len(grapheme.encode("utf-8")) < 6:
-                replacement = charsmap.shortest_match(grapheme)
-                if replacement is not None:
-                    _aligned_edits(edits, match.start(), grapheme, replacement)
-                    continue
-            for offset, char in enumerate(grapheme, match.start()):
-                replacement = charsmap.shortest_match(char)
-                if replacement is not None:
-                    _aligned_edits(edits, offset, char, replacement)
-        piece.replace_ranges(edits)
-
-
-def _aligned_edits(edits: list, start: int, old: str, new: str) -> None:
-    """Edits replacing ``old`` (at ``start``) by ``new`` with tokenizers' alignment: new character ``i`` comes
-    from old character ``i``; extra new characters from the last old one; extra old characters are dropped."""
-    if old == new:
-        return
-    kept = min(len(old), len(new)) - (len(new) > len(old))
-    if kept:
-        edits.append((start, start + kept, new[:kept]))  # same length: spans kept one by one
-    edits.append((start + kept, start + len(old), new[kept:]))
 
 
 @dataclass
@@ -331,205 +140,6 @@ class SentencePieceNormalizer(Normalizer):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Metaspace: spaces shown as "▁"
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _prepend_scheme(spec: dict) -> str:
-    if "prepend_scheme" in spec:
-        return spec["prepend_scheme"]
-    return "always" if spec.get("add_prefix_space", True) else "never"  # files older than tokenizers 0.14
-
-
-@register(PRE_TOKENIZERS, "Metaspace")
-@dataclass
-class Metaspace(PreTokenizer):
-    """Spaces become "▁"; a "▁" is put in front (``always``, or ``first`` for the piece at the very start of
-    the input); with ``split`` each "▁" begins a new word."""
-
-    replacement: str = SPACE
-    prepend_scheme: str = "always"
-    split: bool = True
-
-    @classmethod
-    def from_dict(cls, spec: dict):
-        return cls(spec.get("replacement", SPACE), _prepend_scheme(spec), spec.get("split", True))
-
-    def split_piece(self, piece: NormalizedString) -> list[NormalizedString]:
-        replacement = self.replacement
-        if " " in piece.text:
-            if len(replacement) == 1:
-                piece.text = piece.text.replace(" ", replacement)  # same length: alignment unchanged
-            else:
-                piece.replace_ranges([(i, i + 1, replacement) for i, c in enumerate(piece.text) if c == " "])
-        text = piece.text
-        if text and not text.startswith(replacement) and self._prepends(piece):
-            piece.prepend(replacement)
-            text = piece.text
-        if not self.split or (len(replacement) == 1 and replacement not in text[1:]):
-            return [piece]  # the usual word after WhitespaceSplit: nothing to split
-        matches = []
-        position = text.find(replacement)
-        while position >= 0:
-            matches.append((position, position + len(replacement)))
-            position = text.find(replacement, position + len(replacement))
-        return _split_by_matches(piece, matches, "MergedWithNext")
-
-    def split_pieces(self, pieces: list[NormalizedString]) -> list[NormalizedString]:
-        # Words from WhitespaceSplit mostly just get a "▁" in front: done inline, which saves a call per word
-        # (about 10% of a T5 encode). Anything else goes through split_piece.
-        replacement = self.replacement
-        if len(replacement) != 1 or self.prepend_scheme != "always":
-            return super().split_pieces(pieces)
-        out = []
-        for piece in pieces:
-            text = piece.text
-            if piece.spans is None and text and " " not in text and replacement not in text:
-                piece.text, piece.lead = replacement + text, piece.lead + 1
-                out.append(piece)
-            else:
-                out.extend(self.split_piece(piece))
-        return out
-
-    def _prepends(self, piece: NormalizedString) -> bool:
-        if self.prepend_scheme == "always":
-            return True
-        return self.prepend_scheme == "first" and piece.original_span(0, 0)[0] == 0
-
-
-@register(DECODERS, "Metaspace")
-@dataclass
-class MetaspaceDecoder(Decoder):
-    """ "▁" back to spaces; in the first token (unless ``prepend_scheme`` is never) they are dropped."""
-
-    replacement: str = SPACE
-    prepend_scheme: str = "always"
-    split: bool = True
-
-    @classmethod
-    def from_dict(cls, spec: dict):
-        return cls(spec.get("replacement", SPACE), _prepend_scheme(spec), spec.get("split", True))
-
-    def decode_chain(self, tokens: list[str]) -> list[str]:
-        first = "" if self.prepend_scheme != "never" else " "
-        return [token.replace(self.replacement, first if i == 0 else " ") for i, token in enumerate(tokens)]
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Decoders of sentencepiece-style tokenizer.json files (Llama: Replace, ByteFallback, Fuse, Strip)
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _bytes_to_tokens(buffer: bytearray) -> list[str]:
-    """Collected ``<0xXX>`` bytes as one string, or one "�" per byte when they are not valid UTF-8."""
-    try:
-        return [buffer.decode("utf-8")]
-    except UnicodeDecodeError:
-        return ["\ufffd"] * len(buffer)
-
-
-def _byte_value(token: str) -> int | None:
-    if len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
-        try:
-            return int(token[3:5], 16)
-        except ValueError:
-            return None
-    return None
-
-
-@register(DECODERS, "ByteFallback")
-@dataclass
-class ByteFallback(Decoder):
-    def decode_chain(self, tokens: list[str]) -> list[str]:
-        out: list[str] = []
-        buffer = bytearray()
-        for token in tokens:
-            byte = _byte_value(token)
-            if byte is not None:
-                buffer.append(byte)
-                continue
-            if buffer:
-                out.extend(_bytes_to_tokens(buffer))
-                buffer.clear()
-            out.append(token)
-        if buffer:
-            out.extend(_bytes_to_tokens(buffer))
-        return out
-
-
-@register(DECODERS, "Fuse")
-@dataclass
-class Fuse(Decoder):
-    def decode_chain(self, tokens: list[str]) -> list[str]:
-        return ["".join(tokens)]
-
-
-@register(DECODERS, "Strip")
-@dataclass
-class StripDecoder(Decoder):
-    """Remove up to ``start`` leading and ``stop`` trailing ``content`` characters from every token."""
-
-    content: str = " "
-    start: int = 0
-    stop: int = 0
-
-    def decode_chain(self, tokens: list[str]) -> list[str]:
-        out = []
-        for token in tokens:
-            begin, end = 0, len(token)
-            while begin < min(self.start, len(token)) and token[begin] == self.content:
-                begin += 1
-            while len(token) - end < self.stop and end > begin and token[end - 1] == self.content:
-                end -= 1
-            out.append(token[begin:end])
-        return out
-
-
-@register(DECODERS, "Replace")
-@dataclass
-class ReplaceDecoder(Decoder):
-    pattern: dict = field(default_factory=dict)
-    content: str = ""
-
-    def decode_chain(self, tokens: list[str]) -> list[str]:
-        compiled = self.__dict__.get("_compiled") or self.__dict__.setdefault(
-            "_compiled", compile_pattern(self.pattern)
-        )
-        return [compiled.sub(self.content.replace("\\", "\\\\"), token) for token in tokens]
-
-
-@dataclass
-class SentencePieceDecoder(Decoder):
-    """sentencepiece's ``DecodeIds``: control pieces vanish, the unknown piece reads ``unk_surface``, byte pieces
-    join into UTF-8, "▁" is a space and the dummy-prefix space of the first piece is dropped."""
-
-    control: frozenset = frozenset()
-    unk_piece: str = "<unk>"
-    unk_surface: str = " \u2047 "
-    add_dummy_prefix: bool = True
-    treat_whitespace_as_suffix: bool = False
-
-    def to_dict(self) -> dict:
-        return SentencePieceNormalizer.to_dict(self)  # type: ignore[arg-type]
-
-    def decode_chain(self, tokens: list[str]) -> list[str]:
-        pieces = ByteFallback().decode_chain([t for t in tokens if t not in self.control])
-        out = []
-        for piece in pieces:
-            if piece == self.unk_piece:
-                out.append(self.unk_surface)
-                continue
-            text = piece.replace(SPACE, " ")
-            # The dummy-prefix space goes from every piece until one leaves some text (a lone "▁" leaves none).
-            if not any(out) and self.add_dummy_prefix and not self.treat_whitespace_as_suffix:
-                text = text[1:] if text.startswith(" ") else text
-            out.append(text)
-        if out and self.add_dummy_prefix and self.treat_whitespace_as_suffix and out[-1].endswith(" "):
-            out[-1] = out[-1][:-1]
-        return out
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Pipelines built from a .model file
 # --------------------------------------------------------------------------------------------------------------
 
@@ -553,10 +163,12 @@ def sentencepiece_pipeline(model: SentencePieceModel | str | Path) -> Tokenizer:
         top = max(normal_scores, default=0.0)
         # A user-defined piece always wins: sentencepiece scores it length * best score - 0.1.
         user = {i: len(pieces[i].piece) * top - 0.1 for i, p in enumerate(pieces) if p.type == USER_DEFINED}
-        segmenter = Unigram(vocab, unk_id, byte_fallback, matchable, min(normal_scores, default=0.0), user)
+        segmenter = Unigram(
+            vocab, unk_id, byte_fallback, matchable, min_score=min(normal_scores, default=0.0), scores=user
+        )
     elif spec.model_type == BPE:
         unused = [i for i, p in enumerate(pieces) if p.type == UNUSED]
-        segmenter = SentencePieceBPE(vocab, unk_id, byte_fallback, matchable + unused, unused)
+        segmenter = SentencePieceBPE(vocab, unk_id, byte_fallback, matchable + unused, unused=unused)
     else:
         raise TokenizerFileError(
             f"sentencepiece model_type {spec.model_type} (WORD/CHAR) is not supported; only UNIGRAM and BPE are"
@@ -596,7 +208,7 @@ class _SpaceSplit(PreTokenizer):
     def split_piece(self, piece: NormalizedString) -> list[NormalizedString]:
         text = piece.text
         matches = [(i, i + 1) for i, char in enumerate(text) if char == SPACE] if SPACE in text else []
-        return _split_by_matches(piece, matches, self.behavior)
+        return split_by_matches(piece, matches, self.behavior)
 
 
 def t5_pipeline(
@@ -688,8 +300,7 @@ class T5Tokenizer(PreTrainedTokenizer):
                 f"{folder} has neither tokenizer.json nor spiece.model: a T5 tokenizer needs one of them "
                 "(save one with save_pretrained, or copy the model's spiece.model there)"
             )
-        eos = config.get("eos_token", "</s>")
-        eos = eos["content"] if isinstance(eos, dict) else str(eos)
+        eos = token_text(config.get("eos_token"), "</s>")
         return t5_pipeline(vocab_file, int(config.get("extra_ids", 100)), eos)
 
     def get_sentinel_tokens(self) -> list[str]:

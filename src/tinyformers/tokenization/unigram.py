@@ -12,7 +12,8 @@ adjacent pair merges next (ties go to the leftmost pair).
 
 from __future__ import annotations
 
-from .pipeline import MODELS, CachedModel, TokenizerFileError, register
+from .models import CachedModel
+from .stages import MODELS, TokenizerFileError, register
 
 UNK_PENALTY = 10.0
 _PREFIX_ONLY = (None, 0.0)  # trie value of a string that is only the beginning of longer pieces
@@ -23,15 +24,24 @@ def _byte_piece(byte: int) -> str:
 
 
 class _PieceModel(CachedModel):
-    """What Unigram and sentencepiece-BPE share: a scored vocabulary, the unknown piece, byte fallback, a cache."""
+    """What Unigram and sentencepiece-BPE share: a scored vocabulary, the unknown piece, byte fallback, a cache.
+
+    ``matchable`` restricts which ids the text may match (sentencepiece keeps control/byte pieces out); by
+    default every piece matches, as in tokenizers.
+    """
 
     def __init__(
-        self, vocab: list[tuple[str, float]], unk_id: int | None = None, byte_fallback: bool = False
+        self,
+        vocab: list[tuple[str, float]],
+        unk_id: int | None = None,
+        byte_fallback: bool = False,
+        matchable: list[int] | None = None,
     ):
         self.vocab = [(str(piece), float(score)) for piece, score in vocab]
         self.token_ids = {piece: index for index, (piece, _) in enumerate(self.vocab)}
         self.unk_id = unk_id
         self.byte_fallback = byte_fallback
+        self.matchable = range(len(self.vocab)) if matchable is None else matchable
         self._start_cache()
 
     def token_to_id(self, token: str) -> int | None:
@@ -81,26 +91,24 @@ class _PieceModel(CachedModel):
 
 @register(MODELS, "Unigram")
 class Unigram(_PieceModel):
-    """``matchable`` restricts which ids the text may match (sentencepiece keeps control/byte pieces out) and
-    ``min_score`` overrides the lowest score (sentencepiece takes it over normal pieces only); by default every
-    piece matches and the minimum is over the whole vocabulary, as in tokenizers."""
+    """``min_score`` overrides the lowest score (sentencepiece takes it over normal pieces only; by default the
+    minimum is over the whole vocabulary, as in tokenizers) and ``scores`` the scores of some pieces."""
 
     def __init__(
         self,
-        vocab: list[tuple[str, float]],
-        unk_id: int | None = None,
-        byte_fallback: bool = False,
-        matchable: list[int] | None = None,
+        *args,
         min_score: float | None = None,
         scores: dict[int, float] | None = None,
+        **kwargs,
     ):
-        super().__init__(vocab, unk_id, byte_fallback)
+        super().__init__(*args, **kwargs)
+        unk_id = self.unk_id
         if unk_id is not None and not 0 <= unk_id < len(self.vocab):
             raise TokenizerFileError(
                 f"Unigram: unk_id {unk_id} is outside the vocabulary of {len(self.vocab)} pieces"
             )
         scores = scores or {}
-        ids = range(len(self.vocab)) if matchable is None else matchable
+        ids = self.matchable
         # A dict trie: every piece maps to (id, score), every proper prefix of a piece to _PREFIX_ONLY, so
         # the Viterbi inner loop stops as soon as the text leaves all pieces.
         trie: dict[str, tuple] = {}
@@ -181,17 +189,9 @@ class SentencePieceBPE(_PieceModel):
 
     type_name = "SentencePieceBPE"
 
-    def __init__(
-        self,
-        vocab: list[tuple[str, float]],
-        unk_id: int | None = None,
-        byte_fallback: bool = False,
-        matchable: list[int] | None = None,
-        unused: list[int] | None = None,
-    ):
-        super().__init__(vocab, unk_id, byte_fallback)
-        ids = range(len(self.vocab)) if matchable is None else matchable
-        self._pieces = {self.vocab[i][0]: (i, self.vocab[i][1]) for i in ids}
+    def __init__(self, *args, unused: list[int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._pieces = {self.vocab[i][0]: (i, self.vocab[i][1]) for i in self.matchable}
         self._unused = set(unused or ())
 
     def to_dict(self) -> dict:
