@@ -58,7 +58,7 @@ class CountedHub(HubServer):
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, minilm_dir):
-    server = CountedHub(tmp_path_factory.mktemp("hub") / "root").start()
+    server = CountedHub(tmp_path_factory.mktemp("hub") / "root").start(timeout=120)
     try:
         server.write_token = server.token("alice", "write")
         api = huggingface_hub.HfApi(endpoint=server.url, token=server.write_token)
@@ -260,7 +260,7 @@ def test_bad_input_is_one_clear_line(hub, env, monkeypatch):
 
 
 def test_push_sends_files_above_the_regular_limit_through_lfs(tmp_path, monkeypatch):
-    hub = CountedHub(tmp_path / "root", "--regular-limit", "256KiB").start()
+    hub = CountedHub(tmp_path / "root", "--regular-limit", "256KiB").start(timeout=120)
     try:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))

@@ -19,7 +19,7 @@ huggingface_hub = oracle("huggingface_hub")
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    server = HubServer(tmp_path_factory.mktemp("hub") / "root").start()
+    server = HubServer(tmp_path_factory.mktemp("hub") / "root").start(timeout=120)
     try:
         server.write_token = server.token("alice", "write")
         yield server
