@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .configuration import CONFIG_NAME, PretrainedConfig, read_config_dict
-from .hub import resolve_dir, resolve_gguf
+from .hub import pin_revision, resolve_dir, resolve_gguf
 from .utils import read_json
 
 CONFIGS = {
@@ -142,16 +142,26 @@ class _AutoModel:
         return cls.model_class(config).from_config(config, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *args: Any,
+        config: PretrainedConfig | None = None,
+        revision: str | None = None,
+        **kwargs: Any,
+    ):
         """``from_pretrained`` of the model class registered for the config's model_type (same arguments);
-        keywords that are not about loading override config values."""
-        config = kwargs.pop("config", None)
+        keywords that are not about loading override config values. A branch is pinned to one commit first, so
+        config and weights come from the same commit."""
+        revision = pin_revision(name_or_path, revision, kwargs.get("gguf_file"))
         if config is None:
             config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOAD_KWARGS}
             config = AutoConfig.from_pretrained(
-                name_or_path, kwargs.get("revision"), kwargs.get("gguf_file"), **config_kwargs
+                name_or_path, revision, kwargs.get("gguf_file"), **config_kwargs
             )
-        return cls.model_class(config).from_pretrained(name_or_path, *args, config=config, **kwargs)
+        return cls.model_class(config).from_pretrained(
+            name_or_path, *args, config=config, revision=revision, **kwargs
+        )
 
 
 # from_pretrained keywords that are about loading, not config values.

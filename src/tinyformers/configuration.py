@@ -150,7 +150,7 @@ class PretrainedConfig:
         gguf_file: str | None = None,
         **kwargs: Any,
     ) -> PretrainedConfig:
-        """Read ``config.json`` from a folder or cached hub id (or a GGUF file's metadata); ``kwargs`` override it."""
+        """Read ``config.json`` from a folder or hub id (or a GGUF file's metadata); ``kwargs`` override it."""
         path, config_dict = read_config_dict(name_or_path, revision, gguf_file)
         file_type = config_dict.get("model_type")
         if cls.model_type and file_type and file_type != cls.model_type:

@@ -26,7 +26,8 @@ from torch import nn
 from .configuration import PretrainedConfig
 from .formats.checkpoint import load_state_dict, save_state_dict
 from .formats.gguf import load_gguf_checkpoint
-from .hub import resolve_dir, resolve_gguf
+from .hub import pin_revision, resolve_dir, resolve_gguf
+from .hub import upload as hub_upload
 
 logger = logging.getLogger("tinyformers")
 
@@ -249,8 +250,9 @@ class PreTrainedModel(nn.Module):
         quantize: str | None = None,
         **config_kwargs: Any,
     ):
-        """Load a model from a folder (or a cached hub id) holding ``config.json`` and its weights, or from a GGUF
-        file (``from_pretrained(folder, gguf_file="x.gguf")`` or ``from_pretrained("x.gguf")``; dequantised).
+        """Load a model from a folder (or a hub id at ``revision``) holding ``config.json`` and its weights, or
+        a GGUF file (``from_pretrained(folder, gguf_file="x.gguf")`` or ``from_pretrained("x.gguf")``;
+        dequantised).
 
         Extra keyword arguments override config values, as in ``transformers`` (e.g. ``num_labels=3``).
         Decoders take two speed options: ``quantize="int8"`` (weight-only int8 matrices) and ``compile=True``
@@ -262,6 +264,7 @@ class PreTrainedModel(nn.Module):
             )
         if config is not None:  # loading adjusts it (overrides, source, T5's head tying): not the caller's
             config = copy.deepcopy(config)
+        revision = pin_revision(name_or_path, revision, gguf_file)  # config and weights from one commit
         gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
         if gguf_path is not None:
             config_dict, state, _ = load_gguf_checkpoint(gguf_path)
@@ -390,6 +393,24 @@ class PreTrainedModel(nn.Module):
         return missing
 
     # ---- saving -------------------------------------------------------------------------------------------------
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        revision: str = "main",
+        token: str | None = None,
+        **card: Any,
+    ) -> dict[str, Any]:
+        """Upload config, weights and a model card (when the repo has none) to ``repo_id`` on ``$HF_ENDPOINT``
+        in one commit, creating the repo if needed. ``card``: license, base_model, tags, datasets, metrics."""
+        card.setdefault("base_model", getattr(self.config, "_name_or_path", None))
+        return hub_upload.push_to_hub(
+            self.save_pretrained, repo_id, config={**self.config.to_dict(), "architectures": [type(self).__name__]},
+            commit_message=commit_message, private=private, revision=revision, token=token, **card,
+        )  # fmt: skip
+
     def save_pretrained(
         self,
         save_directory: str | os.PathLike,

@@ -1,8 +1,7 @@
 """``tinyformers hub ...``: run a hub (``serve``), issue tokens (``token create``).
 
-The client commands (search, info, download, upload, login, whoami) join the same group: each adds its parser
-to ``group`` in ``add_parser`` (marked below) with its own handler. FastAPI and uvicorn are imported only by
-``serve``; ``token create`` needs neither.
+The client commands (login, whoami, search, info, download, upload) join the same group from ``hub_client``.
+FastAPI and uvicorn are imported only by ``serve``; ``token create`` needs neither.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import os
 import re
 from pathlib import Path
 
+from . import hub_client
 from .common import Parser, add_command
 
 UNITS = {
@@ -111,7 +111,7 @@ def add_parser(subparsers) -> None:
     create.add_argument("--name", default="cli", help="a label for the token (shown by whoami)")
     create.set_defaults(handler=create_token)
 
-    # -- client commands (search, info, download, upload, login, whoami) are added to `group` here --
+    hub_client.add_parsers(group)
 
 
 def serve_hub(args) -> int:

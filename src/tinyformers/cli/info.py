@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from ..hub.card import card_summary
 from .common import add_command, file_sizes
 from .output import print_data
 
@@ -19,7 +20,7 @@ def add_parser(subparsers) -> None:
         "  tinyformers info .assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --json",
     )
     parser.add_argument(
-        "model", help="a folder holding config.json, a .gguf file, or a hub id in the local cache"
+        "model", help="a folder holding config.json, a .gguf file, or a hub id (downloaded into the cache)"
     )
     parser.set_defaults(handler=handle)
 
@@ -61,52 +62,10 @@ def weights_summary(directory) -> tuple[int | None, str | None]:
     return total or None, ", ".join(sorted(d for d in dtypes if d)) or None
 
 
-def front_matter(text: str) -> tuple[dict, str]:
-    """README.md's YAML front matter (the simple subset model cards use: scalars and lists) and the body."""
-    if not text.startswith("---"):
-        return {}, text
-    head, _, body = text[3:].partition("\n---")
-    data: dict = {}
-    key = None
-    for line in head.splitlines():
-        if line.startswith("- ") and key is not None:
-            data[key] = (data[key] if isinstance(data.get(key), list) else []) + [line[2:].strip()]
-        elif ":" in line and not line.startswith(" "):
-            key, _, value = line.partition(":")
-            key = key.strip()
-            data[key] = value.strip().strip("'\"") or []
-    return data, body
-
-
-def first_paragraph(markdown: str) -> str:
-    """The first prose paragraph: headings, code blocks, tables, lists and HTML skipped."""
-    lines, in_code = [], False
-    for line in markdown.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("```"):
-            in_code = not in_code
-            continue
-        prose = stripped and not in_code and not stripped.startswith(("#", "<", "|", "- ", "* ", "!["))
-        if prose:
-            lines.append(stripped)
-        elif lines:
-            break
-    return " ".join(lines)
-
-
 def model_card(directory) -> dict | None:
     """License, tags and a one-paragraph summary from the model card (README.md), when there is one."""
     readme = directory / "README.md"
-    if not readme.is_file():
-        return None
-    meta, body = front_matter(readme.read_text(encoding="utf-8", errors="replace"))
-    card = {
-        k: meta[k] for k in ("license", "language", "library_name", "pipeline_tag", "tags") if meta.get(k)
-    }
-    if meta.get("datasets"):
-        card["datasets"] = len(meta["datasets"]) if isinstance(meta["datasets"], list) else 1
-    card["summary"] = first_paragraph(body)[:400]
-    return card
+    return card_summary(readme.read_text(encoding="utf-8", errors="replace")) if readme.is_file() else None
 
 
 def fitting_tasks(model_type: str | None) -> list[str]:

@@ -20,11 +20,12 @@ Look at and convert models:
 Host and share models (a Hugging Face-compatible hub):
   tinyformers hub serve --root DIR --port 8080        then HF_ENDPOINT=http://HOST:8080 for huggingface_hub
   tinyformers hub token create --user NAME --role write
+  tinyformers hub search|info|download|upload ...    use a hub ($HF_ENDPOINT; login / whoami for the token)
 
 Batch jobs: --input texts.jsonl --output results.jsonl (JSON lines with a "text" field; each output line is
 the input record plus "result"), with a progress bar. Add --json to any command for machine-readable output.
-Default models come from $ASSETS_DIR (default .assets); nothing is ever downloaded. Errors are one line on
-stderr with exit code 2.
+Default models come from $ASSETS_DIR (default .assets); a hub id (org/name) given as a model is downloaded
+from $HF_ENDPOINT into the shared Hugging Face cache. Errors are one line on stderr with exit code 2.
 """
 
 from __future__ import annotations

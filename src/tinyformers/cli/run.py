@@ -22,9 +22,7 @@ def add_parser(subparsers) -> None:
         "-p passes any option of the task's pipeline.",
     )
     parser.add_argument("task", help="the pipeline task, e.g. fill-mask")
-    add_pipeline_options(
-        parser, "model folder, .gguf file or cached hub id (default: the task's offline default)"
-    )
+    add_pipeline_options(parser, "model folder, .gguf file or hub id (default: the task's offline default)")
     parser.add_argument(
         "-p", "--param", action="append", metavar="KEY=VALUE", help="a pipeline option (repeatable)"
     )

@@ -1,5 +1,28 @@
-"""Finding model files: local folders and the Hugging Face cache layout. This package moves bytes only."""
+"""The hub client: resolve ids to files in the shared Hugging Face cache, download, upload, model cards.
 
-from .resolve import ModelNotFoundError, resolve_dir, resolve_gguf
+This package moves bytes only: it never imports models or tokenizers (they call into it).
+"""
 
-__all__ = ["ModelNotFoundError", "resolve_dir", "resolve_gguf"]
+from .errors import (
+    EntryNotFoundError,
+    HubAuthError,
+    HubConnectionError,
+    HubError,
+    ModelNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from .resolve import pin_revision, resolve_dir, resolve_gguf
+
+__all__ = [
+    "EntryNotFoundError",
+    "HubAuthError",
+    "HubConnectionError",
+    "HubError",
+    "ModelNotFoundError",
+    "RepositoryNotFoundError",
+    "RevisionNotFoundError",
+    "pin_revision",
+    "resolve_dir",
+    "resolve_gguf",
+]

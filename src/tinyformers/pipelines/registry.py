@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..auto import MODELS, AutoConfig, AutoTokenizer, import_object
 from ..errors import UnknownTaskError
+from ..hub import pin_revision
 from .base import Pipeline
 from .features import FeatureExtractionPipeline, SentenceEmbeddingPipeline
 from .fill_mask import FillMaskPipeline
@@ -134,10 +135,12 @@ def pipeline(
     dtype=None,
     gguf_file: str | None = None,
     model_kwargs: dict | None = None,
+    revision: str | None = None,
     **params,
 ) -> Pipeline:
     """Build the pipeline for ``task`` (e.g. ``"fill-mask"``) over ``model`` — a folder, a .gguf file, a hub id
-    already in the local cache, or a loaded model (then pass its ``tokenizer`` too unless it came from a folder).
+    (``org/name`` at ``revision``, from the cache or ``$HF_ENDPOINT``), or a loaded model (then pass its
+    ``tokenizer`` too unless it came from a folder).
 
     Without ``model`` the task's default from the offline assets is used (feature-extraction and
     sentence-embedding: all-MiniLM-L6-v2; text-generation: SmolLM2-135M-Instruct). Without ``task`` it is read
@@ -154,12 +157,13 @@ def pipeline(
     model_kwargs = {**(model_kwargs or {}), **({"dtype": dtype} if dtype is not None else {})}
     if isinstance(model, (str, os.PathLike)):
         source = str(model)
-        config = AutoConfig.from_pretrained(source, gguf_file=gguf_file)
+        revision = pin_revision(source, revision, gguf_file)  # model and tokenizer from one commit
+        config = AutoConfig.from_pretrained(source, gguf_file=gguf_file, revision=revision)
         if task is None:
             task = task_name = task_from_architecture(config)
         check_fits(task_name, config.model_type, f"'{source}'")
         auto_class = import_object(f"tinyformers.auto:{TASKS[task_name].auto_class}")
-        model = auto_class.from_pretrained(source, gguf_file=gguf_file, **model_kwargs)
+        model = auto_class.from_pretrained(source, gguf_file=gguf_file, revision=revision, **model_kwargs)
     else:
         source = getattr(model.config, "_name_or_path", None)
         if task is None:
@@ -168,7 +172,7 @@ def pipeline(
     if tokenizer is None:
         if not source:
             raise ValueError("pass tokenizer=... with a model object that was not loaded from a folder")
-        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file, revision=revision)
     elif isinstance(tokenizer, (str, os.PathLike)):
         tokenizer = AutoTokenizer.from_pretrained(tokenizer)
     return TASKS[task_name](

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..hub import upload as hub_upload
 from ..hub.resolve import resolve_dir
 from ..utils import atomic_write_text
 from .added_vocabulary import AddedToken, token_text
@@ -253,6 +254,15 @@ class PreTrainedTokenizer:
         for name, text in files.items():
             atomic_write_text(folder / name, text + "\n")
         return tuple(str(folder / name) for name in files)
+
+    def push_to_hub(
+        self, repo_id: str, *, commit_message: str | None = None, token: str | None = None, **kwargs
+    ):
+        """Upload the tokenizer files to ``repo_id`` in one commit (creating the repo, and a card if it has
+        none); ``kwargs``: private, revision, and the card's license, tags, datasets, metrics."""
+        return hub_upload.push_to_hub(
+            self.save_pretrained, repo_id, commit_message=commit_message, token=token, **kwargs
+        )
 
     # -- special tokens -----------------------------------------------------------------------------------------
 

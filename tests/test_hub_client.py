@@ -1,0 +1,293 @@
+"""The hub client against a real `tinyformers hub serve` process, with the real huggingface_hub and transformers.
+
+One server and one uploaded MiniLM repo serve the whole module; each test gets its own empty cache. Requests are
+counted in the server's access log. huggingface_hub reads HF_ENDPOINT and HF_HUB_CACHE once, at import, so in this
+process it gets them as arguments, and transformers runs in a subprocess with its environment set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import oracle
+from hubserver import HubServer
+from tinyformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, pipeline
+from tinyformers.hub import (
+    EntryNotFoundError,
+    HubAuthError,
+    ModelNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+    resolve_dir,
+)
+from tinyformers.hub.download import hub_file, snapshot_download
+
+oracle("fastapi")  # the server's own dependency, in the test extra
+huggingface_hub = oracle("huggingface_hub")
+oracle("transformers")  # run in a subprocess
+
+SENTENCES = ["The hub moves bytes.", "A second, longer sentence about caches and commits."]
+
+
+# One access-log line per request, as uvicorn writes it: `... "GET /path HTTP/1.1" 200 ...`.
+REQUEST_LINE = re.compile(r'"(GET|HEAD|POST|PUT|DELETE|PATCH) (\S+) HTTP/[\d.]+" (\d{3})')
+
+
+class CountedHub(HubServer):
+    """The real server, plus the requests its access log shows ('METHOD /path STATUS')."""
+
+    def requests(self) -> list[str]:
+        return [" ".join(m.groups()) for m in REQUEST_LINE.finditer(self.access_log())]
+
+    def mark(self) -> int:
+        time.sleep(0.2)  # lines of requests already answered reach the log
+        return len(self.requests())
+
+    def requests_since(self, mark: int) -> list[str]:
+        time.sleep(0.2)
+        return self.requests()[mark:]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory, minilm_dir):
+    server = CountedHub(tmp_path_factory.mktemp("hub") / "root").start(timeout=120)
+    try:
+        server.write_token = server.token("alice", "write")
+        api = huggingface_hub.HfApi(endpoint=server.url, token=server.write_token)
+        api.create_repo("alice/minilm")
+        server.minilm_commit = api.upload_folder(folder_path=minilm_dir, repo_id="alice/minilm").oid
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def env(hub, tmp_path, monkeypatch):
+    """A fresh cache and the endpoint for both clients; no token unless a test sets one."""
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return tmp_path / "cache"
+
+
+def _embed(model_id, revision=None):
+    tokenizer = AutoTokenizer.from_pretrained(model_id, revision=revision)
+    model = AutoModel.from_pretrained(model_id, revision=revision)
+    with torch.no_grad():
+        return model(**tokenizer(SENTENCES, padding=True, return_tensors="pt")).last_hidden_state
+
+
+def test_minilm_through_the_endpoint_matches_the_folder(hub, env, minilm_dir):
+    assert torch.allclose(_embed("alice/minilm"), _embed(minilm_dir), atol=1e-6)
+    snapshot = env / "models--alice--minilm" / "snapshots" / hub.minilm_commit
+    assert (snapshot / "model.safetensors").is_symlink()
+    assert (env / "models--alice--minilm" / "refs" / "main").read_text() == hub.minilm_commit
+
+
+def test_a_cached_pinned_load_makes_no_request(hub, env):
+    commit = hub.minilm_commit
+    _embed("alice/minilm", revision=commit)
+    mark = hub.mark()
+    _embed("alice/minilm", revision=commit)
+    vectors = pipeline("feature-extraction", model="alice/minilm", revision=commit)("cached")
+    assert hub.requests_since(mark) == []
+    assert len(vectors[0][0]) == 384
+    # A branch costs one request (which commit is it now?) per load, then the load goes on at that commit.
+    mark = hub.mark()
+    AutoModel.from_pretrained("alice/minilm")
+    sent = hub.requests_since(mark)
+    assert [line.rsplit(" ", 1)[0] for line in sent] == ["GET /api/models/alice/minilm/revision/main"]
+    # huggingface_hub's snapshot_download of the branch asks the server every time.
+    huggingface_hub.snapshot_download("alice/minilm", cache_dir=env, endpoint=hub.url)
+    mark = hub.mark()
+    huggingface_hub.snapshot_download("alice/minilm", cache_dir=env, endpoint=hub.url)
+    assert len(hub.requests_since(mark)) >= 1
+
+
+def test_offline_makes_no_request_at_all(hub, env, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    mark = hub.mark()
+    with pytest.raises(ModelNotFoundError, match="HF_HUB_OFFLINE is set"):
+        AutoModel.from_pretrained("alice/minilm")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    snapshot_download("alice/minilm")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    mark = hub.mark()
+    assert AutoModel.from_pretrained("alice/minilm").config.model_type == "bert"
+    assert hub.requests_since(mark) == []
+
+
+def test_one_cache_for_both_tools(hub, env, monkeypatch):
+    commit = hub.minilm_commit
+    # huggingface_hub downloads, tinyformers reads it without asking the server.
+    huggingface_hub.snapshot_download("alice/minilm", revision=commit, cache_dir=env, endpoint=hub.url)
+    mark = hub.mark()
+    assert AutoTokenizer.from_pretrained("alice/minilm", revision=commit)("hub")["input_ids"][0] == 101
+    assert hub.requests_since(mark) == []
+    # tinyformers downloads, huggingface_hub reads it without asking the server.
+    other = env.parent / "cache-2"
+    monkeypatch.setenv("HF_HUB_CACHE", str(other))
+    folder = resolve_dir("alice/minilm", revision=commit)
+    mark = hub.mark()
+    for name in ("config.json", "model.safetensors", "1_Pooling/config.json"):
+        theirs = huggingface_hub.hf_hub_download(
+            "alice/minilm", name, revision=commit, cache_dir=other, local_files_only=True
+        )
+        assert theirs == str(folder / name)
+    snapshot = huggingface_hub.snapshot_download(
+        "alice/minilm", revision=commit, cache_dir=other, local_files_only=True
+    )
+    assert snapshot == str(folder)
+    assert hub.requests_since(mark) == []
+
+
+def test_an_incomplete_download_is_resumed_with_a_range_request(hub, env):
+    folder = snapshot_download("alice/minilm")
+    weights = folder / "model.safetensors"
+    blob = weights.resolve()
+    data = blob.read_bytes()
+    weights.unlink()
+    blob.unlink()
+    incomplete = blob.with_name(blob.name + ".incomplete")
+    incomplete.write_bytes(data[: len(data) // 3])
+    mark = hub.mark()
+    snapshot_download("alice/minilm")
+    assert blob.read_bytes() == data and not incomplete.exists()
+    fetches = [line for line in hub.requests_since(mark) if "model.safetensors" in line]
+    assert len(fetches) == 1 and " 206" in fetches[0]
+
+    # A leftover whose bytes are wrong fails the hash check: it is dropped and fetched whole again.
+    weights.unlink()
+    blob.unlink()
+    incomplete.write_bytes(b"\0" * (len(data) // 2))
+    snapshot_download("alice/minilm")
+    assert blob.read_bytes() == data and not incomplete.exists()
+
+
+# transformers (with the huggingface_hub under it) in a fresh interpreter: both read HF_ENDPOINT once, at import.
+TRANSFORMERS_LOADS = """
+import json, sys, torch, transformers
+job = json.loads(sys.argv[1])
+cached = transformers.AutoModel.from_pretrained(
+    job["cached"], revision=job["commit"], cache_dir=job["cache"], local_files_only=True
+)
+print(type(cached).__name__)
+model = transformers.AutoModelForSequenceClassification.from_pretrained(job["pushed"])
+tokenizer = transformers.AutoTokenizer.from_pretrained(job["pushed"])
+with torch.no_grad():
+    print(json.dumps(model(**tokenizer(job["texts"], padding=True, return_tensors="pt")).logits.tolist()))
+"""
+
+
+def test_push_to_hub_round_trips(hub, env, monkeypatch, minilm_dir):
+    monkeypatch.setenv("HF_TOKEN", hub.write_token)
+    torch.manual_seed(0)
+    config = BertConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, num_labels=3
+    )
+    model = AutoModelForSequenceClassification.from_config(config)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    model.push_to_hub("alice/tiny-classifier", license="mit", datasets=["imdb"], metrics=["accuracy"])
+    tokenizer.push_to_hub("alice/tiny-classifier")
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(env.parent / "elsewhere"))
+    monkeypatch.delenv("HF_TOKEN")
+    again = AutoModelForSequenceClassification.from_pretrained("alice/tiny-classifier")
+    batch = AutoTokenizer.from_pretrained("alice/tiny-classifier")(
+        SENTENCES, padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        assert torch.equal(again(**batch).logits, model(**batch).logits)
+    # transformers loads the pushed model through the endpoint, and reads MiniLM from the cache we filled.
+    monkeypatch.setenv("HF_HUB_CACHE", str(env))
+    resolve_dir("alice/minilm", revision=hub.minilm_commit)
+    job = {
+        "pushed": "alice/tiny-classifier", "texts": SENTENCES, "cached": "alice/minilm",
+        "commit": hub.minilm_commit, "cache": str(env),
+    }  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", TRANSFORMERS_LOADS, json.dumps(job)],
+        env={**os.environ, "HF_HUB_CACHE": str(env.parent / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    cached_class, logits = out.stdout.splitlines()[-2:]
+    assert cached_class == "BertModel"
+    with torch.no_grad():
+        assert torch.allclose(torch.tensor(json.loads(logits)), model(**batch).logits, atol=1e-5)
+
+    info = huggingface_hub.HfApi(endpoint=hub.url).model_info("alice/tiny-classifier")
+    assert info.card_data["license"] == "mit"
+    assert info.card_data["datasets"] == ["imdb"]
+    assert info.pipeline_tag == "text-classification"
+    assert {"README.md", "config.json", "model.safetensors", "tokenizer.json"} <= {
+        s.rfilename for s in info.siblings
+    }
+    commits = huggingface_hub.HfApi(endpoint=hub.url).list_repo_commits("alice/tiny-classifier")
+    assert len(commits) >= 2  # the model in one commit, then the tokenizer in another; the card stays
+
+
+def test_bad_input_is_one_clear_line(hub, env, monkeypatch):
+    with pytest.raises(RepositoryNotFoundError, match="repository 'alice/nothing' not found"):
+        AutoModel.from_pretrained("alice/nothing")
+    with pytest.raises(RevisionNotFoundError, match="revision 'v9' not found in 'alice/minilm'"):
+        AutoModel.from_pretrained("alice/minilm", revision="v9")
+    with pytest.raises(EntryNotFoundError, match="file 'nope.json' not found in 'alice/minilm'"):
+        hub_file("alice/minilm", "nope.json")
+    before = huggingface_hub.HfApi(endpoint=hub.url).model_info("alice/minilm").sha
+    model = AutoModel.from_pretrained("alice/minilm", revision=hub.minilm_commit)
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    with pytest.raises(HubAuthError, match="token") as error:
+        model.push_to_hub("alice/minilm")
+    assert "\n" not in str(error.value)
+    read_token = hub.token("bob", "read")
+    monkeypatch.setenv("HF_TOKEN", read_token)
+    with pytest.raises(HubAuthError):
+        model.push_to_hub("alice/minilm")
+    assert huggingface_hub.HfApi(endpoint=hub.url).model_info("alice/minilm").sha == before
+
+
+def test_push_sends_files_above_the_regular_limit_through_lfs(tmp_path, monkeypatch):
+    hub = CountedHub(tmp_path / "root", "--regular-limit", "256KiB").start(timeout=120)
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setenv("HF_TOKEN", hub.token("carol", "write"))
+        torch.manual_seed(0)
+        model = AutoModel.from_config(BertConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4))
+        model.push_to_hub("carol/tiny-bert")
+        sent = hub.requests()
+        assert any(line.startswith("POST /carol/tiny-bert.git/info/lfs/objects/batch 200") for line in sent)
+        assert any(line.startswith("PUT ") for line in sent)
+        again = AutoModel.from_pretrained("carol/tiny-bert")
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(again.state_dict()[name], tensor), name
+        files = huggingface_hub.HfApi(endpoint=hub.url).model_info("carol/tiny-bert", files_metadata=True)
+        weights = next(s for s in files.siblings if s.rfilename == "model.safetensors")
+        assert weights.lfs is not None and weights.lfs.size == weights.size
+    finally:
+        hub.stop()
+
+
+def test_a_private_repo_needs_its_owners_token(hub, env, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", hub.write_token)
+    torch.manual_seed(0)
+    model = AutoModel.from_config(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4))
+    model.push_to_hub("alice/secret", private=True)
+    assert AutoModel.from_pretrained("alice/secret").config.hidden_size == 32
+    monkeypatch.delenv("HF_TOKEN")
+    monkeypatch.setenv("HF_HUB_CACHE", str(env.parent / "stranger"))
+    with pytest.raises(RepositoryNotFoundError, match="'alice/secret' not found"):
+        AutoModel.from_pretrained("alice/secret")
