@@ -1,10 +1,10 @@
 """Teach SmolLM2-135M-Instruct a few new facts with LoRA, on a CPU, in a few minutes.
 
 The facts are about a bakery that does not exist, so the model cannot know them beforehand. Only small adapter
-matrices train (~1 % of the weights); the base model stays frozen, which is why it still knows what it knew
+matrices on the attention projections train (0.7 % of the weights); the base model stays frozen, which is why it still knows what it knew
 ("What is the capital of France?" still gets Paris). The loss counts the assistant's answers only.
 
-    python examples/lora_facts.py [--steps 15] [--output-dir runs/bakery]
+    python examples/lora_facts.py [--steps 20] [--output-dir runs/bakery]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def answer(model, tokenizer, question: str) -> str:
     return tokenizer.decode(ids[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def main(steps: int = 15, output_dir: str = "runs/bakery") -> dict[str, str]:
+def main(steps: int = 20, output_dir: str = "runs/bakery") -> dict[str, str]:
     tokenizer = tf.AutoTokenizer.from_pretrained(GGUF)
     model = tf.AutoModelForCausalLM.from_pretrained(GGUF)
     chats = [
@@ -54,13 +54,15 @@ def main(steps: int = 15, output_dir: str = "runs/bakery") -> dict[str, str]:
         for q in questions
     ]
     train = [chat_example(chat, tokenizer, max_length=128) for chat in chats]
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"))
+    model = get_peft_model(
+        model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    )
     model.print_trainable_parameters()
     args = tf.TrainingArguments(
         output_dir,
         max_steps=steps,
         per_device_train_batch_size=len(train),
-        learning_rate=2e-3,
+        learning_rate=1e-3,
         warmup_ratio=0.1,
         logging_steps=10,
         save_strategy="no",
@@ -78,6 +80,6 @@ def main(steps: int = 15, output_dir: str = "runs/bakery") -> dict[str, str]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--output-dir", default="runs/bakery")
     main(**vars(parser.parse_args()))
