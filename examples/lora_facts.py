@@ -2,7 +2,8 @@
 
 The facts are about a bakery that does not exist, so the model cannot know them beforehand. Only small adapter
 matrices on the attention projections train (0.7 % of the weights); the base model stays frozen, which is why it
-still knows what it knew ("What is the capital of France?" still gets Paris). The loss counts the assistant's answers only.
+still knows what it knew ("What is the capital of France?" still gets Paris). The loss counts the assistant's
+answers only.
 
     python examples/lora_facts.py [--steps 20] [--output-dir runs/bakery]
 """
