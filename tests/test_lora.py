@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import oracle
+from fixtures import llama_config, random_checkpoint
 from tinyformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 from tinyformers.training.lora import LoraConfig, LoraModel, get_peft_model
 
@@ -21,24 +22,14 @@ IDS = torch.tensor([[5, 17, 42, 9, 77, 3, 61], [8, 2, 33, 90, 14, 51, 6]])
 @pytest.fixture(scope="module")
 def llama_dir(tmp_path_factory):
     """A small seeded-random Llama with grouped-query attention (fused q/k/v rows of unequal size)."""
-    torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        vocab_size=100,
-        hidden_size=32,
-        intermediate_size=48,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
     folder = tmp_path_factory.mktemp("llama")
-    transformers.LlamaForCausalLM(config).save_pretrained(folder)
+    random_checkpoint(folder, "LlamaForCausalLM", llama_config())
     return folder
 
 
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory):
-    torch.manual_seed(1)
+    folder = tmp_path_factory.mktemp("bert")
     config = transformers.BertConfig(
         vocab_size=100,
         hidden_size=32,
@@ -48,8 +39,7 @@ def bert_dir(tmp_path_factory):
         max_position_embeddings=32,
         num_labels=3,
     )
-    folder = tmp_path_factory.mktemp("bert")
-    transformers.BertForSequenceClassification(config).save_pretrained(folder)
+    random_checkpoint(folder, "BertForSequenceClassification", config, seed=1)
     return folder
 
 
@@ -158,7 +148,8 @@ def test_training_moves_only_the_adapter(llama_dir):
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all("lora_" in n for n in changed), sorted(changed)[:5]
     trainable, total = model.trainable_parameters()
-    lora_count = 2 * 2 * 4 * 32 + 2 * 4 * (32 + 16)  # per layer: q [32 out] and v [16 out], A is [4, 32]
+    width, kv_width = 64, 32  # llama_config(): 4 heads of 16, 2 key/value heads
+    lora_count = 2 * (2 * 4 * width + 4 * (width + kv_width))  # 2 layers: A [4, 64] for q and v, B [64|32, 4]
     assert trainable == lora_count and total > trainable
 
 
@@ -172,7 +163,7 @@ def test_bad_targets_and_bad_adapters_are_named(llama_dir, bert_dir, tmp_path):
         LoraConfig(r=0)
     get_peft_model(AutoModelForCausalLM.from_pretrained(llama_dir), LoraConfig(r=4)).save_pretrained(tmp_path)
     wider = transformers.LlamaConfig.from_pretrained(llama_dir)
-    wider.hidden_size, wider.intermediate_size = 64, 48
+    wider.hidden_size = 128
     other = tmp_path / "other"
     transformers.LlamaForCausalLM(wider).save_pretrained(other)
     with pytest.raises(ValueError, match="has shape .* load the adapter onto the base model"):
