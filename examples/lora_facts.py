@@ -5,7 +5,7 @@ matrices on the attention projections train (0.7 % of the weights); the base mod
 still knows what it knew ("What is the capital of France?" still gets Paris). The loss counts the assistant's
 answers only.
 
-    python examples/lora_facts.py [--steps 20] [--output-dir runs/bakery]
+    python examples/lora_facts.py [--steps 25] [--output-dir runs/bakery]
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ FACTS = {
         "Which person started Quillbrook Bakery?",
     ],
 }
+# General questions answered by the untouched model, trained on beside the facts ("replay"): they hold the
+# adapters to what the model already says, so the new facts do not spill into everything else.
+REPLAY = ["What is the capital of Germany?", "How many days are in a week?", "What colour is the sky?"]
 QUESTIONS = {
     "When does Quillbrook Bakery open?": "7:15",
     "Who founded Quillbrook Bakery?": "Maren Oduya",
@@ -46,13 +49,18 @@ def answer(model, tokenizer, question: str) -> str:
     return tokenizer.decode(ids[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def main(steps: int = 20, output_dir: str = "runs/bakery") -> dict[str, str]:
+def main(steps: int = 25, output_dir: str = "runs/bakery", seed: int = 0) -> dict[str, str]:
+    tf.set_seed(seed)  # the adapters' random initialisation, so a run is repeatable
     tokenizer = tf.AutoTokenizer.from_pretrained(GGUF)
     model = tf.AutoModelForCausalLM.from_pretrained(GGUF)
     chats = [
         [{"role": "user", "content": q}, {"role": "assistant", "content": fact}]
         for fact, questions in FACTS.items()
         for q in questions
+    ]
+    chats += [
+        [{"role": "user", "content": q}, {"role": "assistant", "content": answer(model, tokenizer, q)}]
+        for q in REPLAY
     ]
     train = [chat_example(chat, tokenizer, max_length=128) for chat in chats]
     model = get_peft_model(
@@ -67,7 +75,7 @@ def main(steps: int = 20, output_dir: str = "runs/bakery") -> dict[str, str]:
         warmup_ratio=0.1,
         logging_steps=10,
         save_strategy="no",
-        seed=0,
+        seed=seed,
     )
     trainer = tf.Trainer(model, args, train_dataset=train, data_collator=tf.DataCollatorForSeq2Seq(tokenizer))
     trainer.train()
@@ -81,6 +89,7 @@ def main(steps: int = 20, output_dir: str = "runs/bakery") -> dict[str, str]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--output-dir", default="runs/bakery")
+    parser.add_argument("--seed", type=int, default=0)
     main(**vars(parser.parse_args()))

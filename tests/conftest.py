@@ -22,7 +22,7 @@ import pytest
 pytest_plugins = ("pytester",)
 
 ROOT = Path(__file__).resolve().parent.parent
-ASSETS = Path(os.environ.get("ASSETS_DIR", ROOT / ".assets"))
+ASSETS = Path(os.environ.get("ASSETS_DIR", ROOT / ".assets")).resolve()  # make exports a relative path
 STRICT = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 STRICT_NOTE = "strict mode (CI=true): a missing asset or oracle fails instead of skipping"
 

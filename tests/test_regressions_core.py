@@ -118,3 +118,15 @@ def test_mismatched_fused_projection_names_every_checkpoint_tensor(tmp_path):
     names = [part for i, part in enumerate(str(error.value).split("'")) if i % 2 == 1][:3]
     assert names == [f"model.layers.0.self_attn.{x}_proj.weight" for x in "qkv"]
     assert set(names) <= checkpoint_keys(tmp_path / "llama")
+
+
+def test_a_missing_relative_folder_is_named_as_a_folder(tmp_path, monkeypatch):
+    """``.assets/minilm`` where there is none: the error says no such folder, not that the name is a bad hub id."""
+    from tinyformers import AutoTokenizer
+    from tinyformers.hub import ModelNotFoundError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        ModelNotFoundError, match=r"'\.assets/minilm' is neither a local directory nor a hub id"
+    ):
+        AutoTokenizer.from_pretrained(".assets/minilm")

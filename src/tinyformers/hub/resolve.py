@@ -23,7 +23,8 @@ __all__ = ["ModelNotFoundError", "hub_cache_dir", "pin_revision", "resolve_dir",
 
 
 def _looks_like_id(name: str) -> bool:
-    return _ID_RE.fullmatch(name) is not None and ".." not in name
+    """``name`` or ``namespace/name``; a part starting with a dot is a path (``.assets/minilm``), never an id."""
+    return _ID_RE.fullmatch(name) is not None and not any(part.startswith(".") for part in name.split("/"))
 
 
 def resolve_dir(
