@@ -9,7 +9,6 @@ VADER movie snippets repeat a few) always land on the same side, so no test text
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -19,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 import tinyformers as tf
+from tinyformers.training.recipes import is_held_out
 
 
 def is_test(text: str, test_percent: int = 10) -> bool:
-    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) < test_percent * 2**32 // 100
+    return is_held_out(text, test_percent)
 
 
 def split(examples: list[tuple[str, int]], test_percent: int = 10) -> tuple[list, list]:

@@ -32,7 +32,7 @@ TASKS = ("classification", "causal-lm")
 def is_held_out(text: str, percent: float) -> bool:
     """Whether ``text`` belongs to the held-out share: the first 8 hex digits of its SHA-256 (UTF-8), read as an
     integer, below ``percent`` % of 2**32."""
-    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) < percent * 2**32 / 100
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) < percent * 2**32 // 100
 
 
 def guess_task(record: Mapping, label_column: str) -> str:
