@@ -278,6 +278,7 @@ class PreTrainedModel(nn.Module):
         for key, value in config_kwargs.items():
             setattr(config, key, value)
         config._name_or_path = str(name_or_path)
+        config._commit_hash = revision  # a hub id's pinned commit: its other files are read from the same one
         cls._check_config(config)
         model = cls._from_state_dict(
             config, state, str(name_or_path), dtype or torch_dtype, ignore_mismatched_sizes

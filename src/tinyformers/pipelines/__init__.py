@@ -16,18 +16,31 @@ One module per task family, over the ``Pipeline`` base class (``base.py``):
 from __future__ import annotations
 
 from ..errors import UnknownTaskError
-from .base import PROGRESS_MIN_ITEMS, GeneratingPipeline, Pipeline, as_torch_device, progress_bar, rows
+from .base import (
+    PROGRESS_MIN_ITEMS,
+    SORT_WINDOW,
+    EncoderPipeline,
+    GeneratingPipeline,
+    Pipeline,
+    as_torch_device,
+    progress_bar,
+    rows,
+)
 from .features import (
     POOLINGS,
     FeatureExtractionPipeline,
     SentenceEmbeddingPipeline,
+    SentenceSetup,
     cls_pooling,
+    last_token_pooling,
     max_pooling,
     mean_pooling,
+    mean_sqrt_len_pooling,
     model_folder,
-    normalizes,
-    pooling_mode,
+    pool,
     sentence_embeddings,
+    sentence_setup,
+    weighted_mean_pooling,
 )
 from .fill_mask import FillMaskPipeline
 from .registry import (
@@ -81,6 +94,7 @@ __all__ = [
     "AGGREGATIONS",
     "ARCHITECTURE_TASKS",
     "DEFAULT_MODELS",
+    "EncoderPipeline",
     "FeatureExtractionPipeline",
     "FillMaskPipeline",
     "GeneratingPipeline",
@@ -91,7 +105,9 @@ __all__ = [
     "Pipeline",
     "SAMPLING_PARAMS",
     "SCORE_FUNCTIONS",
+    "SORT_WINDOW",
     "SentenceEmbeddingPipeline",
+    "SentenceSetup",
     "SummarizationPipeline",
     "TASKS",
     "TASK_ALIASES",
@@ -118,16 +134,18 @@ __all__ = [
     "group_entities",
     "is_chat",
     "left_pad",
+    "last_token_pooling",
     "max_pooling",
     "mean_pooling",
+    "mean_sqrt_len_pooling",
     "model_folder",
-    "normalizes",
     "pipeline",
-    "pooling_mode",
+    "pool",
     "progress_bar",
     "ranked_labels",
     "rows",
     "sentence_embeddings",
+    "sentence_setup",
     "split_words",
     "supported_tasks",
     "task_from_architecture",
@@ -135,6 +153,7 @@ __all__ = [
     "tasks_for_model_type",
     "token_entity",
     "unavailable_note",
+    "weighted_mean_pooling",
     "with_pipeline_defaults",
     "word_entity",
 ]

@@ -25,6 +25,9 @@ from ..generation.config import UNSUPPORTED as UNSUPPORTED_GENERATION_FIELDS
 
 # Inputs longer than this many items get a progress bar (when stderr is a terminal); shorter ones stay quiet.
 PROGRESS_MIN_ITEMS = 64
+# Encoder pipelines sort this many batches' worth of inputs by length at a time: enough for batches of nearly
+# equal lengths, few enough that a stream's first results come soon.
+SORT_WINDOW = 64
 
 
 class Pipeline:
@@ -125,6 +128,57 @@ class Pipeline:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(task={self.task!r}, model={type(self.model).__name__})"
+
+
+class EncoderPipeline(Pipeline):
+    """A pipeline whose result for an input depends on that input alone (an encoder and a head), so inputs may
+    run in any order: with ``batch_size > 1``, ``SORT_WINDOW`` batches' worth of inputs are tokenised at once
+    and run in batches of inputs of similar token length (longest first), and the results come back in input order.
+    Sorted batches hold rows of nearly one length, so almost no padding is computed (sentence-transformers'
+    ``encode`` sorts too, by characters; token counts are exact). Subclasses define ``tokenize``.
+    """
+
+    def tokenize(self, items: list, params: dict) -> dict[str, list]:
+        """Token ids of ``items``, unpadded (lists of ids per key); truncated to what the model takes."""
+        raise NotImplementedError
+
+    def preprocess(self, items, params):
+        return {"model_inputs": self.collate(self.tokenize(items, params))}
+
+    def collate(self, encodings: dict[str, list]) -> dict[str, torch.Tensor]:
+        return self.tokenizer.pad(encodings, return_tensors="pt").to(self.device)
+
+    def stream(self, inputs: Iterable, batch_size: int, params: dict, progress, total) -> Iterator:
+        if batch_size == 1 or not self.can_pad():  # one row has no padding to save
+            yield from super().stream(inputs, batch_size, params, progress, total)
+            return
+        bar = progress_bar(total, progress, desc=self.task)
+        items = iter(inputs)
+        try:
+            while window := list(itertools.islice(items, batch_size * SORT_WINDOW)):
+                yield from self.run_sorted(window, batch_size, params, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def run_sorted(self, items: list, batch_size: int, params: dict, bar=None) -> list:
+        """Results of ``items`` in their order, computed in batches of inputs of similar token length."""
+        encodings = self.tokenize(items, params)
+        lengths = [len(ids) for ids in encodings["input_ids"]]
+        order = sorted(
+            range(len(items)), key=lambda i: -lengths[i]
+        )  # longest first: the memory peak comes early
+        results = [None] * len(items)
+        for start in range(0, len(order), batch_size):
+            chosen = order[start : start + batch_size]
+            batch = {"model_inputs": self.collate({k: [v[i] for i in chosen] for k, v in encodings.items()})}
+            with torch.inference_mode():
+                outputs = self.forward(batch, params)
+            for i, result in zip(chosen, self.postprocess(batch, outputs, params), strict=True):
+                results[i] = result
+            if bar is not None:
+                bar.update(len(chosen))
+        return results
 
 
 def progress_bar(total: int | None, progress: bool | None, desc: str):

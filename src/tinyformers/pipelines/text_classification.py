@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Pipeline
+from .base import EncoderPipeline, Pipeline
 
 
 def default_function(config) -> str:
@@ -26,7 +26,7 @@ SCORE_FUNCTIONS = {
 _UNSET = object()  # "not passed", because top_k=None is meaningful (all labels)
 
 
-class TextClassificationPipeline(Pipeline):
+class TextClassificationPipeline(EncoderPipeline):
     """Labels with scores. A str gives ``[{"label", "score"}]`` (the best label); with ``top_k=k`` the k best,
     sorted; ``top_k=None`` every label. Text pairs as ``{"text": ..., "text_pair": ...}``."""
 
@@ -43,17 +43,17 @@ class TextClassificationPipeline(Pipeline):
             )
         return {**params, "function_to_apply": function}
 
-    def preprocess(self, items, params):
+    def tokenize(self, items, params):
         if all(isinstance(item, dict) for item in items):
             firsts, seconds = [item["text"] for item in items], [item.get("text_pair") for item in items]
             if all(s is not None for s in seconds):
-                return {"model_inputs": self.encode(firsts, text_pair=seconds)}
-            return {"model_inputs": self.encode(firsts)}
+                return self.tokenizer(firsts, text_pair=seconds, truncation=True)
+            return self.tokenizer(firsts, truncation=True)
         if not all(isinstance(item, str) for item in items):
             raise ValueError(
                 'text-classification takes str inputs; for a text pair pass {"text": "...", "text_pair": "..."}'
             )
-        return {"model_inputs": self.encode(items)}
+        return self.tokenizer(items, truncation=True)
 
     def postprocess(self, batch, outputs, params):
         scores = SCORE_FUNCTIONS[params["function_to_apply"]](outputs.logits.float()).cpu()
