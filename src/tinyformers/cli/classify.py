@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .batch import add_pipeline_options, run_texts, show
-from .common import add_command
+from .common import add_command, add_quantize_option, quantize_param
 
 
 def add_parser(subparsers) -> None:
@@ -19,11 +19,12 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--top-k", type=int, help="the k best labels (default: the best one)")
     parser.add_argument("--function", choices=("softmax", "sigmoid", "none"), help="score function")
+    add_quantize_option(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args) -> None:
-    params = {"top_k": args.top_k} if args.top_k else {}
+    params = {"top_k": args.top_k, **quantize_param(args)} if args.top_k else quantize_param(args)
     if args.function:
         params["function_to_apply"] = args.function
     show(run_texts("text-classification", args, params), args)

@@ -41,3 +41,16 @@ def assets_path(*parts: str) -> str:
 def file_sizes(paths, base) -> dict[str, int]:
     """{path relative to ``base``: size in bytes} for the files among ``paths``, sorted."""
     return {str(p.relative_to(base)): p.stat().st_size for p in sorted(paths) if p.is_file()}
+
+
+def add_quantize_option(parser) -> None:
+    """``--quantize int8`` for the encoder commands (embed, classify)."""
+    parser.add_argument(
+        "--quantize",
+        choices=("int8",),
+        help="int8 encoder layers: faster on CPU, results close to but not equal to float32's",
+    )
+
+
+def quantize_param(args) -> dict:
+    return {"quantize": args.quantize} if args.quantize else {}

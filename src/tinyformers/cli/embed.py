@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .batch import add_pipeline_options, print_results, run_texts, show
-from .common import add_command
+from .common import add_command, add_quantize_option, quantize_param
 from .output import table
 
 
@@ -11,19 +11,21 @@ def add_parser(subparsers) -> None:
     parser = add_command(
         subparsers,
         "embed",
-        "sentence embeddings (mean pooled, L2 normalised) and their cosine similarities",
+        "sentence embeddings (pooled and normalised as the model folder says) and their cosine similarities",
         "  tinyformers embed 'A man is eating food.' 'A man is eating pasta.' 'The sky is blue.'\n"
-        "  tinyformers embed --input sentences.jsonl --output vectors.jsonl",
+        "  tinyformers embed --input sentences.jsonl --output vectors.jsonl --batch-size 32 --quantize int8",
     )
     add_pipeline_options(
         parser, "a sentence-transformers or encoder folder (default: all-MiniLM-L6-v2 in $ASSETS_DIR)"
     )
     parser.add_argument("--no-normalize", action="store_true", help="keep the raw pooled vectors")
+    add_quantize_option(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args) -> None:
-    data = run_texts("sentence-embedding", args, {"normalize": False} if args.no_normalize else {})
+    params = {"normalize": False} if args.no_normalize else {}
+    data = run_texts("sentence-embedding", args, {**params, **quantize_param(args)})
     if data is not None and len(data["results"]) > 1:
         data["similarity"] = cosine_matrix([item["result"] for item in data["results"]])
         show(data, args, print_with_similarity)

@@ -19,6 +19,7 @@ from ..outputs import (
     TokenClassifierOutput,
 )
 from .layers import activation, attend, input_length, padding_mask, sequence_classification_loss, token_loss
+from .quantized import DynamicInt8Linear, quantize_linears
 
 
 class BertConfig(PretrainedConfig):
@@ -127,6 +128,23 @@ class BertPreTrainedModel(PreTrainedModel):
     base_model_prefix = "bert"
     weight_map = WeightMap(RENAMES)
     ignore_on_load = (r"position_ids$", r"cls\.predictions\.decoder\.bias$", r"cls\.seq_relationship")
+
+    def speed_options(self, compile: bool | None, quantize: str | None):
+        """``from_pretrained(..., quantize="int8")``: int8 encoder layers (``compile=`` is for decoders)."""
+        if quantize:
+            self.quantize_weights(quantize)
+        return super().speed_options(compile, None)
+
+    def quantize_weights(self, scheme: str = "int8"):
+        """Replace the matrices of every encoder layer with int8 ones that also quantise their inputs (see
+        ``models/quantized.py``); embeddings, norms, the pooler and the heads stay float, as they cost little
+        time and carry the result. Faster on CPU, not bit-exact (speed and accuracy: benchmarks/bench_encode.py).
+        Returns the model."""
+        for layer in self.modules():
+            if isinstance(layer, BertLayer):
+                quantize_linears(layer, scheme, DynamicInt8Linear)
+        self.quantization = scheme  # save_pretrained refuses: no checkpoint format here holds these matrices
+        return self
 
 
 class BertModel(BertPreTrainedModel):

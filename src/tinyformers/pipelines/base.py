@@ -37,14 +37,17 @@ class Pipeline:
     auto_class: ClassVar[str] = "AutoModel"
     # Call parameters this task accepts, with their defaults (None = "decide from the model").
     defaults: ClassVar[dict[str, Any]] = {}
+    default_batch_size: ClassVar[int] = 1  # transformers' pipelines run one input at a time unless asked
 
-    def __init__(self, model, tokenizer, device=None, batch_size: int = 1, task: str | None = None, **params):
+    def __init__(
+        self, model, tokenizer, device=None, batch_size: int | None = None, task: str | None = None, **params
+    ):
         self.model = model.eval()
         self.tokenizer = tokenizer
         if device is not None:
             self.model.to(as_torch_device(device))
         self.device = self.model.device
-        self.batch_size = batch_size
+        self.batch_size = batch_size or self.default_batch_size
         self.task = task or type(self).task
         self._params = self.check_params(params)
 
@@ -132,8 +135,9 @@ class Pipeline:
 
 class EncoderPipeline(Pipeline):
     """A pipeline whose result for an input depends on that input alone (an encoder and a head), so inputs may
-    run in any order: with ``batch_size > 1``, ``SORT_WINDOW`` batches' worth of inputs are tokenised at once
-    and run in batches of inputs of similar token length (longest first), and the results come back in input order.
+    run in any order: given a list (or any input with a length) and ``batch_size > 1``, ``SORT_WINDOW``
+    batches' worth of inputs are tokenised at once and run in batches of inputs of similar token length
+    (longest first), and the results come back in input order.
     Sorted batches hold rows of nearly one length, so almost no padding is computed (sentence-transformers'
     ``encode`` sorts too, by characters; token counts are exact). Subclasses define ``tokenize``.
     """
@@ -149,7 +153,9 @@ class EncoderPipeline(Pipeline):
         return self.tokenizer.pad(encodings, return_tensors="pt").to(self.device)
 
     def stream(self, inputs: Iterable, batch_size: int, params: dict, progress, total) -> Iterator:
-        if batch_size == 1 or not self.can_pad():  # one row has no padding to save
+        if batch_size == 1 or not self.can_pad() or total is None:
+            # One row has no padding to save; a generator of unknown length streams each batch as it comes
+            # (its inputs may arrive one by one, and its consumer may wait on each result).
             yield from super().stream(inputs, batch_size, params, progress, total)
             return
         bar = progress_bar(total, progress, desc=self.task)
@@ -163,12 +169,14 @@ class EncoderPipeline(Pipeline):
 
     def run_sorted(self, items: list, batch_size: int, params: dict, bar=None) -> list:
         """Results of ``items`` in their order, computed in batches of inputs of similar token length."""
-        encodings = self.tokenize(items, params)
+        return self.run_encoded(self.tokenize(items, params), batch_size, params, bar)
+
+    def run_encoded(self, encodings: dict[str, list], batch_size: int, params: dict, bar=None) -> list:
+        """``run_sorted`` on inputs tokenised beforehand."""
         lengths = [len(ids) for ids in encodings["input_ids"]]
-        order = sorted(
-            range(len(items)), key=lambda i: -lengths[i]
-        )  # longest first: the memory peak comes early
-        results = [None] * len(items)
+        # Longest first, so that the largest batch (the memory peak) comes at once.
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        results = [None] * len(lengths)
         for start in range(0, len(order), batch_size):
             chosen = order[start : start + batch_size]
             batch = {"model_inputs": self.collate({k: [v[i] for i in chosen] for k, v in encodings.items()})}

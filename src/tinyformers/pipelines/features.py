@@ -229,6 +229,7 @@ class SentenceEmbeddingPipeline(EncoderPipeline):
     """
 
     task = "sentence-embedding"
+    default_batch_size = 32  # sentence-transformers' encode
     defaults = {"normalize": None, "pooling": None, "max_length": None, "return_tensors": False}
 
     def __init__(self, model, tokenizer, **kwargs):

@@ -131,8 +131,9 @@ def pipeline(
     model=None,
     tokenizer=None,
     device=None,
-    batch_size: int = 1,
+    batch_size: int | None = None,
     dtype=None,
+    quantize: str | None = None,
     gguf_file: str | None = None,
     model_kwargs: dict | None = None,
     revision: str | None = None,
@@ -144,7 +145,9 @@ def pipeline(
 
     Without ``model`` the task's default from the offline assets is used (feature-extraction and
     sentence-embedding: all-MiniLM-L6-v2; text-generation: SmolLM2-135M-Instruct). Without ``task`` it is read
-    from the model's ``config.architectures``. Other keyword arguments are the task's call parameters
+    from the model's ``config.architectures``. ``batch_size``: inputs per forward pass (default 1, as in
+    transformers; 32 for sentence-embedding, as in sentence-transformers). ``quantize="int8"``: int8 matrices
+    (``from_pretrained``'s option; encoders and decoders). Other keyword arguments are the task's call parameters
     (``top_k=3``, ``max_new_tokens=20``...), used for every call unless the call overrides them.
     """
     if task is None and model is None:
@@ -155,6 +158,8 @@ def pipeline(
         task_name = canonical_task(task)
         model = default_model(task_name) if model is None else model
     model_kwargs = {**(model_kwargs or {}), **({"dtype": dtype} if dtype is not None else {})}
+    if quantize is not None:
+        model_kwargs["quantize"] = quantize
     if isinstance(model, (str, os.PathLike)):
         source = str(model)
         revision = pin_revision(source, revision, gguf_file)  # model and tokenizer from one commit
