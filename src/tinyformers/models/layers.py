@@ -248,7 +248,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:  # two no-op casts cost ~4 us each, 61 norms a step
+        if x.dtype != torch.float32:  # in float32 the two casts would still be two op calls per norm
             return self.weight * self._normalise(x.float()).to(x.dtype)
         return self.weight * self._normalise(x)
 
