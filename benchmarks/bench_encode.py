@@ -106,9 +106,9 @@ def main() -> None:
     )
 
     t_ours, t_theirs = compare(run_ours, run_theirs, args.repeat)
-    report(f"MiniLM embeddings, {len(texts)} sentences, fp32", t_ours, t_theirs)
+    report(f"MiniLM {len(texts)} sentences fp32 (vs sentence-transformers)", t_ours, t_theirs)
     t_int8, t_theirs = compare(run_int8, run_theirs, args.repeat)
-    report(f"MiniLM embeddings, {len(texts)} sentences, int8", t_int8, t_theirs)
+    report(f"MiniLM {len(texts)} sentences int8 (vs sentence-transformers)", t_int8, t_theirs)
     if args.overlap:
         window = args.batch_size * 64
         ahead = torch.stack(overlapped(ours, texts, args.batch_size, window))
