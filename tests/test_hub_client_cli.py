@@ -157,10 +157,8 @@ def test_login_writes_the_token_files_hf_reads(hub, env, tmp_path):
     )
     assert listed.returncode == 0, listed.stderr
     rows = [line.split() for line in listed.stdout.splitlines()]
-    assert ["*", "laptop", f"{laptop[:3]}****{laptop[-4:]}"] in rows and [
-        "ci",
-        f"{ci[:3]}****{ci[-4:]}",
-    ] in rows
+    masked = {token: f"{token[:3]}****{token[-4:]}" for token in (laptop, ci)}
+    assert ["*", "laptop", masked[laptop]] in rows and ["ci", masked[ci]] in rows  # * marks the active one
 
 
 def test_upload_search_info_download(hub, env, model_dir, uploaded, tmp_path):
