@@ -9,12 +9,14 @@ test, a fixture or at module level) into failures. A skip that is meant to happe
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import importlib
 import importlib.metadata
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,37 @@ def oracle(name: str):
         return importlib.import_module(name)
     except ImportError as error:
         missing(f"test dependency '{name}' cannot be imported ({error}): pip install -e '.[test]'")
+
+
+# -- parallel workers (`make test` runs `pytest -n 2`: pytest-xdist) -------------------------------------------------
+
+
+def share_the_cores_between_workers(environ=os.environ) -> None:
+    """Set up one pytest-xdist worker before anything imports torch: ``cores / workers`` threads (an explicit
+    ``OMP_NUM_THREADS`` wins), and an inductor cache of its own. The environment carries both to the CLI and
+    server subprocesses the tests start."""
+    worker = environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ...: set in xdist's workers only
+    if not worker:
+        return
+    # Two workers with two threads each oversubscribe two cores, and OpenMP's spinning threads then slow every
+    # process down many times over.
+    threads = max(1, (os.cpu_count() or 1) // int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        environ.setdefault(name, str(threads))
+    # Compiled kernels stay on disk between runs, one folder per worker: two processes compiling into one folder
+    # at once can load each other's half-written kernel ("file too short").
+    default = Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}"
+    environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(environ.get("TORCHINDUCTOR_CACHE_DIR", default)) / worker)
+
+
+share_the_cores_between_workers()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Files with ``slow`` tests first (in their own order): with two workers each taking whole files
+    (``--dist loadfile``), a long file started last would leave the other worker idle until it ends."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
 
 
 # -- strict mode for skips that do not come through missing() ------------------------------------------------------
