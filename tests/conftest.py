@@ -9,14 +9,12 @@ test, a fixture or at module level) into failures. A skip that is meant to happe
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import importlib
 import importlib.metadata
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -58,8 +56,11 @@ def oracle(name: str):
 
 def share_the_cores_between_workers(environ=os.environ) -> None:
     """Set up one pytest-xdist worker before anything imports torch: ``cores / workers`` threads (an explicit
-    ``OMP_NUM_THREADS`` wins), and an inductor cache of its own. The environment carries both to the CLI and
-    server subprocesses the tests start."""
+    ``OMP_NUM_THREADS`` wins). The environment carries it to the CLI and server subprocesses the tests start.
+
+    Both workers keep compiling into torch's one inductor cache folder: torch takes a file lock per kernel while
+    it builds one and writes cache entries atomically, and a shared folder stays warm from run to run whichever
+    worker a compiling test file lands on (one folder per worker would compile cold whenever it moved)."""
     worker = environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ...: set in xdist's workers only
     if not worker:
         return
@@ -68,10 +69,6 @@ def share_the_cores_between_workers(environ=os.environ) -> None:
     threads = max(1, (os.cpu_count() or 1) // int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         environ.setdefault(name, str(threads))
-    # Compiled kernels stay on disk between runs, one folder per worker: two processes compiling into one folder
-    # at once can load each other's half-written kernel ("file too short").
-    default = Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}"
-    environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(environ.get("TORCHINDUCTOR_CACHE_DIR", default)) / worker)
 
 
 share_the_cores_between_workers()
