@@ -142,10 +142,8 @@ def test_merge_and_unload_equals_adapter_and_saves_for_transformers(llama_dir, t
     torch.testing.assert_close(hf_logits(loaded), hf_logits(theirs), atol=1e-4, rtol=1e-4)
 
 
-def test_training_moves_only_the_adapter(llama_dir):
-    torch.manual_seed(6)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(llama_dir), LoraConfig(r=4, lora_alpha=8))
-    assert model.lora_config.target_modules == ["q_proj", "v_proj"], "peft's default targets for llama"
+def assert_training_moves_only_the_adapter(model) -> None:
+    """Five AdamW steps on the causal-LM loss: it falls, and every parameter that moved is an adapter's."""
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
@@ -159,6 +157,13 @@ def test_training_moves_only_the_adapter(llama_dir):
     assert losses[-1] < losses[0]
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all("lora_" in n for n in changed), sorted(changed)[:5]
+
+
+def test_training_moves_only_the_adapter(llama_dir):
+    torch.manual_seed(6)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(llama_dir), LoraConfig(r=4, lora_alpha=8))
+    assert model.lora_config.target_modules == ["q_proj", "v_proj"], "peft's default targets for llama"
+    assert_training_moves_only_the_adapter(model)
     trainable, total = model.trainable_parameters()
     width, kv_width = 64, 32  # llama_config(): 4 heads of 16, 2 key/value heads
     lora_count = 2 * (2 * 4 * width + 4 * (width + kv_width))  # 2 layers: A [4, 64] for q and v, B [64|32, 4]
@@ -242,16 +247,4 @@ def test_gpt2_default_target_trains_only_the_adapter(gpt2_dir):
     torch.manual_seed(10)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(gpt2_dir), LoraConfig(r=4, lora_alpha=8))
     assert model.lora_config.target_modules == ["c_attn"], "peft's default target for gpt2"
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    losses = []
-    for _ in range(5):
-        loss = model(input_ids=IDS, labels=IDS).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
-    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
-    assert changed and all("lora_" in n for n in changed), sorted(changed)[:5]
+    assert_training_moves_only_the_adapter(model)
