@@ -129,7 +129,7 @@ def handle(args: argparse.Namespace) -> None:
         results = job.run()
     pushed = {}
     if args.push_to_hub:
-        # The model is saved already: a failed upload says so, and how to send it once the hub is reachable.
+        # The model is saved already: a failed upload says so, and where the model is.
         try:
             commit = push_output(args.output_dir, args.push_to_hub)
         except HubError as e:
