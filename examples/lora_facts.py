@@ -6,6 +6,9 @@ still knows what it knew ("What is the capital of France?" still gets Paris). Th
 answers only.
 
     python examples/lora_facts.py [--steps 25] [--output-dir runs/bakery]
+
+The run is one ``tinyformers train`` job (``training.recipes.Job``) on chats built here; the same run from the
+command line is ``tinyformers train MODEL --data chats.jsonl --lora --lora-targets q_proj,k_proj,v_proj,o_proj``.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import argparse
 import os
 
 import tinyformers as tf
-from tinyformers.training import LoraConfig, get_peft_model
-from tinyformers.training.recipes import chat_example
+from tinyformers.training import LoraConfig
+from tinyformers.training.recipes import Job
 
 GGUF = os.path.join(os.environ.get("ASSETS_DIR", ".assets"), "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
@@ -50,37 +53,36 @@ def answer(model, tokenizer, question: str) -> str:
 
 
 def main(steps: int = 25, output_dir: str = "runs/bakery", seed: int = 0) -> dict[str, str]:
-    tf.set_seed(seed)  # the adapters' random initialisation, so a run is repeatable
     tokenizer = tf.AutoTokenizer.from_pretrained(GGUF)
-    model = tf.AutoModelForCausalLM.from_pretrained(GGUF)
+    base = tf.AutoModelForCausalLM.from_pretrained(GGUF)
     chats = [
         [{"role": "user", "content": q}, {"role": "assistant", "content": fact}]
         for fact, questions in FACTS.items()
         for q in questions
     ]
     chats += [
-        [{"role": "user", "content": q}, {"role": "assistant", "content": answer(model, tokenizer, q)}]
+        [{"role": "user", "content": q}, {"role": "assistant", "content": answer(base, tokenizer, q)}]
         for q in REPLAY
     ]
-    train = [chat_example(chat, tokenizer, max_length=128) for chat in chats]
-    model = get_peft_model(
-        model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    job = Job(
+        model=GGUF,
+        data=[{"messages": chat} for chat in chats],
+        output_dir=output_dir,
+        eval_percent=0,  # every chat trains; the questions below are the test
+        max_length=128,
+        lora=LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
+        training=dict(
+            max_steps=steps,
+            per_device_train_batch_size=len(chats),
+            learning_rate=1e-3,
+            warmup_ratio=0.1,
+            logging_steps=10,
+            save_strategy="no",
+            seed=seed,
+        ),
     )
-    model.print_trainable_parameters()
-    args = tf.TrainingArguments(
-        output_dir,
-        max_steps=steps,
-        per_device_train_batch_size=len(train),
-        learning_rate=1e-3,
-        warmup_ratio=0.1,
-        logging_steps=10,
-        save_strategy="no",
-        seed=seed,
-    )
-    trainer = tf.Trainer(model, args, train_dataset=train, data_collator=tf.DataCollatorForSeq2Seq(tokenizer))
-    trainer.train()
-    model.save_pretrained(output_dir)  # the adapter alone, in peft's layout
-    model.eval()
+    job.run()  # saves the merged model, and the adapter alone (peft's layout) in <output_dir>/adapter
+    model = job.trainer.model.eval()
     answers = {q: answer(model, tokenizer, q) for q in QUESTIONS}
     for question, text in answers.items():
         print(f"{question}\n  -> {text}")

@@ -15,6 +15,8 @@ from pathlib import Path
 from classifier_training import arguments, run
 
 LABELS = ["negative", "positive"]
+# The longest snippet is 79 tokens (median 26, 99th percentile 54): nothing is cut.
+SETTINGS = dict(epochs=1.5, max_length=80, batch_size=32, learning_rate=2e-4)
 
 
 def load_snippets(assets: Path, neutral: float) -> tuple[list[tuple[str, int]], int]:
@@ -33,7 +35,7 @@ def load_snippets(assets: Path, neutral: float) -> tuple[list[tuple[str, int]], 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = arguments(__doc__.splitlines()[0], "runs/sentiment", epochs=1.0, max_length=64)
+    parser = arguments(__doc__.splitlines()[0], "runs/sentiment", **SETTINGS)
     parser.add_argument("--neutral", type=float, default=0.5, help="drop snippets with |score| below this")
     options = parser.parse_args(argv)
     examples, dropped = load_snippets(options.assets, options.neutral)

@@ -11,6 +11,7 @@ import torch
 from conftest import oracle
 from fixtures import llama_config, random_checkpoint
 from tinyformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+from tinyformers.models.gpt2 import Conv1D
 from tinyformers.training.lora import LoraConfig, LoraModel, get_peft_model
 
 transformers = oracle("transformers")
@@ -40,6 +41,17 @@ def bert_dir(tmp_path_factory):
         num_labels=3,
     )
     random_checkpoint(folder, "BertForSequenceClassification", config, seed=1)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def gpt2_dir(tmp_path_factory):
+    """A small seeded-random GPT-2: [in, out] Conv1D projections, the attention's q/k/v fused in c_attn."""
+    folder = tmp_path_factory.mktemp("gpt2")
+    config = transformers.GPT2Config(
+        vocab_size=100, n_positions=32, n_embd=32, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0
+    )
+    random_checkpoint(folder, "GPT2LMHeadModel", config, seed=7)
     return folder
 
 
@@ -130,10 +142,8 @@ def test_merge_and_unload_equals_adapter_and_saves_for_transformers(llama_dir, t
     torch.testing.assert_close(hf_logits(loaded), hf_logits(theirs), atol=1e-4, rtol=1e-4)
 
 
-def test_training_moves_only_the_adapter(llama_dir):
-    torch.manual_seed(6)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(llama_dir), LoraConfig(r=4, lora_alpha=8))
-    assert model.lora_config.target_modules == ["q_proj", "v_proj"], "peft's default targets for llama"
+def assert_training_moves_only_the_adapter(model) -> None:
+    """Five AdamW steps on the causal-LM loss: it falls, and every parameter that moved is an adapter's."""
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
@@ -147,6 +157,13 @@ def test_training_moves_only_the_adapter(llama_dir):
     assert losses[-1] < losses[0]
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all("lora_" in n for n in changed), sorted(changed)[:5]
+
+
+def test_training_moves_only_the_adapter(llama_dir):
+    torch.manual_seed(6)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(llama_dir), LoraConfig(r=4, lora_alpha=8))
+    assert model.lora_config.target_modules == ["q_proj", "v_proj"], "peft's default targets for llama"
+    assert_training_moves_only_the_adapter(model)
     trainable, total = model.trainable_parameters()
     width, kv_width = 64, 32  # llama_config(): 4 heads of 16, 2 key/value heads
     lora_count = 2 * (2 * 4 * width + 4 * (width + kv_width))  # 2 layers: A [4, 64] for q and v, B [64|32, 4]
@@ -180,3 +197,54 @@ def test_all_linear_adapts_every_projection_but_the_head(llama_dir):
         f"mlp.{x}_proj" for x in ("gate", "up", "down")
     }
     assert not any("lm_head" in n for n in names)
+
+
+GPT2_TARGETS = ["c_attn", "c_proj", "c_fc"]  # peft's GPT-2 layers: attention in and out, MLP in and out
+
+
+def test_gpt2_adapter_saved_here_loads_in_peft(gpt2_dir, tmp_path):
+    torch.manual_seed(8)
+    ours = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(gpt2_dir),
+        LoraConfig(r=4, lora_alpha=8, target_modules=GPT2_TARGETS, init_lora_weights=False),
+    ).eval()
+    ours.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["fan_in_fan_out"] is True
+    # base_model.model.transformer.h.<n>.<attn|mlp>.<layer>.lora_<A|B>.weight
+    adapted = {".".join(k.split(".")[5:7]) for k in ours.adapter_parameters()}
+    assert adapted == {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"}
+    theirs = peft.PeftModel.from_pretrained(
+        transformers.AutoModelForCausalLM.from_pretrained(gpt2_dir), tmp_path
+    ).eval()
+    base = hf_logits(transformers.AutoModelForCausalLM.from_pretrained(gpt2_dir))
+    expected = hf_logits(theirs)
+    assert (expected - base).abs().max() > 1e-2, "the adapter must change the logits"
+    torch.testing.assert_close(our_logits(ours), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_gpt2_adapter_saved_by_peft_loads_here_and_merges(gpt2_dir, tmp_path):
+    torch.manual_seed(9)
+    theirs = peft.get_peft_model(
+        transformers.AutoModelForCausalLM.from_pretrained(gpt2_dir),
+        peft.LoraConfig(
+            r=4, lora_alpha=16, target_modules=GPT2_TARGETS, fan_in_fan_out=True, init_lora_weights=False
+        ),
+    ).eval()
+    theirs.save_pretrained(tmp_path / "adapter")
+    ours = LoraModel.from_pretrained(AutoModelForCausalLM.from_pretrained(gpt2_dir), tmp_path / "adapter")
+    expected = hf_logits(theirs)
+    torch.testing.assert_close(our_logits(ours), expected, atol=1e-4, rtol=1e-4)
+    merged = ours.merge_and_unload()
+    blocks = merged.transformer.layers
+    assert all(type(b.qkv) is Conv1D and type(b.mlp_out) is Conv1D for b in blocks), "merged: plain layers"
+    torch.testing.assert_close(our_logits(merged), expected, atol=1e-4, rtol=1e-4)
+    merged.save_pretrained(tmp_path / "merged")
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    torch.testing.assert_close(hf_logits(loaded), hf_logits(theirs.merge_and_unload()), atol=1e-4, rtol=1e-4)
+
+
+def test_gpt2_default_target_trains_only_the_adapter(gpt2_dir):
+    torch.manual_seed(10)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(gpt2_dir), LoraConfig(r=4, lora_alpha=8))
+    assert model.lora_config.target_modules == ["c_attn"], "peft's default target for gpt2"
+    assert_training_moves_only_the_adapter(model)

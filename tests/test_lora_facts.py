@@ -19,5 +19,6 @@ def test_smollm2_learns_new_facts_and_keeps_old_ones(tmp_path, monkeypatch):
     answers = lora_facts.main(steps=25, output_dir=str(tmp_path / "bakery"))
     for question, expected in lora_facts.QUESTIONS.items():
         assert expected in answers[question], (question, answers[question])
-    assert (tmp_path / "bakery" / "adapter_config.json").is_file()
-    assert (tmp_path / "bakery" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "bakery" / "adapter" / "adapter_config.json").is_file()
+    assert (tmp_path / "bakery" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "bakery" / "model.safetensors").is_file(), "the adapter merged into a whole model"

@@ -62,6 +62,7 @@ def test_classifier_from_csv_loads_in_transformers(tmp_path):
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert 0.0 <= printed["eval_accuracy"] <= 1.0
+    assert torch.load(out / "training_args.bin", weights_only=True)["max_steps"] == 6
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
     meta = front_matter(out / "README.md")

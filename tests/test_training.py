@@ -92,6 +92,13 @@ def test_checkpoint_layout_and_rotation(bert_dir, tmp_path):
     names = {p.name for p in folder.iterdir()}
     assert {"config.json", "model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"} <= names
     state = json.loads((folder / "trainer_state.json").read_text())
+    # training_args.bin: a plain dict (transformers pickles its class there), the same as training_args.json
+    saved_args = torch.load(folder / "training_args.bin", weights_only=True)
+    assert saved_args == json.loads((folder / "training_args.json").read_text()) == trainer.args.to_dict()
+    assert tf.TrainingArguments(**saved_args).to_dict() == trainer.args.to_dict()
+    assert saved_args["save_total_limit"] == 2 and saved_args["gradient_accumulation_steps"] == 2
+    trainer.save_model(str(tmp_path / "final"))
+    assert torch.load(tmp_path / "final" / "training_args.bin", weights_only=True) == saved_args
     assert state["global_step"] == 8 and len([e for e in state["log_history"] if "loss" in e]) == 8
     # the checkpoint's model loads in transformers
     theirs = transformers.AutoModelForSequenceClassification.from_pretrained(folder)

@@ -7,6 +7,8 @@ import argparse
 import contextlib
 import sys
 
+from ..hub.api import check_repo_id
+from ..hub.errors import HubError
 from .common import CommandError, add_command
 from .output import print_data
 
@@ -55,6 +57,12 @@ def add_parser(subparsers) -> None:
     for flag, (_, kind, help_text) in TRAINING_FLAGS.items():
         parser.add_argument("--" + flag.replace("_", "-"), type=kind, help=help_text)
     parser.add_argument("--group-by-length", action="store_true", help="batch examples of similar length")
+    parser.add_argument(
+        "--push-to-hub",
+        metavar="ID",
+        help="after saving, upload the model to this repo on $HF_ENDPOINT (created if needed; token from "
+        "HF_TOKEN or `tinyformers hub login`)",
+    )
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPUs that have it)")
     lora = parser.add_argument_group("LoRA (train small adapters, keep the base model frozen)")
     lora.add_argument("--lora", action="store_true", help="train LoRA adapters instead of every weight")
@@ -74,12 +82,17 @@ def _positive(args: argparse.Namespace) -> None:
             raise CommandError(f"--{flag.replace('_', '-')} must be a positive number, got {value}")
     if not 0 <= args.eval_percent < 100:
         raise CommandError(f"--eval-percent must be in [0, 100), got {args.eval_percent}")
+    if args.push_to_hub:
+        try:
+            check_repo_id(args.push_to_hub)  # a bad id fails now, not after the training
+        except ValueError as e:
+            raise CommandError(f"--push-to-hub: {e}") from None
 
 
 def handle(args: argparse.Namespace) -> None:
     # Imported here: the command line starts without torch, which only the chosen command loads.
     from ..training.lora import LoraConfig
-    from ..training.recipes import Job
+    from ..training.recipes import Job, push_output
 
     _positive(args)
     training = {field: getattr(args, flag) for flag, (field, _, _) in TRAINING_FLAGS.items()}
@@ -114,4 +127,14 @@ def handle(args: argparse.Namespace) -> None:
     )
     with contextlib.redirect_stdout(sys.stderr):  # progress and logs on stderr; stdout holds the result alone
         results = job.run()
-    print_data({"output_dir": args.output_dir, **results}, getattr(args, "json", False))
+    pushed = {}
+    if args.push_to_hub:
+        # The model is saved already: a failed upload says so, and where the model is.
+        try:
+            commit = push_output(args.output_dir, args.push_to_hub)
+        except HubError as e:
+            raise CommandError(
+                f"the model is saved in {args.output_dir}, but pushing it to {args.push_to_hub} failed: {e}"
+            ) from None
+        pushed = {"pushed_to": args.push_to_hub, "commit": commit.get("commitOid")}
+    print_data({"output_dir": args.output_dir, **results, **pushed}, getattr(args, "json", False))

@@ -79,14 +79,18 @@ class Conv1D(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_in, n_out))
         self.bias = nn.Parameter(torch.empty(n_out))
+        self.in_features, self.out_features = n_in, n_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return affine(x.reshape(-1, x.shape[-1]), self).view(*x.shape[:-1], -1)
 
 
-def affine(x: torch.Tensor, layer: Conv1D) -> torch.Tensor:
-    """``x @ W + b`` for a [tokens, in] matrix, one ``addmm``."""
-    return torch.addmm(layer.bias, x, layer.weight)
+def affine(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """``x @ W + b`` for a [tokens, in] matrix, one ``addmm``; a layer that LoRA wrapped computes itself (the
+    exact type test keeps the plain model's path a single op)."""
+    if type(layer) is Conv1D:
+        return torch.addmm(layer.bias, x, layer.weight)
+    return layer(x)
 
 
 def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 ``<output_dir>/checkpoint-<step>/`` holds ``model.safetensors`` + ``config.json`` (``save_pretrained``, so any
 checkpoint loads with ``from_pretrained`` here or in transformers), ``optimizer.pt``, ``scheduler.pt``,
-``rng_state.pth`` (``rng_state_<rank>.pth`` per process in data-parallel runs) and ``trainer_state.json``.
+``rng_state.pth`` (``rng_state_<rank>.pth`` per process in data-parallel runs), ``trainer_state.json`` and the
+arguments of the run (``training_args.json``, and ``training_args.bin``: see ``write_training_args``).
 Everything is written into ``tmp-checkpoint-<step>`` first and renamed when complete: a run killed while saving
 leaves a temporary folder that is ignored, and the previous checkpoint intact.
 """
@@ -18,11 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..utils import atomic_write_json, atomic_writer
 from .state import STATE_FILE, TrainerState
 
 PREFIX = "checkpoint"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
+ARGS_JSON = "training_args.json"
+ARGS_BIN = "training_args.bin"
 _NUMBERED = re.compile(rf"^{PREFIX}-(\d+)$")
 
 
@@ -115,6 +119,17 @@ def write_training_state(folder: Path, optimizer, scheduler, state: TrainerState
     torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
     torch.save(scheduler.state_dict(), folder / SCHEDULER_FILE)
     state.save_to_json(folder / STATE_FILE)
+
+
+def write_training_args(folder: Path, args) -> None:
+    """The run's arguments as JSON, and as ``training_args.bin`` where transformers has it. transformers pickles
+    its own ``TrainingArguments`` object there, which only unpickles with transformers installed and
+    ``weights_only=False``; ours is the same values as a plain dict, which ``torch.load(path, weights_only=True)``
+    reads anywhere and ``TrainingArguments(**values)`` turns back into arguments."""
+    values = args.to_dict()
+    atomic_write_json(folder / ARGS_JSON, values)
+    with atomic_writer(folder / ARGS_BIN) as f:
+        torch.save(values, f)
 
 
 def write_rng(folder: Path, rank: int, world_size: int) -> None:

@@ -10,6 +10,9 @@ Layers are chosen by their names *in the checkpoint* (``q_proj``, ``query``, ``q
 fuse some projections (Llama's q/k/v are one matrix), so one of our layers may hold several checkpoint
 layers: each adapter then updates only its own rows of the fused output. The model's ``weight_map`` (the same
 renaming that ``save_pretrained`` uses) says which rows those are.
+
+GPT-2 keeps its matrices [in, out] (``Conv1D``, peft's ``fan_in_fan_out``): the adapters are the same [r, in] and
+[out, r] matrices; only merging transposes the update.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..formats.safetensors import load_file, save_file
+from ..models.gpt2 import Conv1D
 from ..utils import atomic_write_json, read_json
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -31,7 +35,12 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 SAVED_PREFIX = "base_model.model."  # what peft puts before every module name in a saved adapter
 
 # peft's defaults when target_modules is not given (its TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING).
-DEFAULT_TARGETS = {"llama": ["q_proj", "v_proj"], "bert": ["query", "value"], "t5": ["q", "v"]}
+DEFAULT_TARGETS = {
+    "llama": ["q_proj", "v_proj"],
+    "bert": ["query", "value"],
+    "t5": ["q", "v"],
+    "gpt2": ["c_attn"],
+}
 # Heads that a classification adapter trains in full, as peft does for these task types.
 OUTPUT_HEADS = ("lm_head", "classifier", "score")
 TASK_MODULES_TO_SAVE = {"SEQ_CLS": ["classifier", "score"], "TOKEN_CLS": ["classifier", "score"]}
@@ -120,10 +129,13 @@ class Part:
     stop: int
 
 
+LINEAR_LAYERS = (nn.Linear, Conv1D)  # nn.Linear holds its weight [out, in], Conv1D [in, out]
+
+
 class LoraLinear(nn.Module):
     """A frozen linear layer plus one low-rank update per checkpoint layer it holds."""
 
-    def __init__(self, base: nn.Linear, parts: list[Part], config: LoraConfig):
+    def __init__(self, base: nn.Linear | Conv1D, parts: list[Part], config: LoraConfig):
         super().__init__()
         self.base = base
         self.parts = sorted(parts, key=lambda p: p.start)
@@ -156,10 +168,14 @@ class LoraLinear(nn.Module):
         return y + (pieces[0] if len(pieces) == 1 else torch.cat(pieces, -1))
 
     @torch.no_grad()
-    def merged(self) -> nn.Linear:
+    def merged(self) -> nn.Linear | Conv1D:
         """The base layer with every update added into its weight."""
         for part, a, b in zip(self.parts, self.lora_A, self.lora_B, strict=True):
-            self.base.weight[part.start : part.stop] += (b @ a) * self.scaling
+            update = (b @ a) * self.scaling
+            if isinstance(self.base, Conv1D):
+                self.base.weight[:, part.start : part.stop] += update.T
+            else:
+                self.base.weight[part.start : part.stop] += update
         return self.base
 
 
@@ -173,9 +189,11 @@ def checkpoint_layers(model: nn.Module) -> dict[str, list[Part]]:
         raise TypeError(f"LoRA needs a tinyformers model (PreTrainedModel), got {type(model).__name__}")
     out: dict[str, list[Part]] = {}
     for path, module in model.named_modules():
-        if not isinstance(module, nn.Linear):
+        if not isinstance(module, LINEAR_LAYERS):
             continue
         rows = torch.arange(module.out_features, dtype=torch.float32)[:, None]
+        if isinstance(module, Conv1D):
+            rows = rows.T  # numbered columns, as its [in, out] weight has its outputs
         for key, numbered in weight_map.to_hf({f"{path}.weight": rows}, model.config).items():
             numbers = numbered.flatten().long()
             part = Part(key.removesuffix(".weight"), int(numbers[0]), int(numbers[-1]) + 1)
@@ -225,7 +243,10 @@ class LoraModel(nn.Module):
                 continue
             parent_path, _, child = path.rpartition(".")
             parent = self.model.get_submodule(parent_path)
-            setattr(parent, child, LoraLinear(getattr(parent, child), chosen, self.lora_config))
+            base = getattr(parent, child)
+            # peft sets fan_in_fan_out for [in, out] layers itself (with a warning); saved, it says the layout
+            self.lora_config.fan_in_fan_out = isinstance(base, Conv1D)
+            setattr(parent, child, LoraLinear(base, chosen, self.lora_config))
             wrapped += 1
         if not wrapped:
             known = sorted(

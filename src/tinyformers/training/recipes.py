@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from ..auto import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from ..hub.upload import upload_folder
 from ..utils import atomic_write_text
 from .arguments import TrainingArguments
+from .checkpoints import PREFIX, write_training_args
 from .collators import IGNORE_INDEX, DataCollatorForSeq2Seq, DataCollatorWithPadding
 from .lora import LoraConfig, get_peft_model
 from .text_files import read_records
-from .trainer import EvalPrediction, Trainer
+from .trainer import EvalPrediction, Trainer, set_seed
 
 TASKS = ("classification", "causal-lm")
 
@@ -143,15 +147,24 @@ def _text_of(record: Mapping, text_column: str) -> str:
     return str(record.get(text_column, ""))
 
 
+def _records(data: str | os.PathLike | list[dict]) -> list[dict]:
+    return read_records(data) if isinstance(data, (str, os.PathLike)) else list(data)
+
+
+def _file_name(data) -> str | None:
+    return Path(data).name if isinstance(data, (str, os.PathLike)) else None
+
+
 @dataclass
 class Job:
-    """One ``tinyformers train`` run."""
+    """One ``tinyformers train`` run. ``data`` and ``eval_data`` are files, or the rows themselves (dicts with the
+    text and label columns, or chats under ``messages``). After ``run()``, ``trainer`` holds the trained model."""
 
     model: str
-    data: str
+    data: str | os.PathLike | list[dict]
     output_dir: str
     task: str | None = None
-    eval_data: str | None = None
+    eval_data: str | os.PathLike | list[dict] | None = None
     eval_percent: float = 10.0
     text_column: str = "text"
     label_column: str = "label"
@@ -159,25 +172,40 @@ class Job:
     lora: LoraConfig | None = None
     training: dict[str, Any] = field(default_factory=dict)
 
+    trainer: Trainer | None = field(default=None, init=False, repr=False)
+
+    @property
+    def source(self) -> str:
+        """The training data's name in messages."""
+        return str(self.data) if _file_name(self.data) else "the training data"
+
+    @property
+    def eval_source(self) -> str:
+        if self.eval_data is None:
+            return self.source
+        return str(self.eval_data) if _file_name(self.eval_data) else "the evaluation data"
+
     def run(self) -> dict:
-        records = read_records(self.data)
+        records = _records(self.data)
+        if not records:
+            raise ValueError(f"{self.source} holds no examples")
         task = self.task or guess_task(records[0], self.label_column)
         if task not in TASKS:
             raise ValueError(f"unknown task '{task}'; use one of: {', '.join(TASKS)}")
-        if self.eval_data:
-            train, held_out = records, read_records(self.eval_data)
+        if self.eval_data is not None:
+            train, held_out = records, _records(self.eval_data)
         else:
             train = [r for r in records if not is_held_out(_text_of(r, self.text_column), self.eval_percent)]
             held_out = [r for r in records if is_held_out(_text_of(r, self.text_column), self.eval_percent)]
         if not train:
             raise ValueError(
-                f"{self.data}: every example fell into the evaluation share; lower --eval-percent"
+                f"{self.source}: every example fell into the evaluation share; lower --eval-percent"
             )
         # The data is checked whole before any model loads: a bad row fails in a second, not after loading.
         if task == "classification":
             labelled = self._labelled(train, held_out)
         else:
-            for rows, source in ((train, self.data), (held_out, self.eval_data or self.data)):
+            for rows, source in ((train, self.source), (held_out, self.eval_source)):
                 _column([r for r in rows if "messages" not in r], self.text_column, source)
         tokenizer = AutoTokenizer.from_pretrained(self.model)
         if task == "classification":
@@ -189,6 +217,7 @@ class Job:
             self.lora.task_type = self.lora.task_type or (
                 "SEQ_CLS" if task == "classification" else "CAUSAL_LM"
             )
+            set_seed(self.training.get("seed", 42))  # the adapters' random start, repeatable like the rest
             model = get_peft_model(model, self.lora)
         options = dict(self.training)
         if eval_set:  # report held-out metrics at least at the end of each epoch
@@ -203,15 +232,17 @@ class Job:
             processing_class=tokenizer,
             compute_metrics=metrics,
         )
-        trainer.train()
+        self.trainer = trainer
+        trained = trainer.train().metrics
         results = trainer.evaluate() if eval_set else {}
+        results.update({k: trained[k] for k in ("train_loss", "train_runtime", "train_samples_per_second")})
         if trainer.state.is_world_process_zero:
             self._save(trainer, tokenizer, task, results, len(train_set), len(eval_set))
         return results
 
     def _labelled(self, train: list[dict], held_out: list[dict]):
         """(texts, label ids) for training and evaluation, and the label names by id."""
-        source = self.data
+        source, eval_source = self.source, self.eval_source
         ids, names = encode_labels(_column(train, self.label_column, source), source)
         if len(set(ids)) < 2:
             raise ValueError(
@@ -220,11 +251,11 @@ class Job:
             )
         texts = _column(train, self.text_column, source)
         eval_ids, _ = (
-            encode_labels(_column(held_out, self.label_column, self.eval_data or source), source, names)
+            encode_labels(_column(held_out, self.label_column, eval_source), eval_source, names)
             if held_out
             else ([], names)
         )
-        eval_texts = _column(held_out, self.text_column, self.eval_data or source) if held_out else []
+        eval_texts = _column(held_out, self.text_column, eval_source) if held_out else []
         return (texts, ids), (eval_texts, eval_ids), names
 
     def _classification(self, tokenizer, train: tuple, held_out: tuple, names: list[str]):
@@ -243,13 +274,10 @@ class Job:
             hits = np.argmax(prediction.predictions, -1) == prediction.label_ids
             return {"accuracy": float(hits.mean())}
 
-        return (
-            model,
-            encode(*train),
-            encode(*held_out),
-            DataCollatorWithPadding(tokenizer),
-            accuracy,
-        )
+        # Evaluation in order of length: each batch pads to little more than its own texts (the order does not
+        # change the metrics).
+        held_out_rows = sorted(encode(*held_out), key=lambda row: len(row["input_ids"]))
+        return model, encode(*train), held_out_rows, DataCollatorWithPadding(tokenizer), accuracy
 
     def _causal_lm(self, tokenizer, train: list[dict], held_out: list[dict]):
         def encode(records: list[dict]) -> list[dict]:
@@ -276,8 +304,40 @@ class Job:
             model = model.merge_and_unload()
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
+        write_training_args(out, trainer.args)
         card = training_card(self, task, results, n_train, n_eval, model.config)
         atomic_write_text(out / "README.md", card)
+
+
+def _published(path: Path) -> bool:
+    """What a push uploads from an output folder: not the checkpoints (transformers' Trainer leaves
+    ``checkpoint-*`` out too), nor hidden files."""
+    return not path.name.startswith((".", f"{PREFIX}-", f"tmp-{PREFIX}-"))
+
+
+def push_output(output_dir: str | os.PathLike, repo_id: str, message: str | None = None) -> dict:
+    """Upload a trained model's folder to ``repo_id`` on ``$HF_ENDPOINT`` in one commit, creating the repo if
+    needed; returns {"commitOid", "commitUrl"}. The files go up from a staging folder of hard links (copies
+    where links fail), so the checkpoints beside them stay local."""
+    out = Path(output_dir)
+    with tempfile.TemporaryDirectory(prefix=".push-", dir=out) as stage:
+        for path in out.iterdir():
+            if not _published(path):
+                continue
+            if path.is_dir():
+                shutil.copytree(path, Path(stage) / path.name, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(path, Path(stage) / path.name)
+        return upload_folder(
+            stage, repo_id, message=message or f"Upload {out.name} trained with tinyformers", create=True
+        )
+
+
+def _link_or_copy(source, target) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _yaml_list(key: str, values: list[str]) -> list[str]:
@@ -292,7 +352,7 @@ def _lora_summary(config: LoraConfig) -> dict:
 def training_card(job: Job, task: str, results: dict, n_train: int, n_eval: int, config) -> str:
     """README.md with the hub's YAML front matter (base model, data, metrics, task) and how it was trained."""
     pipeline_tag = "text-classification" if task == "classification" else "text-generation"
-    data_files = [Path(job.data).name] + ([Path(job.eval_data).name] if job.eval_data else [])
+    data_files = [name for name in (_file_name(job.data), _file_name(job.eval_data)) if name]
     metrics = sorted(k.removeprefix("eval_") for k in results if k.startswith("eval_") and "runtime" not in k)
     front = [
         "---",
@@ -304,10 +364,11 @@ def training_card(job: Job, task: str, results: dict, n_train: int, n_eval: int,
         *_yaml_list("metrics", metrics),
         "---",
     ]
+    training_from = f"`{_file_name(job.data)}`" if _file_name(job.data) else job.source
     held_out = (
-        f"{n_eval} examples from {job.eval_data}"
-        if job.eval_data
-        else (f"{n_eval} examples ({job.eval_percent:g} % of the file, chosen by the hash of each text)")
+        f"{n_eval} examples from {job.eval_source}"
+        if job.eval_data is not None
+        else (f"{n_eval} examples ({job.eval_percent:g} % of the data, chosen by the hash of each text)")
     )
     lines = [
         f"# {Path(job.output_dir).name}",
@@ -316,7 +377,7 @@ def training_card(job: Job, task: str, results: dict, n_train: int, n_eval: int,
         "",
         "## Data",
         "",
-        f"- training: {n_train} examples from `{Path(job.data).name}`",
+        f"- training: {n_train} examples from {training_from}",
         f"- evaluation: {held_out}",
         "",
         "## Results",

@@ -374,6 +374,7 @@ class Trainer:
         self.model.save_pretrained(folder)
         if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
             self.processing_class.save_pretrained(folder)
+        checkpoints.write_training_args(folder, self.args)
 
     def _save_checkpoint(self) -> None:
         args, state, p = self.args, self.state, self.processes
