@@ -19,7 +19,7 @@ from ..hub.errors import EntryNotFoundError
 from ..hub.http import endpoint, get_token, save_token
 from ..hub.upload import upload_folder
 from ..utils import read_json
-from .common import add_command
+from .common import add_command, positive_int
 from .info import fitting_tasks
 from .output import print_data, table
 
@@ -48,7 +48,7 @@ def add_parsers(group) -> None:
     search.add_argument("--task", help="pipeline tag, e.g. text-classification")
     search.add_argument("--author", help="only this namespace")
     search.add_argument("--sort", choices=SORTS, default="downloads", help="default downloads")
-    search.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    search.add_argument("--limit", type=positive_int, default=20, help="at most this many (default 20)")
 
     for name, summary, examples in (
         (
