@@ -155,12 +155,11 @@ def signals_as_interrupts():
 @contextmanager
 def signals_held():
     """Hold SIGINT and SIGTERM for a moment: a batch's lines are written and counted together, or not at all."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a held signal is delivered here
 
 
 class LineWriter:
