@@ -157,7 +157,7 @@ def test_chat_lora_run_saves_merged_model_and_peft_adapter(chat_model_dir, tmp_p
         ("text,label\ngood,0.5\nbad,1\n", [], "label '0.5' is neither a whole number nor a name"),
         ("text,label\n", [], "holds no examples"),
         ("text,label\ngood,pos\nfine,pos\n", [], "only one label ('pos')"),
-        ("text,label\ngood,1\n", ["--batch-size", "0"], "--batch-size must be a positive number"),
+        ("text,label\ngood,1\n", ["--batch-size", "0"], "argument --batch-size: must be a whole number >= 1"),
         ("text,label\ngood,1\n", ["--task", "summarise"], "unknown task 'summarise'"),
     ],
 )

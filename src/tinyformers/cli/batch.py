@@ -1,21 +1,49 @@
-"""What the pipeline commands (run, embed, classify, generate) share: texts from the command line or a JSON
-lines file in, results as tables, JSON or a JSON lines file (written whole or not at all) out."""
+"""What the pipeline commands (run, embed, classify, generate) share: texts from the command line, a file or
+standard input in; results as tables or JSON, or as JSON lines written while the job runs (see ``jobs``)."""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 
-from ..utils import atomic_writer
-from .common import CommandError
+from .common import CommandError, positive_int
+from .jobs import (
+    INPUT_FORMATS,
+    INPUT_HELP,
+    LineWriter,
+    check_output,
+    finished,
+    read_records,
+    signals_as_interrupts,
+    stopped_exit,
+)
 from .output import print_json, table
 
 
 def add_pipeline_options(parser, model_help: str) -> None:
     parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to process (or use --input)")
     parser.add_argument("--model", help=model_help)
-    parser.add_argument("--batch-size", type=int, default=8, help="texts per forward pass (default 8)")
-    parser.add_argument("--input", metavar="FILE", help='JSON lines file with a "text" field per line')
-    parser.add_argument("--output", metavar="FILE", help="write JSON lines here (default: stdout)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=8, help="texts per forward pass (default 8)"
+    )
+    parser.add_argument("--input", metavar="FILE", help=INPUT_HELP)
+    parser.add_argument(
+        "--input-format",
+        choices=INPUT_FORMATS,
+        help="read --input as this, whatever its name (default: by name)",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="FILE",
+        help='write the results here as JSON lines, each the input record plus "result", in input order '
+        "and as they come: a stopped job keeps what it finished (default: stdout)",
+    )
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument(
+        "--resume", action="store_true", help="keep the results already in --output and do only the rest"
+    )
+    existing.add_argument("--force", action="store_true", help="replace an existing --output")
 
 
 class Sized:
@@ -31,67 +59,96 @@ class Sized:
         return len(self.items)
 
 
-def read_jsonl(path: str) -> list[dict]:
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CommandError(
-                    f"{path} line {number} is not JSON ({e.msg}); write one object per line"
-                ) from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise CommandError(
-                    f'{path} line {number} has no "text" string; write {{"text": "..."}} per line'
-                )
-            records.append(record)
-    return records
-
-
-def write_jsonl(path: str, records) -> int:
-    """Write JSON lines through a temp file beside ``path``: a failed job leaves no half file."""
-    count = 0
-    with atomic_writer(path) as f:
-        for record in records:
-            f.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-            count += 1
-    return count
+def check_arguments(args) -> None:
+    if args.input and args.texts:
+        raise CommandError("give texts on the command line or --input FILE, not both")
+    if not args.input and not args.texts:
+        raise CommandError("nothing to do: give one or more texts, or --input FILE (- for standard input)")
+    if args.output and not args.input:
+        raise CommandError("--output needs --input (a JSON lines or text file, or - for standard input)")
+    for flag in ("resume", "force"):
+        if getattr(args, flag) and not args.output:
+            raise CommandError(f"--{flag} needs --output (the file to continue or replace)")
 
 
 def run_texts(task: str, args, params: dict) -> dict | None:
     """Run ``task`` on the command-line texts, returning ``{"task", "model", "results"}`` for the command to
-    print (``show``); or on the --input file, printing what it wrote (or the JSON lines) and returning None."""
+    print (``show``); or on the --input file, writing JSON lines as they come and returning None."""
+    check_arguments(args)
+    if args.input:
+        run_job(task, args, params)
+        return None
     from ..pipelines import pipeline
 
-    if args.input and args.texts:
-        raise CommandError("give texts on the command line or --input FILE, not both")
-    if not args.input and not args.texts:
-        raise CommandError("nothing to do: give one or more texts, or --input FILE.jsonl")
-    if args.output and not args.input:
-        raise CommandError('--output needs --input (a JSON lines file with a "text" field per line)')
-    records = read_jsonl(args.input) if args.input else None
     pipe = pipeline(task, model=args.model, batch_size=args.batch_size, **params)
-    model = str(getattr(pipe.model.config, "_name_or_path", args.model))
-    if records is None:
-        results = pipe(list(args.texts))
-        pairs = zip(args.texts, results, strict=True)
-        return {"task": pipe.task, "model": model, "results": [{"text": t, "result": r} for t, r in pairs]}
-    results = pipe(Sized([r["text"] for r in records]), progress=True)
-    out = ({**record, "result": result} for record, result in zip(records, results))
+    results = pipe(list(args.texts))
+    pairs = zip(args.texts, results, strict=True)
+    return {
+        "task": pipe.task,
+        "model": model_name(pipe, args),
+        "results": [{"text": t, "result": r} for t, r in pairs],
+    }
+
+
+def model_name(pipe, args) -> str:
+    return str(getattr(pipe.model.config, "_name_or_path", args.model))
+
+
+def run_job(task: str, args, params: dict) -> None:
+    """The --input job: check everything that can be checked before the model loads, then stream."""
+    records = read_records(args.input, args.input_format)
+    done, size = 0, 0
     if args.output:
-        count = write_jsonl(args.output, out)
-        data = {"task": pipe.task, "model": model, "input": args.input, "output": args.output, "count": count}
-        if args.json:
-            print_json(data)
-        else:
-            print(f"wrote {count} results to {args.output}")
-        return None
-    lines = [json.dumps(record, ensure_ascii=False) for record in out]  # JSON lines, with or without --json
-    print("\n".join(lines))
-    return None
+        check_output(args.output, args.input, args.resume, args.force)
+        if args.resume:
+            done, size = finished(args.output, records, args.input)
+    summary = {"task": task, "model": args.model, "input": args.input, "output": args.output}
+    if done < len(records):
+        from ..pipelines import pipeline
+
+        pipe = pipeline(task, model=args.model, batch_size=args.batch_size, **params)
+        summary.update(task=pipe.task, model=model_name(pipe, args))
+        written = stream_results(pipe, records, done, size, args)
+    else:
+        written = 0
+    if not args.output:
+        return  # the JSON lines on stdout are the output
+    summary.update(count=done + written, written=written)
+    if args.json:
+        print_json(summary)
+    else:
+        already = f" ({done:,} were there already)" if done else ""
+        print(f"wrote {written:,} results to {args.output}{already}")
+
+
+def stream_results(pipe, records: list[dict], done: int, size: int, args) -> int:
+    """Run the pipeline on ``records[done:]``, each result written (to --output after its first ``size`` bytes,
+    or to stdout) a batch at a time; the number written. A stopped job exits 130 (Ctrl-C) or 143 (SIGTERM)
+    with one line saying what it kept."""
+    todo = records[done:]
+    if args.output:
+        resuming = args.resume and os.path.exists(args.output)
+        stream = open(args.output, "r+b" if resuming else "wb")  # noqa: SIM115 (closed below)
+        stream.truncate(size)
+        stream.seek(size)
+    else:
+        stream = sys.stdout.buffer
+    writer = LineWriter(stream, args.batch_size)
+    try:
+        with signals_as_interrupts():
+            results = pipe(Sized([r["text"] for r in todo]), progress=True)
+            for record, result in zip(todo, results):
+                writer.add({**record, "result": result})
+            writer.flush()
+    except KeyboardInterrupt as stop:
+        kept = done + writer.written
+        where = f"'{args.output}' holds" if args.output else "printed"
+        resume = "; run the same command with --resume to finish" if args.output else ""
+        raise stopped_exit(stop, f"{where} the first {kept:,} of {len(records):,} results{resume}") from None
+    finally:
+        if stream is not sys.stdout.buffer:
+            stream.close()
+    return writer.written
 
 
 def show(data: dict | None, args, human=None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .batch import add_pipeline_options, run_texts, show
-from .common import add_command, add_quantize_option, quantize_param
+from .common import add_command, add_quantize_option, positive_int, quantize_param
 
 
 def add_parser(subparsers) -> None:
@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
     add_pipeline_options(
         parser, "a folder with a sequence-classification head (required: no default offline)"
     )
-    parser.add_argument("--top-k", type=int, help="the k best labels (default: the best one)")
+    parser.add_argument("--top-k", type=positive_int, help="the k best labels (default: the best one)")
     parser.add_argument("--function", choices=("softmax", "sigmoid", "none"), help="score function")
     add_quantize_option(parser)
     parser.set_defaults(handler=handle)

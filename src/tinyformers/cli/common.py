@@ -1,8 +1,10 @@
-"""What every command shares: its error class, the one-line argparse errors, and how a command is declared."""
+"""What every command shares: its error class, the one-line argparse errors, how a command is declared, and the
+types of its numeric flags."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 
@@ -54,3 +56,56 @@ def add_quantize_option(parser) -> None:
 
 def quantize_param(args) -> dict:
     return {"quantize": args.quantize} if args.quantize else {}
+
+
+# -- numeric flags ---------------------------------------------------------------------------------------------
+# Every numeric flag is declared with one of these as its argparse ``type``, so that a value out of range stops
+# the command at once with ``argument --FLAG: must be ..., got 'VALUE'`` (exit code 2) instead of being used:
+# a --batch-size of 0 once processed nothing and reported success.
+
+
+class Number:
+    """An argparse type: an int or a float within bounds (``None``: unbounded; ``*_open``: the bound itself is
+    excluded), refused with the allowed range in words."""
+
+    def __init__(self, kind: type, low=None, high=None, low_open: bool = False, high_open: bool = False):
+        self.kind, self.low, self.high, self.low_open, self.high_open = kind, low, high, low_open, high_open
+
+    def describe(self) -> str:
+        noun = "a whole number" if self.kind is int else "a number"
+        if self.low is not None and self.high is not None:
+            if self.kind is int:
+                return f"{noun} from {self.low} to {self.high}"
+            return f"{noun} in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{noun} {'>' if self.low_open else '>='} {self.low}"
+        if self.high is not None:
+            return f"{noun} {'<' if self.high_open else '<='} {self.high}"
+        return noun
+
+    def __call__(self, text: str):
+        try:
+            value = self.kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not self.within(value):
+            raise argparse.ArgumentTypeError(f"must be {self.describe()}, got {text!r}")
+        return value
+
+    def within(self, value) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __repr__(self) -> str:  # argparse names the type in some messages
+        return self.describe()
+
+
+positive_int = Number(int, low=1)
+non_negative_int = Number(int, low=0)
+positive_float = Number(float, low=0, low_open=True)
+non_negative_float = Number(float, low=0)
+probability = Number(float, low=0, high=1, low_open=True)  # top-p: (0, 1]
+fraction = Number(float, low=0, high=1)  # a share: [0, 1]
+port = Number(int, low=1, high=65535)
+random_seed = Number(int, low=0, high=2**32 - 1)  # what numpy, torch and transformers' set_seed all accept

@@ -1,14 +1,17 @@
 """``tinyformers convert SOURCE DESTINATION``: a GGUF file to a safetensors folder that transformers loads, or a
-folder's weights between model.safetensors and pytorch_model.bin. The destination appears whole or not at all."""
+folder's weights between model.safetensors and pytorch_model.bin. The model is built in a temporary folder and
+moved into place at the end, so a failed or stopped conversion leaves nothing; into an existing folder (--force)
+it moves only the files it wrote, and never touches the source."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from ..utils import temp_dir
 from .common import CommandError, add_command, file_sizes
+from .jobs import signals_as_interrupts, stopped_exit
 from .output import print_data
 
 WEIGHT_FORMATS = ("safetensors", "bin")
@@ -28,7 +31,12 @@ def add_parser(subparsers) -> None:
         "destination", help="the folder to write (must not exist, or be empty, unless --force)"
     )
     parser.add_argument("--to", choices=WEIGHT_FORMATS, help="weight format to write")
-    parser.add_argument("--force", action="store_true", help="replace a non-empty destination")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty destination: files of the same name are replaced and weight files of the "
+        "other format (which loaders would read instead) removed; other files and folders stay",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -70,18 +78,49 @@ def convert_folder(source, target, fmt: str) -> None:
     for path in sorted(source.rglob("*")):
         if path.is_file() and not is_weight_file(path) and not path.name.startswith("."):
             (target / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target / path.relative_to(source))
+            shutil.copyfile(path, target / path.relative_to(source))  # new files: the user's umask
+
+
+def check_destination(source: Path, target: Path, force: bool) -> None:
+    """Refuse a destination whose writing could destroy the source or files the user did not ask to replace."""
+    src, dst = source.resolve(), target.resolve()
+    if dst == src:
+        raise CommandError(f"'{target}' is the source itself; write the converted model to another folder")
+    if dst in src.parents:
+        raise CommandError(
+            f"'{target}' contains the source '{source}'; write the converted model to a folder of its own"
+        )
+    if src in dst.parents and source.is_dir():
+        raise CommandError(f"'{target}' is inside the source folder '{source}'; choose a folder outside it")
+    if target.exists() and not target.is_dir():
+        raise CommandError(f"'{target}' is a file; give the name of a folder to write")
+    if target.exists() and any(target.iterdir()) and not force:
+        raise CommandError(
+            f"'{target}' already exists and is not empty; choose another folder or pass --force"
+        )
+
+
+def move_into(work: Path, target: Path) -> tuple[list[Path], list[str]]:
+    """Move the files of ``work`` into the existing folder ``target``, replacing those of the same name and
+    removing weight files that would be loaded instead of the new ones; the files moved and those removed."""
+    written = sorted(p.relative_to(work) for p in work.rglob("*") if p.is_file())
+    stale = sorted(p for p in target.iterdir() if p.is_file() and is_weight_file(p))
+    stale = [p for p in stale if p.relative_to(target) not in written]
+    for name in written:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work / name, target / name)
+    for path in stale:
+        path.unlink()
+    shutil.rmtree(work)
+    return [target / name for name in written], [p.name for p in stale]
 
 
 def convert(args) -> dict:
     source, target = Path(args.source).expanduser(), Path(args.destination).expanduser()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not args.force:
-        raise CommandError(
-            f"'{target}' already exists and is not empty; choose another folder or pass --force"
-        )
     gguf = source.is_file() and source.suffix == ".gguf"
     if not gguf and not source.is_dir():
         raise CommandError(f"'{source}' is neither a .gguf file nor a model folder")
+    check_destination(source, target, args.force)
     if gguf:
         fmt = args.to or "safetensors"
     else:
@@ -90,15 +129,21 @@ def convert(args) -> dict:
         current = "safetensors" if find_weights(source)[0].suffix == ".safetensors" else "bin"
         fmt = args.to or ("bin" if current == "safetensors" else "safetensors")
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Build everything in a temporary folder beside the target and rename it at the end: never half a model.
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    # Build everything in a temporary folder beside the target and move it at the end: never half a model.
+    work = temp_dir(target.parent, target.name)
     try:
-        (convert_gguf if gguf else convert_folder)(source, work, fmt)
-        if target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        os.replace(work, target)
+        with signals_as_interrupts():
+            (convert_gguf if gguf else convert_folder)(source, work, fmt)
+            if target.exists():
+                files, removed = move_into(work, target)
+            else:
+                os.replace(work, target)
+                files, removed = list(target.rglob("*")), []
+    except KeyboardInterrupt as stop:
+        shutil.rmtree(work, ignore_errors=True)
+        raise stopped_exit(stop, f"nothing was written to '{target}'") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    files = file_sizes(target.rglob("*"), target)
-    return {"source": str(source), "destination": str(target), "format": fmt, "files": files}
+    data = {"source": str(source), "destination": str(target), "format": fmt}
+    return {**data, "files": file_sizes(files, target), **({"removed": removed} if removed else {})}

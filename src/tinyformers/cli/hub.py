@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from . import hub_client
-from .common import Parser, add_command
+from .common import Parser, add_command, port
 
 UNITS = {
     "": 1,
@@ -74,7 +74,7 @@ def add_parser(subparsers) -> None:
     )
     _root_option(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    serve.add_argument("--port", type=port, default=8080, help="port (default 8080)")
     serve.add_argument(
         "--regular-limit",
         type=byte_size,

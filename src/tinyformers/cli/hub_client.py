@@ -15,7 +15,7 @@ from ..hub import api
 from ..hub.download import snapshot_download
 from ..hub.http import endpoint, get_token, save_token, stored_tokens_path
 from ..hub.upload import upload_folder
-from .common import add_command
+from .common import add_command, positive_int
 from .info import hub_info, repo_size
 from .output import print_data, table
 
@@ -44,7 +44,7 @@ def add_parsers(group) -> None:
     search.add_argument("--task", help="pipeline tag, e.g. text-classification")
     search.add_argument("--author", help="only this namespace")
     search.add_argument("--sort", choices=SORTS, default="downloads", help="default downloads")
-    search.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    search.add_argument("--limit", type=positive_int, default=20, help="at most this many (default 20)")
 
     for name, summary, examples in (
         (

@@ -22,8 +22,10 @@ Host and share models (a Hugging Face-compatible hub):
   tinyformers hub token create --user NAME --role write
   tinyformers hub search|info|download|upload ...    use a hub ($HF_ENDPOINT; login / whoami for the token)
 
-Batch jobs: --input texts.jsonl --output results.jsonl (JSON lines with a "text" field; each output line is
-the input record plus "result"), with a progress bar. Add --json to any command for machine-readable output.
+Batch jobs: --input texts.jsonl (JSON lines with a "text" field), texts.txt (one text per line) or - (stdin)
+--output results.jsonl: each output line is the input record plus "result", written as it comes, so a stopped
+job keeps its finished lines and --resume does the rest (see docs/batch-jobs.md). Add --json to any command
+for machine-readable output.
 Default models come from $ASSETS_DIR (default .assets); a hub id (org/name) given as a model is downloaded
 from $HF_ENDPOINT into the shared Hugging Face cache. Errors are one line on stderr with exit code 2.
 """

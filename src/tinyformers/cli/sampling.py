@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from .common import non_negative_float, non_negative_int, positive_int, probability, random_seed
+
 
 def add_sampling_options(parser, max_new_tokens: int) -> None:
-    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+    parser.add_argument("--max-new-tokens", type=positive_int, default=max_new_tokens)
     parser.add_argument(
-        "--temperature", type=float, default=0.0, help="0 = greedy (default); e.g. 0.7 to sample"
+        "--temperature", type=non_negative_float, default=0.0, help="0 = greedy (default); e.g. 0.7 to sample"
     )
-    parser.add_argument("--top-p", type=float, default=0.9)
-    parser.add_argument("--top-k", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--top-p", type=probability, default=0.9)
+    parser.add_argument("--top-k", type=non_negative_int, default=50, help="0 = no top-k filtering")
+    parser.add_argument("--seed", type=random_seed, default=0)
 
 
 def generation_options(args) -> dict:

@@ -5,7 +5,7 @@ FastAPI and uvicorn are imported by ``serving.server`` only when the command run
 
 from __future__ import annotations
 
-from .common import add_command
+from .common import Number, add_command, non_negative_int, port, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -19,10 +19,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("model", help="a model folder, a .gguf file or a hub id in the local cache")
     parser.add_argument("--gguf-file", help="the .gguf file inside MODEL's folder")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    parser.add_argument("--max-batch", type=int, default=8, help="requests decoded together (default 8)")
-    parser.add_argument("--max-queue", type=int, default=64, help="waiting requests before 429 (default 64)")
-    parser.add_argument("--max-context", type=int, help="cache positions per request (default: the model's)")
+    parser.add_argument("--port", type=port, default=8000, help="port (default 8000)")
+    parser.add_argument(
+        "--max-batch", type=positive_int, default=8, help="requests decoded together (default 8)"
+    )
+    parser.add_argument(
+        "--max-queue", type=non_negative_int, default=64, help="waiting requests before 429 (default 64)"
+    )
+    parser.add_argument(
+        "--max-context", type=Number(int, low=2), help="cache positions per request (default: the model's)"
+    )
     parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1/ routes")
     parser.add_argument("--compile", action="store_true", help="compile the decoding step (slower start)")
     parser.add_argument("--quantize", choices=("int8",), help="int8 weights")

@@ -9,26 +9,44 @@ import sys
 
 from ..hub.api import check_repo_id
 from ..hub.errors import HubError
-from .common import CommandError, add_command
+from .common import (
+    CommandError,
+    Number,
+    add_command,
+    fraction,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    random_seed,
+)
 from .output import print_data
 
-# flag -> TrainingArguments field; a flag left out keeps transformers' default.
+# flag -> TrainingArguments field, the flag's type (its allowed range), help; a flag left out keeps
+# transformers' default.
 TRAINING_FLAGS = {
-    "epochs": ("num_train_epochs", float, "passes over the training data (default 3)"),
-    "max_steps": ("max_steps", int, "stop after this many optimiser steps (overrides --epochs)"),
-    "batch_size": ("per_device_train_batch_size", int, "examples per step and process (default 8)"),
-    "eval_batch_size": ("per_device_eval_batch_size", int, "examples per evaluation batch (default 8)"),
-    "learning_rate": ("learning_rate", float, "peak learning rate (default 5e-5)"),
-    "weight_decay": ("weight_decay", float, "AdamW weight decay (default 0)"),
-    "warmup_ratio": ("warmup_ratio", float, "share of the steps spent warming up (default 0)"),
+    "epochs": ("num_train_epochs", positive_float, "passes over the training data (default 3)"),
+    "max_steps": ("max_steps", positive_int, "stop after this many optimiser steps (overrides --epochs)"),
+    "batch_size": ("per_device_train_batch_size", positive_int, "examples per step and process (default 8)"),
+    "eval_batch_size": (
+        "per_device_eval_batch_size",
+        positive_int,
+        "examples per evaluation batch (default 8)",
+    ),
+    "learning_rate": ("learning_rate", positive_float, "peak learning rate (default 5e-5)"),
+    "weight_decay": ("weight_decay", non_negative_float, "AdamW weight decay (default 0)"),
+    "warmup_ratio": ("warmup_ratio", fraction, "share of the steps spent warming up (default 0)"),
     "lr_scheduler": ("lr_scheduler_type", str, "linear, cosine, constant or constant_with_warmup"),
-    "gradient_accumulation_steps": ("gradient_accumulation_steps", int, "micro-batches per optimiser step"),
-    "max_grad_norm": ("max_grad_norm", float, "gradient clipping norm (default 1.0)"),
-    "logging_steps": ("logging_steps", float, "log the loss every N steps (default 500)"),
+    "gradient_accumulation_steps": (
+        "gradient_accumulation_steps",
+        positive_int,
+        "micro-batches per optimiser step",
+    ),
+    "max_grad_norm": ("max_grad_norm", non_negative_float, "gradient clipping norm (default 1.0)"),
+    "logging_steps": ("logging_steps", positive_float, "log the loss every N steps (default 500)"),
     "save_strategy": ("save_strategy", str, "checkpoints: steps, epoch or no (default steps)"),
-    "save_steps": ("save_steps", float, "checkpoint every N steps (default 500)"),
-    "save_total_limit": ("save_total_limit", int, "keep at most N checkpoints"),
-    "seed": ("seed", int, "random seed (default 42)"),
+    "save_steps": ("save_steps", positive_float, "checkpoint every N steps (default 500)"),
+    "save_total_limit": ("save_total_limit", positive_int, "keep at most N checkpoints"),
+    "seed": ("seed", random_seed, "random seed (default 42)"),
     "report_to": ("report_to", str, "none, jsonl or tensorboard (default none)"),
 }
 
@@ -50,10 +68,17 @@ def add_parser(subparsers) -> None:
         "--task", help="classification or causal-lm (default: classification when rows have the label column)"
     )
     parser.add_argument("--eval-data", help="evaluation data (default: a share of --data, by text hash)")
-    parser.add_argument("--eval-percent", type=float, default=10.0, help="held-out share without --eval-data")
+    parser.add_argument(
+        "--eval-percent",
+        type=Number(float, low=0, high=100, high_open=True),
+        default=10.0,
+        help="held-out share without --eval-data",
+    )
     parser.add_argument("--text-column", default="text", help="column with the text (default: text)")
     parser.add_argument("--label-column", default="label", help="column with the label (default: label)")
-    parser.add_argument("--max-length", type=int, default=256, help="tokens per example (longer are cut)")
+    parser.add_argument(
+        "--max-length", type=positive_int, default=256, help="tokens per example (longer are cut)"
+    )
     for flag, (_, kind, help_text) in TRAINING_FLAGS.items():
         parser.add_argument("--" + flag.replace("_", "-"), type=kind, help=help_text)
     parser.add_argument("--group-by-length", action="store_true", help="batch examples of similar length")
@@ -66,22 +91,18 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPUs that have it)")
     lora = parser.add_argument_group("LoRA (train small adapters, keep the base model frozen)")
     lora.add_argument("--lora", action="store_true", help="train LoRA adapters instead of every weight")
-    lora.add_argument("--lora-r", type=int, default=8, help="adapter rank (default 8)")
-    lora.add_argument("--lora-alpha", type=float, default=16, help="adapter scale numerator (default 16)")
-    lora.add_argument("--lora-dropout", type=float, default=0.0)
+    lora.add_argument("--lora-r", type=positive_int, default=8, help="adapter rank (default 8)")
+    lora.add_argument(
+        "--lora-alpha", type=positive_float, default=16, help="adapter scale numerator (default 16)"
+    )
+    lora.add_argument("--lora-dropout", type=Number(float, low=0, high=1, high_open=True), default=0.0)
     lora.add_argument(
         "--lora-targets", help="comma-separated layer names, or all-linear (default: the family's usual q,v)"
     )
     parser.set_defaults(handler=handle)
 
 
-def _positive(args: argparse.Namespace) -> None:
-    for flag in ("max_length", "lora_r", "batch_size", "eval_batch_size", "gradient_accumulation_steps"):
-        value = getattr(args, flag)
-        if value is not None and value <= 0:
-            raise CommandError(f"--{flag.replace('_', '-')} must be a positive number, got {value}")
-    if not 0 <= args.eval_percent < 100:
-        raise CommandError(f"--eval-percent must be in [0, 100), got {args.eval_percent}")
+def _check_push_target(args: argparse.Namespace) -> None:
     if args.push_to_hub:
         try:
             check_repo_id(args.push_to_hub)  # a bad id fails now, not after the training
@@ -94,7 +115,7 @@ def handle(args: argparse.Namespace) -> None:
     from ..training.lora import LoraConfig
     from ..training.recipes import Job, push_output
 
-    _positive(args)
+    _check_push_target(args)
     training = {field: getattr(args, flag) for flag, (field, _, _) in TRAINING_FLAGS.items()}
     training = {k: v for k, v in training.items() if v is not None}
     if args.group_by_length:

@@ -6,13 +6,12 @@ Layouts (the ones ``transformers`` reads and writes): ``model.safetensors``; sha
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import torch
 
-from ..utils import atomic_write_json, read_json
+from ..utils import atomic_write_json, atomic_writer, read_json
 from .safetensors import CorruptWeightsError, load_file, save_file
 
 SAFE_WEIGHTS = "model.safetensors"
@@ -119,9 +118,8 @@ def save_state_dict(
         if safe_serialization:
             save_file(shard, directory / name)
         else:
-            tmp = directory / f".{name}.tmp"
-            torch.save({k: v.detach().contiguous() for k, v in shard.items()}, tmp)
-            os.replace(tmp, directory / name)
+            with atomic_writer(directory / name) as f:
+                torch.save({k: v.detach().contiguous() for k, v in shard.items()}, f)
     if len(shards) > 1:
         total = sum(t.numel() * t.element_size() for t in state.values())
         weight_map = {k: name for shard, name in zip(shards, names) for k in shard}

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..utils import atomic_writer
 from . import cache
 from .api import check_repo_id, commit_of, list_files
 from .cache import RepoFile
@@ -290,9 +291,8 @@ def _copy_to(snapshot: Path, local_dir, paths: Iterable[str] | None = None) -> P
     for path in paths:
         destination = target / path
         destination.parent.mkdir(parents=True, exist_ok=True)
-        tmp = destination.with_name(f".{destination.name}.tmp")
-        shutil.copyfile(snapshot / path, tmp)
-        os.replace(tmp, destination)
+        with open(snapshot / path, "rb") as source, atomic_writer(destination) as f:
+            shutil.copyfileobj(source, f)
     return target
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from ...utils import temp_file
 from .storage import BlobStore, BlobWriter
 
 CHUNK = 1 << 20
@@ -24,8 +24,7 @@ def _valid_sha256(sha256: str) -> bool:
 class _FolderWriter(BlobWriter):
     def __init__(self, store: BlobFolder):
         self.store = store
-        fd, self.temp = tempfile.mkstemp(dir=store.tmp, prefix="blob-")
-        self.file = os.fdopen(fd, "wb")
+        self.file, self.temp = temp_file(store.tmp, "blob")
         self.hash = hashlib.sha256()
         self.size = 0
 
