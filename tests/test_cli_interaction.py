@@ -97,7 +97,9 @@ def test_generate_empty_prompt_starts_from_bos_like_transformers(checkpoint, tra
     # in a padded batch, the empty prompt's row is the one it gets alone
     assert generator(["", "Hello world"], batch_size=2) == [generator(""), generator("Hello world")]
     ours = AutoModelForCausalLM.from_pretrained(checkpoint)
-    assert torch.equal(ours.generate(torch.zeros((2, 0), dtype=torch.long), max_new_tokens=8), expected.repeat(2, 1))
+    assert torch.equal(
+        ours.generate(torch.zeros((2, 0), dtype=torch.long), max_new_tokens=8), expected.repeat(2, 1)
+    )
 
 
 def test_empty_prompt_without_bos_is_one_line(gpt2_dir, tmp_path):
@@ -148,7 +150,9 @@ class Running:
         deadline = time.monotonic() + timeout
         while not predicate(self.stdout):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"never came (exit {self.process.poll()}): {self.stdout!r} {bytes(self.err)!r}")
+                raise AssertionError(
+                    f"never came (exit {self.process.poll()}): {self.stdout!r} {bytes(self.err)!r}"
+                )
             time.sleep(0.01)
 
     def send(self, text: str) -> None:
@@ -169,9 +173,12 @@ def greedy_text(transformers, folder: str, prompt_ids: list[int], new_tokens: in
     def compute():
         ref = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
         ids = torch.tensor([prompt_ids])
-        return ref.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False)
+        return ref.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False
+        )
 
-    inputs = {"checkpoint": "endless_dir", "prompt": prompt_ids, "new": new_tokens}  # a new fixture needs a new name
+    # the key names the fixture: a change to endless_dir needs a new name here
+    inputs = {"checkpoint": "endless_dir", "prompt": prompt_ids, "new": new_tokens}
     ids = cached_oracle("cli-interaction-endless-gpt2", inputs, compute)
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     return tokenizer.decode(ids[0, len(prompt_ids) :], skip_special_tokens=True)
@@ -187,7 +194,9 @@ def test_ctrl_c_stops_generate_keeping_what_it_streamed(endless_dir, transformer
     tokenizer = transformers.AutoTokenizer.from_pretrained(endless_dir)
     full = greedy_text(transformers, endless_dir, tokenizer(prompt)["input_ids"], LONG)
     shown = out.removeprefix(prompt).removesuffix("\n")
-    assert out.startswith(prompt) and out.endswith("\n") and shown and full.startswith(shown) and shown != full
+    assert (
+        out.startswith(prompt) and out.endswith("\n") and shown and full.startswith(shown) and shown != full
+    )
 
 
 def test_ctrl_c_in_chat_stops_the_answer_and_the_chat_goes_on(endless_dir, transformers):
@@ -204,7 +213,9 @@ def test_ctrl_c_in_chat_stops_the_answer_and_the_chat_goes_on(endless_dir, trans
     answer = out.partition(stopped)[2].removesuffix("\n\n> ")
     # the stopped exchange is forgotten: the second answer is that of a new conversation
     tokenizer = transformers.AutoTokenizer.from_pretrained(endless_dir)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Hi again"}], add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi again"}], add_generation_prompt=True
+    )
     prompt = prompt if isinstance(prompt, list) else prompt["input_ids"]
     assert answer == greedy_text(transformers, endless_dir, list(prompt), LONG)
 
@@ -245,7 +256,9 @@ def test_piping_into_head_is_quiet(tmp_path, minilm_dir):
 
 
 def sampled(folder: str, *flags: str) -> subprocess.CompletedProcess:
-    return tinyformers("generate", "Hello", "--model", folder, "--temperature", "1.5", "--max-new-tokens", "30", *flags)
+    return tinyformers(
+        "generate", "Hello", "--model", folder, "--temperature", "1.5", "--max-new-tokens", "30", *flags
+    )
 
 
 def test_sampling_without_seed_differs_each_run(gpt2_dir):

@@ -62,4 +62,3 @@ def stream_generations(args, params: dict) -> None:
         except KeyboardInterrupt:
             print(flush=True)  # end the line that was being written
             raise
-

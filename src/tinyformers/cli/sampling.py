@@ -17,7 +17,9 @@ def add_sampling_options(parser, max_new_tokens: int) -> None:
     # None = not given: the defaults apply when sampling, and a warning says when the flag has no effect
     parser.add_argument("--top-p", type=float, help=f"with sampling (default {SAMPLING_DEFAULTS['top_p']})")
     parser.add_argument("--top-k", type=int, help=f"with sampling (default {SAMPLING_DEFAULTS['top_k']})")
-    parser.add_argument("--seed", type=int, help="with sampling: the same seed gives the same text (default: new)")
+    parser.add_argument(
+        "--seed", type=int, help="with sampling: the same seed gives the same text (default: new)"
+    )
 
 
 def generation_options(args) -> dict:
@@ -36,7 +38,9 @@ def generation_options(args) -> dict:
     else:
         torch.manual_seed(args.seed)
     options["temperature"] = args.temperature
-    options.update({k: d if getattr(args, k) is None else getattr(args, k) for k, d in SAMPLING_DEFAULTS.items()})
+    options.update(
+        {k: d if getattr(args, k) is None else getattr(args, k) for k, d in SAMPLING_DEFAULTS.items()}
+    )
     return options
 
 
