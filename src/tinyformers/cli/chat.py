@@ -9,7 +9,10 @@ from .common import add_command, assets_path
 from .sampling import add_sampling_options, generation_options
 
 DEFAULT_CHAT_MODEL = os.path.join("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
-CHAT_HELP = "commands: /reset (forget the conversation), /system TEXT (set the system prompt), /quit"
+CHAT_HELP = (
+    "commands: /reset (forget the conversation), /system TEXT (set the system prompt), /quit; "
+    "Ctrl-C stops an answer"
+)
 
 
 def add_parser(subparsers) -> None:
@@ -85,13 +88,17 @@ def handle(args) -> int:
 
 
 def converse(session: ChatSession) -> int:
-    """The read-answer loop, until /quit, end of input or Ctrl-C."""
+    """The read-answer loop, until /quit or end of input (Ctrl-D). Ctrl-C while an answer is written stops that
+    answer and asks for the next message; at the prompt it ends the chat (exit code 130, as elsewhere)."""
     while True:
         try:
             text = input("> ").strip()
-        except (EOFError, KeyboardInterrupt):
+        except EOFError:
             print()
             return 0
+        except KeyboardInterrupt:
+            print()  # leave the prompt's line; main says the command was interrupted
+            raise
         if text in ("/quit", "/exit"):
             return 0
         if text == "/reset":
@@ -108,4 +115,6 @@ def converse(session: ChatSession) -> int:
                 session.answer(text)
             except ValueError as e:  # e.g. the conversation outgrew the context: keep the REPL alive
                 print(f"\nerror: {e} (type /reset to start over)")
+            except KeyboardInterrupt:  # the history keeps only finished exchanges
+                print("\n(answer stopped; it is left out of the conversation)")
             print()

@@ -33,6 +33,8 @@ from $HF_ENDPOINT into the shared Hugging Face cache. Errors are one line on std
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import sys
 
 from ..errors import UnexpectedArgumentError, UnknownTaskError
@@ -71,9 +73,30 @@ def build_parser(commands=COMMANDS) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, commands=COMMANDS) -> int:
     args = build_parser(commands).parse_args(argv)
     try:
-        return args.handler(args) or 0
+        code = args.handler(args) or 0
+        sys.stdout.flush()  # a reader that went away shows here, not as a warning at exit
+        return code
+    except KeyboardInterrupt:
+        print("tinyformers: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
     except Exception as e:
+        if isinstance(e, BrokenPipeError) and stdout_is_closed():
+            # The reader of our output went away (`tinyformers ... | head`): stop quietly, as Unix tools do;
+            # what is still buffered goes nowhere instead of failing again at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141  # 128 + SIGPIPE, what a tool stopped by the closed pipe reports
         if not is_user_error(e):
             raise
         print(f"tinyformers: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+
+
+def stdout_is_closed() -> bool:
+    """Whether stdout is a pipe whose reading end was closed (poll reports an error on the writing end), as
+    opposed to another pipe or socket that broke."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or stdout is not a file descriptor
+        return False

@@ -66,13 +66,14 @@ def resolve_config(
 def prepare(model, input_ids, attention_mask, generation_config, kwargs, tokenizer=None) -> Prepared:
     gc, default_max_length = resolve_config(model, generation_config, kwargs)
     if input_ids is None:
-        if gc.bos_token_id is None:
-            raise ValueError("generate() needs input_ids, or a bos_token_id to start from; pass input_ids")
-        input_ids = torch.full((1, 1), gc.bos_token_id, dtype=torch.long, device=model.device)
+        input_ids = torch.empty((1, 0), dtype=torch.long, device=model.device)
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
         raise ValueError(
             "input_ids must be a [batch, seq_len] tensor of token ids (use ids[None] for one sequence)"
         )
+    if input_ids.shape[1] == 0:  # empty prompts: each row starts from bos (attention_mask says nothing)
+        input_ids = torch.full((len(input_ids), 1), bos_id(gc), dtype=torch.long, device=input_ids.device)
+        attention_mask = None
     eos = gc.eos_token_id
     eos = (
         None
@@ -90,6 +91,7 @@ def prepare(model, input_ids, attention_mask, generation_config, kwargs, tokeniz
                 f"attention_mask has shape {list(attention_mask.shape)} but input_ids {list(input_ids.shape)}; "
                 "pass the mask the tokenizer returned with these ids"
             )
+        input_ids, attention_mask = left_aligned(input_ids, attention_mask, gc)
         if bool(attention_mask.all()):
             attention_mask = None
         elif pad is None:
@@ -147,3 +149,36 @@ def prepare(model, input_ids, attention_mask, generation_config, kwargs, tokeniz
         stop_strings = StopStrings(gc.stop_strings, tokenizer)
     stops = StopConditions(eos, stop_strings) if eos is not None or stop_strings is not None else None
     return Prepared(gc, input_ids, attention_mask, position_ids, max_length, eos, pad, processors, stops)
+
+
+def bos_id(gc: GenerationConfig) -> int:
+    if gc.bos_token_id is None:
+        raise ValueError(
+            "an empty prompt starts from the model's bos token, but this model has none (no bos_token_id in "
+            "its config); give a prompt"
+        )
+    return gc.bos_token_id
+
+
+def left_aligned(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, gc: GenerationConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's real tokens moved to its end, in order, and its padding to its start; a row with no real
+    token gets the bos token last (an empty prompt, as ``input_ids=None``).
+
+    Every loop appends a row's next token after the last column, so a right-padded row (what a tokenizer with
+    ``padding_side="right"`` returns) would continue after its padding: transformers does that, with a
+    warning, and the continuation is wrong. Here it is the continuation of the row left-padded — the same
+    ids — and the returned sequences hold the prompt as it ran, padding first."""
+    mask = attention_mask.long()
+    if bool((mask[:, 1:] >= mask[:, :-1]).all()):  # already left-padded (or not padded at all)
+        aligned_ids, aligned_mask = input_ids, mask
+    else:
+        order = mask.sort(dim=1, stable=True).indices  # padding (0) first, each part kept in order
+        aligned_ids, aligned_mask = input_ids.gather(1, order), mask.gather(1, order)
+    empty = aligned_mask[:, -1] == 0
+    if bool(empty.any()):
+        aligned_ids, aligned_mask = aligned_ids.clone(), aligned_mask.clone()
+        aligned_ids[empty, -1] = bos_id(gc)
+        aligned_mask[empty, -1] = 1
+    return aligned_ids, aligned_mask.to(attention_mask.dtype)

@@ -94,9 +94,12 @@ class Pipeline:
         items = iter(inputs)
         try:
             while chunk := list(itertools.islice(items, batch_size)):
-                yield from self.run_batch(chunk, params)
+                results = self.run_batch(chunk, params)
+                # Counted before they are handed out: a consumer that stops asking after the last result
+                # (zip with the inputs) would otherwise leave the bar short of its total.
                 if bar is not None:
                     bar.update(len(chunk))
+                yield from results
         finally:
             if bar is not None:
                 bar.close()

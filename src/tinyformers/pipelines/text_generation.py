@@ -126,11 +126,14 @@ class TextGenerationPipeline(GeneratingPipeline):
         items, mask = batch["items"], batch["model_inputs"]["attention_mask"]
         prompt_length = mask.shape[1]
         padding = (mask == 0).sum(dim=1).tolist()  # left padding of each row, left out of the token ids
+        # An empty prompt was generated from the bos token, in the last prompt column (a new one when every
+        # prompt was empty): as in transformers, its ids and text start with that token.
+        starts = [(pad, prompt_length) if pad < prompt_length else (max(pad - 1, 0),) * 2 for pad in padding]
         per_item = sequences.shape[0] // len(items)
         grouped = sequences.cpu().reshape(len(items), per_item, -1).tolist()
         return [
-            [self.record(item, seq[prompt_length:], seq[pad:], params) for seq in seqs]
-            for item, seqs, pad in zip(items, grouped, padding)
+            [self.record(item, seq[new:], seq[first:], params) for seq in seqs]
+            for item, seqs, (first, new) in zip(items, grouped, starts)
         ]
 
     def record(self, item, new_ids: list[int], all_ids: list[int], params) -> dict:
