@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from ..utils import atomic_writer
+from .checkpoints import refuse_untrained
 from .common import CommandError
 from .output import print_json, table
 
@@ -73,10 +74,12 @@ def run_texts(task: str, args, params: dict) -> dict | None:
     if args.output and not args.input:
         raise CommandError('--output needs --input (a JSON lines file with a "text" field per line)')
     records = read_jsonl(args.input) if args.input else None
+    refuse_untrained(task, args.model)
     pipe = pipeline(task, model=args.model, batch_size=args.batch_size, **params)
     model = str(getattr(pipe.model.config, "_name_or_path", args.model))
     if records is None:
-        results = pipe(list(args.texts))
+        # An iterable, not a list: one result per text (a list of one text gets transformers' unwrapped result)
+        results = list(pipe(Sized(list(args.texts)), progress=False))
         pairs = zip(args.texts, results, strict=True)
         return {"task": pipe.task, "model": model, "results": [{"text": t, "result": r} for t, r in pairs]}
     results = pipe(Sized([r["text"] for r in records]), progress=True)

@@ -16,7 +16,9 @@ def add_parser(subparsers) -> None:
         "  tinyformers generate 'Write a haiku about rain.' --chat --temperature 0.7\n"
         "  tinyformers generate --input prompts.jsonl --output completions.jsonl",
     )
-    add_pipeline_options(parser, "a causal LM folder or .gguf file (default: SmolLM2 in $ASSETS_DIR)")
+    add_pipeline_options(
+        parser, "a causal LM folder, .gguf file or hub id (default: SmolLM2, from tinyformers setup)"
+    )
     add_sampling_options(parser, max_new_tokens=50)
     parser.add_argument(
         "--chat", action="store_true", help="send each TEXT as a user message (chat template)"
