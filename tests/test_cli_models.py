@@ -233,7 +233,10 @@ def test_train_then_classify_with_the_trained_head(outside, home, tiny, tmp_path
     with data.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
-        writer.writerows([("A gorgeous film.", "positive"), ("Dull and lifeless.", "negative")] * 8)
+        for i in range(12):  # distinct texts: the held-out share is picked by text hash
+            writer.writerows(
+                [(f"A gorgeous film, take {i}.", "positive"), (f"Dull and lifeless, take {i}.", "negative")]
+            )
     out = tmp_path / "sentiment"
     ok(tinyformers("train", tiny["encoder"], "--data", str(data), "--output-dir", str(out), "--max-steps", "2",
                    "--batch-size", "4", "--max-length", "16", "--save-strategy", "no", cwd=outside, home=home))  # fmt: skip

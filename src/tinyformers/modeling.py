@@ -339,7 +339,9 @@ class PreTrainedModel(nn.Module):
         # Parameters only: buffers a checkpoint lacks are computed (``_init_buffers``), never random.
         parameters = {name for name, _ in model.named_parameters(remove_duplicate=False)}
         tied = set(model.tied_weights) if getattr(config, "tie_word_embeddings", True) else set()
-        missing = [k for k in expected if k in parameters and k not in state and k not in tied | set(mismatched)]
+        missing = [
+            k for k in expected if k in parameters and k not in state and k not in tied | set(mismatched)
+        ]
         info = {
             "missing_keys": [name for k in missing for name in model._hf_keys(k, hf_state)],
             "unexpected_keys": [name for k in unexpected for name in model._hf_keys(k, hf_state)],
