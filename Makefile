@@ -40,8 +40,9 @@ format: install
 	$(VENV)/bin/ruff check --fix src tests benchmarks examples
 	$(VENV)/bin/ruff format src tests benchmarks examples
 
+# Two pytest-xdist workers, each taking whole files (module fixtures load once) with one thread on two cores.
 test: install assets lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: install assets
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -51,6 +51,36 @@ def oracle(name: str):
         missing(f"test dependency '{name}' cannot be imported ({error}): pip install -e '.[test]'")
 
 
+# -- parallel workers (`make test` runs `pytest -n 2`: pytest-xdist) -------------------------------------------------
+
+
+def share_the_cores_between_workers(environ=os.environ) -> None:
+    """Set up one pytest-xdist worker before anything imports torch: ``cores / workers`` threads (an explicit
+    ``OMP_NUM_THREADS`` wins). The environment carries it to the CLI and server subprocesses the tests start.
+
+    Both workers keep compiling into torch's one inductor cache folder: torch takes a file lock per kernel while
+    it builds one and writes cache entries atomically, and a shared folder stays warm from run to run whichever
+    worker a compiling test file lands on (one folder per worker would compile cold whenever it moved)."""
+    worker = environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ...: set in xdist's workers only
+    if not worker:
+        return
+    # Two workers with two threads each oversubscribe two cores, and OpenMP's spinning threads then slow every
+    # process down many times over.
+    threads = max(1, (os.cpu_count() or 1) // int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        environ.setdefault(name, str(threads))
+
+
+share_the_cores_between_workers()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Files with ``slow`` tests first (in their own order): with two workers each taking whole files
+    (``--dist loadfile``), a long file started last would leave the other worker idle until it ends."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 # -- strict mode for skips that do not come through missing() ------------------------------------------------------
 
 

@@ -6,18 +6,23 @@ Shared by the hub tests and benchmarks: start it with ``HubServer(root).start()`
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+# One access-log line per request, as uvicorn writes it: `... "GET /path HTTP/1.1" 200 ...`.
+REQUEST_LINE = re.compile(r'"(GET|HEAD|POST|PUT|DELETE|PATCH) (\S+) HTTP/[\d.]+" (\d{3})')
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
@@ -118,6 +123,18 @@ class HubServer:
     def access_log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def requests(self) -> list[str]:
+        """The requests the access log shows so far, as 'METHOD /path STATUS'."""
+        return [" ".join(m.groups()) for m in REQUEST_LINE.finditer(self.access_log())]
+
+    def mark(self) -> int:
+        time.sleep(0.2)  # lines of requests already answered reach the log
+        return len(self.requests())
+
+    def requests_since(self, mark: int) -> list[str]:
+        time.sleep(0.2)
+        return self.requests()[mark:]
+
     def request(self, method: str, path: str, body=None, token: str | None = None, headers=None) -> Response:
         headers = dict(headers or {})
         if token:
@@ -133,3 +150,86 @@ class HubServer:
                 )
         except urllib.error.HTTPError as error:
             return Response(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
+
+
+class FlakyProxy:
+    """A real HTTP server on 127.0.0.1 (stdlib, in a thread) in front of a hub, failing on cue.
+
+    ``plan`` maps a path fragment to the faults the next requests whose path contains it get, one each:
+    an HTTP status (500, 503: answered by the proxy), ``"drop"`` (the upstream answer's headers and half its
+    body, then the connection closes) or ``"stall"`` (half the body, then silence for ``stall`` seconds).
+    ``log`` holds ``(method, path, Range header, fault, upstream status)`` per request.
+    """
+
+    def __init__(self, upstream: str, stall: float = 20.0):
+        self.upstream, self.stall = upstream, stall
+        self.plan: dict[str, list] = {}
+        self.log: list[tuple] = []
+        self.lock = threading.Lock()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _next_fault(self, path: str):
+        with self.lock:
+            for fragment, faults in self.plan.items():
+                if fragment in path and faults:
+                    return faults.pop(0)
+        return None
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # the log list is the record
+                pass
+
+            def do_HEAD(self):
+                self.do_GET()
+
+            def do_GET(self):
+                fault = proxy._next_fault(self.path)
+                entry = [self.command, self.path, self.headers.get("Range"), fault, None]
+                proxy.log.append(entry)
+                if isinstance(fault, int):
+                    body = json.dumps({"error": f"flaky proxy: {fault}"}).encode()
+                    self.send_response(fault)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                forwarded = {k: v for k, v in self.headers.items() if k.lower() in ("range", "authorization")}
+                request = urllib.request.Request(
+                    proxy.upstream + self.path, headers=forwarded, method=self.command
+                )
+                try:
+                    answer = urllib.request.urlopen(request, timeout=60)
+                except urllib.error.HTTPError as error:
+                    answer = error
+                with answer:
+                    body = answer.read()
+                    entry[4] = answer.status
+                    self.send_response(answer.status)
+                    for key, value in answer.headers.items():
+                        if key.lower() not in ("connection", "transfer-encoding", "date", "server"):
+                            self.send_header(key, value)
+                    self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if fault in ("drop", "stall"):
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    if fault == "stall":
+                        time.sleep(proxy.stall)
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        return Handler

@@ -154,6 +154,29 @@ def test_random_checkpoint_parity_per_head(head_checkpoint):
     assert list(got.keys()) == list(want.keys())
 
 
+@pytest.mark.parametrize("name", ["BertForSequenceClassification", "BertForTokenClassification"])
+def test_training_mode_skips_padding_with_the_same_loss_and_gradients(name, tmp_path):
+    """A classifier's training step runs its layers on the real tokens only (models/layers.py Packing); the
+    token head does not (it reads every position): either way loss, logits and every gradient equal
+    transformers', on a padded batch (dropout off so both are deterministic)."""
+    cfg = _hf_config(hidden_size=64, num_attention_heads=4, intermediate_size=128, num_hidden_layers=2)
+    cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
+    ref = random_checkpoint(tmp_path, name, cfg).train()
+    ours = getattr(tinyformers, HEADS[name][0]).from_pretrained(tmp_path).train()
+    inputs = _inputs()
+    labels = _labels(HEADS[name][1])
+    got, want = ours(**inputs, labels=labels), ref(**inputs, labels=labels)
+    torch.testing.assert_close(got.loss, want.loss, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got.logits, want.logits, atol=ATOL, rtol=0)
+    got.loss.backward()
+    want.loss.backward()
+    theirs = dict(ref.named_parameters())
+    for key, tensor in ours.weight_map.to_hf(
+        {n: p.grad for n, p in ours.named_parameters() if p.grad is not None}, ours.config
+    ).items():
+        torch.testing.assert_close(tensor, theirs[key].grad, atol=1e-5, rtol=1e-4, msg=key)
+
+
 @pytest.mark.parametrize(
     "problem_type,labels",
     [

@@ -7,9 +7,9 @@ process it gets them as arguments, and transformers runs in a subprocess with it
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -18,11 +18,12 @@ import pytest
 import torch
 
 from conftest import oracle
-from hubserver import HubServer
+from hubserver import FlakyProxy, HubServer
 from tinyformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, BertConfig, pipeline
 from tinyformers.hub import (
     EntryNotFoundError,
     HubAuthError,
+    HubError,
     ModelNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -37,28 +38,9 @@ oracle("transformers")  # run in a subprocess
 SENTENCES = ["The hub moves bytes.", "A second, longer sentence about caches and commits."]
 
 
-# One access-log line per request, as uvicorn writes it: `... "GET /path HTTP/1.1" 200 ...`.
-REQUEST_LINE = re.compile(r'"(GET|HEAD|POST|PUT|DELETE|PATCH) (\S+) HTTP/[\d.]+" (\d{3})')
-
-
-class CountedHub(HubServer):
-    """The real server, plus the requests its access log shows ('METHOD /path STATUS')."""
-
-    def requests(self) -> list[str]:
-        return [" ".join(m.groups()) for m in REQUEST_LINE.finditer(self.access_log())]
-
-    def mark(self) -> int:
-        time.sleep(0.2)  # lines of requests already answered reach the log
-        return len(self.requests())
-
-    def requests_since(self, mark: int) -> list[str]:
-        time.sleep(0.2)
-        return self.requests()[mark:]
-
-
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory, minilm_dir):
-    server = CountedHub(tmp_path_factory.mktemp("hub") / "root").start(timeout=120)
+    server = HubServer(tmp_path_factory.mktemp("hub") / "root").start(timeout=120)
     try:
         server.write_token = server.token("alice", "write")
         api = huggingface_hub.HfApi(endpoint=server.url, token=server.write_token)
@@ -174,6 +156,82 @@ def test_an_incomplete_download_is_resumed_with_a_range_request(hub, env):
     assert blob.read_bytes() == data and not incomplete.exists()
 
 
+FLAKY_DATA = hashlib.shake_256(b"flaky").digest(1_500_000)
+
+
+@pytest.fixture(scope="module")
+def flaky_repo(hub):
+    api = huggingface_hub.HfApi(endpoint=hub.url, token=hub.write_token)
+    api.create_repo("alice/flaky")
+    api.upload_file(path_or_fileobj=FLAKY_DATA, path_in_repo="data.bin", repo_id="alice/flaky")
+    return "alice/flaky"
+
+
+@pytest.fixture()
+def proxy(hub, env, monkeypatch):
+    """A FlakyProxy in front of the hub, as the client's endpoint."""
+    proxy = FlakyProxy(hub.url, stall=10)
+    monkeypatch.setenv("HF_ENDPOINT", proxy.url)
+    yield proxy
+    proxy.close()
+
+
+def _fetches(proxy) -> list:
+    return [entry for entry in proxy.log if "/resolve/" in entry[1]]
+
+
+def test_a_flaky_hub_is_retried_and_the_download_resumed(flaky_repo, proxy, monkeypatch):
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "1")  # a stalled body is given up after a second
+    proxy.plan = {"/api/models/alice/flaky": [503], "/resolve/": [500, "drop", 503, "stall"]}
+    started = time.monotonic()
+    path = hub_file(flaky_repo, "data.bin")
+    assert time.monotonic() - started < 30
+    assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(FLAKY_DATA).digest()
+    assert list(path.resolve().parent.glob("*.incomplete")) == []
+    fetches = _fetches(proxy)
+    assert [fault for _, _, _, fault, _ in fetches] == [500, "drop", 503, "stall", None]
+    half = len(FLAKY_DATA) // 2  # what arrived before the drop, then half of the rest before the stall
+    kept = half + (len(FLAKY_DATA) - half) // 2
+    assert [rng for _, _, rng, _, _ in fetches] == [
+        None,
+        None,
+        f"bytes={half}-",
+        f"bytes={half}-",
+        f"bytes={kept}-",
+    ]
+    assert fetches[-1][4] == 206  # the hub answered the last range with the rest of the file
+    assert [fault for _, path, _, fault, _ in proxy.log if "/api/" in path][:2] == [503, None]
+
+
+def test_a_hub_that_keeps_failing_gives_one_clear_error_in_bounded_time(flaky_repo, proxy, env, monkeypatch):
+    proxy.plan = {"/resolve/": [503] * 50}
+    started = time.monotonic()
+    with pytest.raises(HubError) as error:
+        hub_file(flaky_repo, "data.bin")
+    assert time.monotonic() - started < 30
+    message = str(error.value)
+    assert "\n" not in message and "after 5 attempts" in message and "503" in message, message
+    assert len(_fetches(proxy)) == 5
+
+    # A body cut off every time: the same error, and what arrived is kept for the next run, which resumes.
+    proxy.log.clear()
+    proxy.plan = {"/resolve/": ["drop"] * 5}
+    with pytest.raises(HubError, match="after 5 attempts .* bytes are kept and the next run resumes there"):
+        hub_file(flaky_repo, "data.bin")
+    ranges = [rng for _, _, rng, _, _ in _fetches(proxy)]
+    proxy.log.clear()
+    path = hub_file(flaky_repo, "data.bin")
+    assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(FLAKY_DATA).digest()
+    (resumed,) = _fetches(proxy)
+    assert resumed[2] and resumed[2] not in ranges and resumed[4] == 206
+
+    # The API keeps failing too, with nothing cached to fall back on: one line, after the request's own retries.
+    monkeypatch.setenv("HF_HUB_CACHE", str(env.parent / "empty-cache"))
+    proxy.plan = {"/api/": [503] * 50}
+    with pytest.raises(HubError, match=r"answered 503 Service Unavailable \(after 3 attempts\)"):
+        hub_file(flaky_repo, "other.bin")
+
+
 # transformers (with the huggingface_hub under it) in a fresh interpreter: both read HF_ENDPOINT once, at import.
 TRANSFORMERS_LOADS = """
 import json, sys, torch, transformers
@@ -260,7 +318,7 @@ def test_bad_input_is_one_clear_line(hub, env, monkeypatch):
 
 
 def test_push_sends_files_above_the_regular_limit_through_lfs(tmp_path, monkeypatch):
-    hub = CountedHub(tmp_path / "root", "--regular-limit", "256KiB").start(timeout=120)
+    hub = HubServer(tmp_path / "root", "--regular-limit", "256KiB").start(timeout=120)
     try:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from conftest import oracle
-from hubserver import HubServer, cli_env
+from hubserver import HubServer, cli_env, tinyformers_cli
 from tinyformers import AutoModelForSequenceClassification, BertConfig
 
 oracle("fastapi")  # the server's own dependency, in the test extra
@@ -83,19 +85,80 @@ def failure(env, *args, stdin=None) -> str:
     return lines[0]
 
 
-def test_login_writes_the_token_file_hf_reads(hub, env, tmp_path):
+HF_READS_TOKENS = """
+import json
+from huggingface_hub import get_token, whoami
+from huggingface_hub.utils import get_stored_tokens
+print(json.dumps({"active": get_token(), "stored": get_stored_tokens(), "user": whoami()["name"]}))
+"""
+
+
+def huggingface_hub_sees(env) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", HF_READS_TOKENS],
+        env=cli_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def named_token(hub, user, name) -> str:
+    created = tinyformers_cli(
+        "hub", "token", "create", "--root", str(hub.root), "--user", user, "--role", "write", "--name", name
+    )
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip().splitlines()[-1]
+
+
+def test_login_writes_the_token_files_hf_reads(hub, env, tmp_path):
+    home = tmp_path / "home"
     assert "rejected the token" in failure(env, "login", "--token", "hf_wrong")
-    assert not (tmp_path / "home" / "token").exists()
+    assert "organization token" in failure(env, "login", "--token", "api_org_x")
+    assert not home.exists() or sorted(p.name for p in home.iterdir()) == []
     assert "not logged in" in failure(env, "whoami")
 
-    saved = json.loads(ok(env, "login", "--json", stdin=hub.write_token + "\n"))
-    assert saved["user"] == "alice" and saved["role"] == "write"
-    assert (tmp_path / "home" / "token").read_text() == hub.write_token
+    laptop = named_token(hub, "alice", "laptop")
+    saved = json.loads(ok(env, "login", "--json", stdin=laptop + "\n"))
+    assert (saved["user"], saved["role"], saved["token_name"]) == ("alice", "write", "laptop")
+    assert (home / "token").read_text() == laptop
+    for secret in (home / "token", home / "stored_tokens"):
+        assert secret.stat().st_mode & 0o777 == 0o600
     assert json.loads(ok(env, "whoami", "--json"))["user"] == "alice"
-    # huggingface_hub finds the same token (its whoami sends it to the hub).
-    code = "import huggingface_hub; print(huggingface_hub.whoami()['name'])"
-    theirs = subprocess.run([sys.executable, "-c", code], env=cli_env(**env), capture_output=True, text=True)
-    assert theirs.returncode == 0 and theirs.stdout.strip() == "alice", theirs.stderr
+    # huggingface_hub reads both files: the active token, and the stored one by its name.
+    assert huggingface_hub_sees(env) == {"active": laptop, "stored": {"laptop": laptop}, "user": "alice"}
+
+    # The reverse: huggingface_hub logs in another token; we use it, and our next login keeps its entry.
+    ci = named_token(hub, "alice", "ci")
+    theirs = subprocess.run(
+        [sys.executable, "-c", f"import huggingface_hub; huggingface_hub.login(token={ci!r})"],
+        env=cli_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert theirs.returncode == 0, theirs.stderr
+    assert (home / "token").read_text() == ci
+    assert json.loads(ok(env, "whoami", "--json"))["user"] == "alice"
+    ok(env, "login", "--token", laptop)
+    assert huggingface_hub_sees(env) == {
+        "active": laptop,
+        "stored": {"ci": ci, "laptop": laptop},
+        "user": "alice",
+    }
+    listed = subprocess.run(
+        [sys.executable, "-m", "huggingface_hub.cli.hf", "auth", "list"],
+        env=cli_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()]
+    masked = {token: f"{token[:3]}****{token[-4:]}" for token in (laptop, ci)}
+    assert ["*", "laptop", masked[laptop]] in rows and ["ci", masked[ci]] in rows  # * marks the active one
 
 
 def test_upload_search_info_download(hub, env, model_dir, uploaded, tmp_path):
@@ -126,6 +189,35 @@ def test_upload_search_info_download(hub, env, model_dir, uploaded, tmp_path):
     for path in model_dir.iterdir():
         assert (target / path.name).read_bytes() == path.read_bytes()
     assert (tmp_path / "cache" / "models--alice--tiny-cls" / "snapshots" / info["sha"]).is_dir()
+
+
+def test_info_reads_config_and_card_but_never_the_weights(hub, env, model_dir, uploaded, tmp_path):
+    """Both `tinyformers info ID` and `tinyformers hub info ID`: model_info, config.json, README.md, nothing more."""
+    for command in (["info"], ["hub", "info"]):
+        cache = tmp_path / f"cache-{len(command)}"
+        env = {**env, "HF_HUB_CACHE": str(cache)}
+        mark = hub.mark()
+        done = subprocess.run(
+            [sys.executable, "-m", "tinyformers.cli", *command, "alice/tiny-cls", "--json"],
+            env=cli_env(**env), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        shown = json.loads(done.stdout)
+        assert (shown["model_type"], shown["license"], shown["context_length"]) == ("bert", "mit", 512)
+        assert shown["files"]["model.safetensors"] == (model_dir / "model.safetensors").stat().st_size
+        with safe_open(model_dir / "model.safetensors", "pt") as weights:  # the parameters, from the header
+            assert shown["parameters"] == sum(
+                math.prod(weights.get_slice(k).get_shape()) for k in weights.keys()
+            )
+        sent = [line.rsplit(" ", 1)[0] for line in hub.requests_since(mark)]
+        sha = uploaded["commit"]
+        assert sent == [
+            "GET /api/models/alice/tiny-cls?blobs=true",
+            f"GET /alice/tiny-cls/resolve/{sha}/config.json",
+            f"GET /alice/tiny-cls/resolve/{sha}/README.md",
+        ], sent
+        snapshot = cache / "models--alice--tiny-cls" / "snapshots" / sha
+        assert sorted(p.name for p in snapshot.iterdir()) == ["README.md", "config.json"]
 
 
 def test_bad_input_changes_nothing(hub, env, model_dir, uploaded, tmp_path):

@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import filecmp
 import hashlib
+import io
 import json
+import math
+import random
 import shutil
 import socket
 import sqlite3
@@ -30,15 +33,18 @@ from huggingface_hub.errors import (  # noqa: E402
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
+from safetensors import safe_open  # noqa: E402
 
 from hubserver import HubServer, cli_env  # noqa: E402
+from tinyformers.hub.server import ndjson as reader  # noqa: E402
+from tinyformers.hub.server.blobs import BlobFolder  # noqa: E402
 
 REPO = "alice/minilm"
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    server = HubServer(tmp_path_factory.mktemp("hub") / "root").start()
+    server = HubServer(tmp_path_factory.mktemp("hub") / "root").start(timeout=120)
     yield server
     server.stop()
 
@@ -94,6 +100,14 @@ def test_upload_folder_then_model_info(hub, minilm, minilm_dir):
     assert info.card_data["license"] == "apache-2.0" and info.pipeline_tag == "sentence-similarity"
     assert info.library_name == "sentence-transformers" and "bert" in info.tags
     assert api(hub).model_info(REPO, revision=minilm.oid).sha == minilm.oid
+    # The parameter summary huggingface.co sends, from the weights' header (safetensors is the oracle).
+    counts = {}
+    with safe_open(files["model.safetensors"], "pt") as weights_file:
+        for name in weights_file.keys():
+            view = weights_file.get_slice(name)
+            counts[view.get_dtype()] = counts.get(view.get_dtype(), 0) + math.prod(view.get_shape())
+    assert info.safetensors.parameters == counts and info.safetensors.total == sum(counts.values())
+    assert api(hub).model_info(REPO, revision=minilm.oid).safetensors == info.safetensors
 
 
 def test_downloads_are_byte_identical(hub, minilm, minilm_dir, tmp_path):
@@ -388,6 +402,96 @@ def test_killed_client_mid_commit_leaves_the_repo_as_it_was(hub, tokens, minilm)
     assert hub.request("GET", "/api/models?limit=1").status == 200  # the server is still serving
     assert state(hub) == before
     assert not api(hub).file_exists(REPO, "partial.bin")
+
+
+def _peak_rss_since_reset(pid: int):
+    """Reset the process's peak RSS (VmHWM) now; the returned function reads it in bytes."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+    def peak() -> int:
+        with open(f"/proc/{pid}/status") as f:
+            line = next(line for line in f if line.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+
+    return peak
+
+
+@pytest.mark.parametrize("escape_slashes", [False, True])
+def test_a_long_file_line_streams_whatever_its_key_order(hub, tokens, tmp_path, escape_slashes):
+    """The base64 content is the last key (and the line's "value" comes before its "key"), so it can only be
+    found where it ends; the server still decodes it in chunks: its peak RSS grows by far less than the line."""
+    repo = f"alice/stream-{int(escape_slashes)}"
+    api(hub, tokens["alice"]).create_repo(repo)
+    data = hashlib.shake_256(repo.encode()).digest(24 << 20)
+    line = {"value": {"path": "weights/big.bin", "encoding": "base64"}, "key": "file"}
+    line["value"]["content"] = base64.b64encode(data).decode()
+    text = json.dumps(line)
+    body = ndjson(NDJSON_HEADER) + (text.replace("/", "\\/") if escape_slashes else text).encode()
+    del line, text
+    peak = _peak_rss_since_reset(hub.process.pid)
+    start = peak()
+    answer = hub.request("POST", f"/api/models/{repo}/commit/main", body, tokens["alice"])
+    assert answer.status == 200, answer.body
+    growth = peak() - start
+    assert growth < len(body) // 2, (
+        f"server peak RSS grew by {growth / 2**20:.0f} MiB for a {len(body) >> 20} MiB line"
+    )
+    info = api(hub).model_info(repo, files_metadata=True)
+    assert {s.rfilename: s.size for s in info.siblings}["weights/big.bin"] == len(data)
+    path = hf_hub_download(repo, "weights/big.bin", endpoint=hub.url, cache_dir=tmp_path, token=False)
+    with open(path, "rb") as f:
+        assert hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_long_lines_parse_across_every_chunk_boundary(tmp_path, monkeypatch, chunk):
+    """The scanner in-process with tiny limits, so escapes and quotes fall on every chunk boundary."""
+    monkeypatch.setattr(reader, "CHUNK", chunk)
+    monkeypatch.setattr(reader, "LINE_LIMIT", 300)
+    monkeypatch.setattr(reader, "LONG_STRING", 40)
+    blobs, rng = BlobFolder(tmp_path), random.Random(chunk)
+    for _ in range(20):
+        data = rng.randbytes(rng.randint(250, 600))
+        value = {"path": 'p\\"q\\\\' * rng.randint(0, 3) + "x", "content": base64.b64encode(data).decode()}
+        value["encoding"] = "base64"
+        keys = rng.sample(sorted(value), 3)
+        line = json.dumps({"key": "file", "value": {k: value[k] for k in keys}}).replace("/", "\\/")
+        body = (
+            ndjson(NDJSON_HEADER)
+            + line.encode()
+            + b"\n"
+            + ndjson({"key": "deletedFile", "value": {"path": "z"}})
+        )
+        lines = list(reader.read_lines(io.BytesIO(body), blobs.writer, reader.Budget(1 << 20)))
+        assert [line.item["key"] for line in lines] == ["header", "file", "deletedFile"]
+        assert lines[1].item["value"]["path"] == value["path"]
+        assert lines[1].content.finish() == (hashlib.sha256(data).hexdigest(), len(data))
+
+
+LONG = base64.b64encode(bytes(900_000)).decode()  # 1.2 MB, no padding: copies of it join into valid base64
+BAD_LONG_LINES = {
+    "header": ({"key": "header", "value": {"summary": LONG}}, "that is not a file's content"),
+    "path": ({"key": "file", "value": {"path": LONG, "content": LONG}}, "two strings longer"),
+    "utf-8": (
+        {"key": "file", "value": {"path": "a", "content": LONG, "encoding": "utf-8"}},
+        "base64-encoded",
+    ),
+    "not base64": ({"key": "file", "value": {"path": "a", "content": "%" * 2_000_000}}, "not valid base64"),
+    "cut short": ({"key": "file", "value": {"path": "a", "content": LONG * 8}}, "ends inside a string"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_LONG_LINES))
+def test_bad_long_lines_change_nothing(hub, tokens, minilm, case):
+    line, message = BAD_LONG_LINES[case]
+    body = ndjson(NDJSON_HEADER, add("fine.txt"))
+    body += ndjson(line)[:-50] if case == "cut short" else ndjson(line) + ndjson(add("after.txt"))
+    before = state(hub)
+    answer = hub.request("POST", f"/api/models/{REPO}/commit/main", body, tokens["alice"])
+    assert (answer.status, answer.code) == (400, "MalformedCommit"), answer.body
+    assert message in answer.headers["x-error-message"]
+    assert state(hub) == before and list((hub.root / "tmp").iterdir()) == []
 
 
 def test_concurrent_commits_serialise(hub, tokens):

@@ -43,7 +43,7 @@ def hub(tmp_path_factory):
     server = HubServer(
         tmp_path_factory.mktemp("hub") / "root", "--regular-limit", "1MiB", "--max-file-size", "8MiB"
     )
-    yield server.start()
+    yield server.start(timeout=120)
     server.stop()
 
 

@@ -266,5 +266,8 @@ def test_bad_inputs(checkpoint):
         ours.generate(max_new_tokens=3)
     with pytest.raises(ValueError, match="pass exactly one of decoder_input_ids"):
         ours(ids)
+    base = T5Model.from_config(T5Config(**T5_SHAPE))
+    with pytest.raises(ValueError, match="T5Model has no LM head.*use T5ForConditionalGeneration"):
+        base(ids, labels=_labels())
     with pytest.raises(TypeError, match="unexpected keyword argument 'max_new_token'"):
         ours.generate(ids, max_new_token=3)

@@ -42,9 +42,7 @@ def _one_thread():
 
 
 def hf_run(model, rows, folder, **overrides):
-    args = transformers.TrainingArguments(
-        str(folder), use_cpu=True, optim="adamw_torch", **{**SETTINGS, **overrides}
-    )
+    args = transformers.TrainingArguments(str(folder), use_cpu=True, **{**SETTINGS, **overrides})
     trainer = transformers.Trainer(model, args, train_dataset=rows, data_collator=pad_collator)
     trainer.train()
     return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

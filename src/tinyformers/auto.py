@@ -142,18 +142,12 @@ class _AutoModel:
         return cls.model_class(config).from_config(config, **kwargs)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_path: str | os.PathLike,
-        *args: Any,
-        config: PretrainedConfig | None = None,
-        revision: str | None = None,
-        **kwargs: Any,
-    ):
+    def from_pretrained(cls, name_or_path: str | os.PathLike, *args: Any, **kwargs: Any):
         """``from_pretrained`` of the model class registered for the config's model_type (same arguments);
         keywords that are not about loading override config values. A branch is pinned to one commit first, so
         config and weights come from the same commit."""
-        revision = pin_revision(name_or_path, revision, kwargs.get("gguf_file"))
+        revision = pin_revision(name_or_path, kwargs.pop("revision", None), kwargs.get("gguf_file"))
+        config = kwargs.pop("config", None)
         if config is None:
             config_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k not in _LOAD_KWARGS}
             config = AutoConfig.from_pretrained(

@@ -83,9 +83,10 @@ class CausalLMOutputWithPast(ModelOutput):
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
+# The encoder-decoder outputs are their main fields followed by what both report about the encoder and the
+# decoder. A dataclass lists the fields of its last base first, so the main fields come from the last base.
 @dataclass(repr=False)
-class Seq2SeqModelOutput(ModelOutput):
-    last_hidden_state: torch.Tensor | None = None
+class _EncoderDecoderFields(ModelOutput):
     past_key_values: Any = None
     decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
     decoder_attentions: tuple[torch.Tensor, ...] | None = None
@@ -96,13 +97,21 @@ class Seq2SeqModelOutput(ModelOutput):
 
 
 @dataclass(repr=False)
-class Seq2SeqLMOutput(ModelOutput):
+class _LastHiddenState(ModelOutput):
+    last_hidden_state: torch.Tensor | None = None
+
+
+@dataclass(repr=False)
+class _LossAndLogits(ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
-    past_key_values: Any = None
-    decoder_hidden_states: tuple[torch.Tensor, ...] | None = None
-    decoder_attentions: tuple[torch.Tensor, ...] | None = None
-    cross_attentions: tuple[torch.Tensor, ...] | None = None
-    encoder_last_hidden_state: torch.Tensor | None = None
-    encoder_hidden_states: tuple[torch.Tensor, ...] | None = None
-    encoder_attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass(repr=False)
+class Seq2SeqModelOutput(_EncoderDecoderFields, _LastHiddenState):
+    pass
+
+
+@dataclass(repr=False)
+class Seq2SeqLMOutput(_EncoderDecoderFields, _LossAndLogits):
+    pass

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
-from pathlib import Path
 
-from ..configuration import CONFIG_NAME
 from ..hub import api
-from ..hub.card import card_summary
-from ..hub.download import hub_file, snapshot_download
-from ..hub.errors import EntryNotFoundError
-from ..hub.http import endpoint, get_token, save_token
+from ..hub.download import snapshot_download
+from ..hub.http import endpoint, get_token, save_token, stored_tokens_path
 from ..hub.upload import upload_folder
-from ..utils import read_json
 from .common import add_command
-from .info import fitting_tasks
+from .info import hub_info, repo_size
 from .output import print_data, table
 
 SORTS = ("downloads", "likes", "lastModified", "createdAt")
@@ -93,13 +89,6 @@ def _size(n: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def _repo_size(model: dict) -> int | None:
-    if model.get("usedStorage") is not None:
-        return model["usedStorage"]
-    sizes = [s.get("size") for s in model.get("siblings") or []]
-    return sum(sizes) if sizes and None not in sizes else None
-
-
 def _login(args) -> dict:
     token = args.token
     if not token:
@@ -107,10 +96,23 @@ def _login(args) -> dict:
     token = token.strip()
     if not token:
         raise ValueError("no token given; pass --token TOKEN or one line on stdin")
+    if token.startswith("api_org"):
+        raise ValueError("that is an organization token: log in with a personal access token")
     me = api.whoami(token=token)  # a token the hub rejects is never saved
-    path = save_token(token)
-    role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
-    return {"user": me.get("name"), "role": role, "endpoint": endpoint(), "token_file": str(path)}
+    access = (me.get("auth") or {}).get("accessToken") or {}
+    name = access.get("displayName") or f"oauth-{me.get('name')}"  # the name `hf auth login` stores it under
+    path = save_token(token, name)
+    answer = {
+        "user": me.get("name"),
+        "role": access.get("role"),
+        "token_name": name,
+        "endpoint": endpoint(),
+        "token_file": str(path),
+        "stored_tokens": str(stored_tokens_path()),
+    }
+    if os.environ.get("HF_TOKEN"):
+        answer["note"] = "HF_TOKEN is set: it stays the active token until you unset it"
+    return answer
 
 
 def _whoami(args) -> dict:
@@ -136,48 +138,15 @@ def _search(args) -> list[dict]:
             "task": m.get("pipeline_tag"),
             "downloads": m.get("downloads", 0),
             "likes": m.get("likes", 0),
-            "size": _repo_size(m),
+            "size": repo_size(m),
             "updated": (m.get("lastModified") or "")[:10] or None,
         }
         for m in models
     ]
 
 
-def _optional_file(repo_id: str, name: str, revision: str | None) -> Path | None:
-    try:
-        return hub_file(repo_id, name, revision)
-    except EntryNotFoundError:
-        return None
-
-
 def _info(args) -> dict:
-    remote = api.model_info(args.repo_id, args.revision)
-    files = {s["rfilename"]: s.get("size") for s in remote.get("siblings") or []}
-    config_path = _optional_file(args.repo_id, CONFIG_NAME, remote["sha"]) if CONFIG_NAME in files else None
-    config = read_json(config_path) if config_path else {}
-    readme = _optional_file(args.repo_id, "README.md", remote["sha"]) if "README.md" in files else None
-    card = card_summary(readme.read_text(encoding="utf-8", errors="replace")) if readme else None
-    model_type = config.get("model_type")
-    return {
-        "id": remote["id"],
-        "revision": args.revision or "main",
-        "sha": remote["sha"],
-        "task": remote.get("pipeline_tag"),
-        "library": remote.get("library_name"),
-        "model_type": model_type,
-        "architectures": config.get("architectures"),
-        "context_length": next(
-            (config[k] for k in ("max_position_embeddings", "n_positions", "n_ctx") if k in config), None
-        ),
-        "license": (card or {}).get("license"),
-        "downloads": remote.get("downloads"),
-        "likes": remote.get("likes"),
-        "updated": remote.get("lastModified"),
-        "card": card,
-        "tasks": fitting_tasks(model_type),
-        "size": _repo_size(remote),
-        "files": files,
-    }
+    return hub_info(args.repo_id, args.revision)
 
 
 def _download(args) -> dict:

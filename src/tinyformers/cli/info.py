@@ -17,11 +17,13 @@ def add_parser(subparsers) -> None:
         "info",
         "what a model is before you use it: type, architecture, size, context length, license, card, files",
         "  tinyformers info .assets/minilm\n"
-        "  tinyformers info .assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --json",
+        "  tinyformers info .assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --json\n"
+        "  tinyformers info alice/minilm --revision v1     a hub id: config, card and file list, no weights",
     )
     parser.add_argument(
-        "model", help="a folder holding config.json, a .gguf file, or a hub id (downloaded into the cache)"
+        "model", help="a folder holding config.json, a .gguf file, or a hub id (read without its weights)"
     )
+    parser.add_argument("--revision", help="for a hub id: branch, tag or commit (default main)")
     parser.set_defaults(handler=handle)
 
 
@@ -109,20 +111,75 @@ def gguf_info(path) -> dict:
     }
 
 
+def context_length(config: dict) -> int | None:
+    return next((config[k] for k in ("max_position_embeddings", "n_positions", "n_ctx") if k in config), None)
+
+
+def repo_size(model: dict) -> int | None:
+    """Bytes in a hub repo, from a model_info / list_models answer (None when the sizes are not given)."""
+    if model.get("usedStorage") is not None:
+        return model["usedStorage"]
+    sizes = [s.get("size") for s in model.get("siblings") or []]
+    return sum(sizes) if sizes and None not in sizes else None
+
+
+def hub_info(repo_id: str, revision: str | None = None) -> dict:
+    """The checklist for a model on the hub, without its weights: ``model_info`` (one API call, which also
+    lists the files, so no tree request), then only ``config.json`` and ``README.md`` into the cache."""
+    from ..configuration import CONFIG_NAME
+    from ..hub import api
+    from ..hub.download import hub_file, remember_listing
+    from ..utils import read_json
+
+    remote = api.model_info(repo_id, revision)
+    sha, listing = remote["sha"], api.listing_of(remote)
+    if listing is not None:
+        remember_listing(repo_id, sha, listing)
+    files = {s["rfilename"]: s.get("size") for s in remote.get("siblings") or []}
+    config = read_json(hub_file(repo_id, CONFIG_NAME, sha)) if CONFIG_NAME in files else {}
+    readme = hub_file(repo_id, "README.md", sha) if "README.md" in files else None
+    card = card_summary(readme.read_text(encoding="utf-8", errors="replace")) if readme else None
+    # Tensor elements per dtype, from the hub's safetensors summary; integer buffers are not parameters.
+    counts = (remote.get("safetensors") or {}).get("parameters") or {}
+    counts = {dtype: n for dtype, n in counts.items() if dtype.startswith(("F", "BF"))}
+    weights_dtype = ", ".join(sorted(SAFETENSORS_DTYPES.get(k, k.lower()) for k in counts)) or None
+    return {
+        "id": remote["id"],
+        "format": "hub repo",
+        "revision": revision or "main",
+        "sha": sha,
+        "task": remote.get("pipeline_tag"),
+        "library": remote.get("library_name"),
+        "model_type": config.get("model_type"),
+        "architectures": config.get("architectures"),
+        "parameters": sum(counts.values()) or None,
+        "dtype": config.get("dtype") or config.get("torch_dtype") or weights_dtype,
+        "context_length": context_length(config),
+        "license": (card or {}).get("license"),
+        "downloads": remote.get("downloads"),
+        "likes": remote.get("likes"),
+        "updated": remote.get("lastModified"),
+        "card": card,
+        "tasks": fitting_tasks(config.get("model_type")),
+        "size": repo_size(remote),
+        "files": files,
+    }
+
+
 def info(args) -> dict:
     from ..configuration import read_config_dict
-    from ..hub import resolve_dir
+    from ..hub import is_hub_id, resolve_dir
+    from ..hub.http import is_offline
 
     path = Path(args.model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return gguf_info(path)
-    directory = resolve_dir(args.model)
+    if is_hub_id(args.model) and not is_offline():  # offline, the cached snapshot below is all there is
+        return hub_info(args.model, args.revision)
+    directory = resolve_dir(args.model, args.revision)
     _, config = read_config_dict(directory)
     card = model_card(directory)
     parameters, weights_dtype = weights_summary(directory)
-    context = next(
-        (config[k] for k in ("max_position_embeddings", "n_positions", "n_ctx") if k in config), None
-    )
     return {
         "path": str(directory),
         "format": "transformers folder",
@@ -130,7 +187,7 @@ def info(args) -> dict:
         "architectures": config.get("architectures"),
         "parameters": parameters,
         "dtype": config.get("dtype") or config.get("torch_dtype") or weights_dtype,
-        "context_length": context,
+        "context_length": context_length(config),
         "license": (card or {}).get("license"),
         "card": card,
         "tasks": trained_tasks_of(directory, config),

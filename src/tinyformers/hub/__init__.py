@@ -12,7 +12,7 @@ from .errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from .resolve import pin_revision, resolve_dir, resolve_gguf
+from .resolve import is_hub_id, pin_revision, resolve_dir, resolve_gguf
 
 __all__ = [
     "EntryNotFoundError",
@@ -22,6 +22,7 @@ __all__ = [
     "ModelNotFoundError",
     "RepositoryNotFoundError",
     "RevisionNotFoundError",
+    "is_hub_id",
     "pin_revision",
     "resolve_dir",
     "resolve_gguf",

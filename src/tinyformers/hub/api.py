@@ -31,6 +31,15 @@ def model_info(
     return request_json("GET", url, token=token, repo_id=repo_id, revision=revision)
 
 
+def listing_of(info: dict[str, Any]) -> dict[str, RepoFile] | None:
+    """The commit's files from a ``model_info`` answer with sizes (the tree endpoint's listing, one request
+    fewer), or None when a sibling lacks its size or blob id."""
+    siblings = info.get("siblings") or []
+    if not all(s.get("size") is not None and s.get("blobId") for s in siblings):
+        return None
+    return {f.path: f for f in map(RepoFile.from_sibling, siblings)}
+
+
 def commit_of(repo_id: str, revision: str, *, token=None) -> str:
     """The commit sha a branch or tag points at now (one request)."""
     return model_info(repo_id, revision, sizes=False, token=token)["sha"]

@@ -60,6 +60,12 @@ class RepoFile:
         lfs = entry.get("lfs") or {}
         return cls(entry["path"], int(entry["size"]), entry["oid"], lfs.get("oid") or lfs.get("sha256"))
 
+    @classmethod
+    def from_sibling(cls, sibling: dict) -> RepoFile:
+        """From a ``model_info(..., blobs=true)`` sibling: ``rfilename``, ``size``, ``blobId``, ``lfs.sha256``."""
+        lfs = sibling.get("lfs") or {}
+        return cls(sibling["rfilename"], int(sibling["size"]), sibling["blobId"], lfs.get("sha256"))
+
 
 def read_ref(folder: Path, revision: str) -> str | None:
     if COMMIT_RE.match(revision):

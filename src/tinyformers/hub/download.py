@@ -28,13 +28,14 @@ from . import cache
 from .api import check_repo_id, commit_of, list_files
 from .cache import RepoFile
 from .errors import EntryNotFoundError, HubConnectionError, HubError, ModelNotFoundError
-from .http import endpoint, is_offline, request
+from .http import endpoint, is_offline, request, retry_delay
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 MAX_WORKERS = 8
-ATTEMPTS = 5
+ATTEMPTS = 5  # tries per file; waits between them add up to about 4 s (or what Retry-After asks)
+DOWNLOAD_TIMEOUT = 30.0  # seconds without a byte before a download is retried
 # Files another framework or format would load instead; from_pretrained never reads them.
 OTHER_FORMATS = (
     "*.h5", "*.msgpack", "*.ot", "*.onnx", "*.onnx_data", "*.tflite", "*.mlmodel", "*.gguf", "*.ckpt",
@@ -92,6 +93,15 @@ def file_url(repo_id: str, commit: str, path: str) -> str:
     return f"{endpoint()}/{repo_id}/resolve/{commit}/{urllib.parse.quote(path)}"
 
 
+def download_timeout() -> float:
+    """Seconds a file download may wait for the next bytes (huggingface_hub's ``HF_HUB_DOWNLOAD_TIMEOUT``)."""
+    value = os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "")
+    try:
+        return float(value) if value else DOWNLOAD_TIMEOUT
+    except ValueError:
+        raise ValueError(f"HF_HUB_DOWNLOAD_TIMEOUT must be a number of seconds, not {value!r}") from None
+
+
 def _fetch_once(url: str, incomplete: Path, file: RepoFile, token, bar) -> None:
     """One GET into ``incomplete``, continuing from its current size with a Range request."""
     have = incomplete.stat().st_size if incomplete.exists() else 0
@@ -101,18 +111,35 @@ def _fetch_once(url: str, incomplete: Path, file: RepoFile, token, bar) -> None:
     if have == file.size:
         return
     headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
-    with request("GET", url, headers=headers, token=token, attempts=ATTEMPTS, path=file.path) as response:
+    # One try here: download_blob retries, resuming from what arrived.
+    with request(
+        "GET", url, headers=headers, token=token, attempts=1, timeout=download_timeout(), path=file.path
+    ) as response:
         if have and response.status != 206:  # the server ignored the range: start over
             bar.update(-have)
             have = 0
+        announced, got = int(response.headers.get("Content-Length") or -1), 0
         with open(incomplete, "ab" if have else "wb") as out:
-            while chunk := response.read(CHUNK):
+            while chunk := response.read1(CHUNK):  # what arrived, without waiting for a whole CHUNK
                 out.write(chunk)
+                got += len(chunk)
                 bar.update(len(chunk))
+        if got < announced:  # http.client ends a cut-off body quietly
+            raise ConnectionError(f"the connection closed after {got:,} of {announced:,} bytes")
+
+
+def _worth_retrying(error: Exception) -> bool:
+    """A network failure, a cut-off or stalled body, or a busy server (408, 429, 5xx)."""
+    if isinstance(error, HubError):
+        return isinstance(error, HubConnectionError) or error.retryable
+    return isinstance(error, (ConnectionError, TimeoutError, http.client.HTTPException))
 
 
 def download_blob(repo_id: str, commit: str, file: RepoFile, *, token=None, bar=None) -> Path:
-    """Make ``blobs/<etag>`` hold the file's verified bytes (resuming a leftover ``.incomplete``)."""
+    """Make ``blobs/<etag>`` hold the file's verified bytes (resuming a leftover ``.incomplete``).
+
+    Up to ATTEMPTS tries with backoff; each resumes with a Range request from the bytes already kept.
+    """
     folder = cache.repo_folder(repo_id)
     blob = cache.blob_path(folder, file.etag)
     if blob.exists():
@@ -124,31 +151,38 @@ def download_blob(repo_id: str, commit: str, file: RepoFile, *, token=None, bar=
             return blob
         incomplete = blob.with_name(blob.name + ".incomplete")
         url = file_url(repo_id, commit, file.path)
+        corrupt = 0
         for attempt in range(ATTEMPTS):
             try:
                 _fetch_once(url, incomplete, file, token, bar)
-            except (
-                HubConnectionError,
-                ConnectionError,
-                TimeoutError,
-                http.client.HTTPException,
-            ) as e:  # keep the partial file; resume
-                if attempt == ATTEMPTS - 1:
+            except Exception as e:
+                if not _worth_retrying(e):
                     raise
-                logger.warning("download of %s interrupted (%s); resuming", file.path, e)
-                time.sleep(min(0.5 * 2**attempt, 8.0))
+                kept = incomplete.stat().st_size if incomplete.exists() else 0
+                reason = " ".join(str(e).split()) or type(e).__name__
+                if attempt == ATTEMPTS - 1:
+                    raise HubConnectionError(
+                        f"gave up downloading '{file.path}' from '{repo_id}' after {ATTEMPTS} attempts (last: "
+                        f"{reason}); {kept:,} of {file.size:,} bytes are kept and the next run resumes there",
+                        getattr(e, "status", None),
+                    ) from None
+                logger.warning(
+                    "download of %s interrupted (%s); resuming from byte %d", file.path, reason, kept
+                )
+                time.sleep(retry_delay(attempt, getattr(e, "retry_after", None)))
                 continue
             if is_intact(incomplete, file):
                 os.replace(incomplete, blob)
                 return blob
             got = incomplete.stat().st_size
             incomplete.unlink()
-            if attempt >= 1:
+            corrupt += 1
+            if corrupt == 2:
                 raise HubError(
                     f"'{file.path}' from '{repo_id}' arrived corrupt twice ({got} bytes, expected {file.size} with "
                     f"hash {file.etag}); the server's copy may be damaged"
                 )
-    raise AssertionError("unreachable")
+    raise HubError(f"'{file.path}' from '{repo_id}' could not be downloaded intact in {ATTEMPTS} attempts")
 
 
 def _download_all(repo_id: str, commit: str, files: list[RepoFile], token) -> None:
@@ -221,9 +255,7 @@ def snapshot_download(
                 listing = cache.read_tree(folder, commit)
             if listing is None:
                 listing = list_files(repo_id, commit, token=token)
-                cache.write_tree(folder, commit, listing)
-                for name in set(OPTIONAL_FILES) - set(listing):
-                    cache.mark_missing(folder, commit, name)
+                remember_listing(repo_id, commit, listing)
         except HubError as e:
             if not isinstance(e, HubConnectionError) and (e.status or 0) < 500:
                 raise  # the hub answered: unknown repo or revision, bad token
@@ -240,6 +272,14 @@ def snapshot_download(
     snapshot = cache.snapshot_path(folder, commit)
     snapshot.mkdir(parents=True, exist_ok=True)
     return _copy_to(snapshot, local_dir, select(listing)) if local_dir else snapshot
+
+
+def remember_listing(repo_id: str, commit: str, listing: dict[str, RepoFile]) -> None:
+    """Cache a commit's file list, and mark the files transformers looks for that it lacks."""
+    folder = cache.repo_folder(repo_id)
+    cache.write_tree(folder, commit, listing)
+    for name in set(OPTIONAL_FILES) - set(listing):
+        cache.mark_missing(folder, commit, name)
 
 
 def _copy_to(snapshot: Path, local_dir, paths: Iterable[str] | None = None) -> Path:

@@ -13,6 +13,8 @@ class HubError(OSError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+        self.retryable = False  # the request may succeed if sent again later (408, 429, 5xx)
+        self.retry_after: float | None = None  # the server's Retry-After, in seconds
 
 
 class RepositoryNotFoundError(HubError, ModelNotFoundError):

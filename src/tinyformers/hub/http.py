@@ -8,6 +8,8 @@ message names the problem and the fix; the server's ``X-Error-Code`` header says
 
 from __future__ import annotations
 
+import configparser
+import io
 import json
 import os
 import random
@@ -68,14 +70,55 @@ def get_token() -> str | None:
     return token.strip() or None
 
 
-def save_token(token: str) -> Path:
-    """Write the token file with owner-only permissions, as ``hf auth login`` does."""
-    path = token_path()
+def stored_tokens_path() -> Path:
+    """The INI file of every token logged in with, by name, next to the token file (``hf auth list``)."""
+    return token_path().parent / "stored_tokens"
+
+
+def read_stored_tokens() -> dict[str, dict[str, str]]:
+    """``{token name: {"hf_token": ..., ...}}`` from the stored tokens file; unreadable means none, as in
+    huggingface_hub (logging in again rewrites it)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(stored_tokens_path(), encoding="utf-8")
+        return {name: dict(parser.items(name)) for name in parser.sections()}
+    except (configparser.Error, UnicodeDecodeError):
+        return {}
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Owner-only file in an owner-only folder (0600 / 0700), as huggingface_hub writes its secrets; through a
+    temp file and a rename, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(token)
-    return path
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        path.parent.chmod(0o700)
+    except OSError:  # a folder we do not own (best effort, as huggingface_hub)
+        pass
+
+
+def save_token(token: str, name: str) -> Path:
+    """Store ``token`` under ``name`` and make it the active one: exactly what ``hf auth login`` writes (the
+    ``stored_tokens`` INI section, whole sections sorted by name, then the token file). Returns the token file."""
+    stored = read_stored_tokens()
+    stored[name] = {"hf_token": token}  # a new login under the same name drops the section's old fields
+    parser = configparser.ConfigParser(interpolation=None)
+    for section in sorted(stored):
+        parser.add_section(section)
+        for key, value in stored[section].items():
+            parser.set(section, key, value)
+    text = io.StringIO()
+    parser.write(text)
+    _write_secret(stored_tokens_path(), text.getvalue())
+    _write_secret(token_path(), token)
+    return token_path()
 
 
 def repo_url(repo_id: str, *parts: str) -> str:
@@ -113,7 +156,7 @@ def _server_message(error: urllib.error.HTTPError) -> str:
 
 
 def _error_for(
-    error: urllib.error.HTTPError, repo_id: str | None, revision: str | None, path: str | None
+    error: urllib.error.HTTPError, repo_id: str | None, revision: str | None, path: str | None, tries: int
 ) -> HubError:
     code = error.headers.get("X-Error-Code") or ""
     said = _server_message(error)
@@ -144,15 +187,21 @@ def _error_for(
         return HubAuthError(
             f"not allowed{where}: {said or 'forbidden'}; use a write token of the namespace's owner", 403
         )
+    after = f" (after {tries} attempts)" if tries > 1 else ""
     return HubError(
-        f"the hub{where} answered {error.code} {error.reason}: {said or 'no details'}", error.code
+        f"the hub{where} answered {error.code} {error.reason}{after}: {said or 'no details'}", error.code
     )
 
 
-def _retry_delay(attempt: int, error: urllib.error.HTTPError | None) -> float:
-    after = error.headers.get("Retry-After") if error is not None else None
-    if after and after.isdigit():
-        return min(float(after), 30.0)
+def _retry_after(error: urllib.error.HTTPError) -> float | None:
+    after = error.headers.get("Retry-After") or ""
+    return min(float(after), 30.0) if after.isdigit() else None
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before try ``attempt + 1``: the server's ``Retry-After``, else exponential backoff."""
+    if retry_after is not None:
+        return retry_after
     return min(0.25 * 2**attempt, 8.0) * (1 + random.random() / 4)
 
 
@@ -189,17 +238,21 @@ def request(
         try:
             return _OPENER.open(req, timeout=timeout)
         except urllib.error.HTTPError as e:
-            if e.code not in RETRY_STATUSES or attempt == attempts - 1:
-                raise _error_for(e, repo_id, revision, path) from None
-            time.sleep(_retry_delay(attempt, e))
+            retry = e.code in RETRY_STATUSES
+            if not retry or attempt == attempts - 1:
+                error = _error_for(e, repo_id, revision, path, attempt + 1 if retry else 1)
+                error.retryable, error.retry_after = retry, _retry_after(e)  # for a caller that retries
+                raise error from None
+            time.sleep(retry_delay(attempt, _retry_after(e)))
         except (TimeoutError, urllib.error.URLError, ConnectionError) as e:
             reason = getattr(e, "reason", e)
             if isinstance(reason, socket.gaierror) or attempt == attempts - 1:
+                after = f" after {attempt + 1} attempts" if attempt else ""
                 raise HubConnectionError(
-                    f"cannot reach the hub at {endpoint()} ({reason}); check HF_ENDPOINT and your network, "
-                    "or set HF_HUB_OFFLINE=1 to use the cache only"
+                    f"cannot reach the hub at {endpoint()}{after} ({reason}); check HF_ENDPOINT and your "
+                    "network, or set HF_HUB_OFFLINE=1 to use the cache only"
                 ) from None
-            time.sleep(_retry_delay(attempt, None))
+            time.sleep(retry_delay(attempt))
     raise AssertionError("unreachable")
 
 

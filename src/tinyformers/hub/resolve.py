@@ -19,12 +19,18 @@ from .errors import HubConnectionError, ModelNotFoundError
 
 _ID_RE = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
-__all__ = ["ModelNotFoundError", "hub_cache_dir", "pin_revision", "resolve_dir", "resolve_gguf"]
+__all__ = ["ModelNotFoundError", "hub_cache_dir", "is_hub_id", "pin_revision", "resolve_dir", "resolve_gguf"]
 
 
 def _looks_like_id(name: str) -> bool:
     """``name`` or ``namespace/name``; a part starting with a dot is a path (``.assets/minilm``), never an id."""
     return _ID_RE.fullmatch(name) is not None and not any(part.startswith(".") for part in name.split("/"))
+
+
+def is_hub_id(name: str | os.PathLike) -> bool:
+    """``namespace/name`` that is not an existing local path: a model to look up on the hub."""
+    text = str(name)
+    return "/" in text and _looks_like_id(text) and not Path(text).expanduser().exists()
 
 
 def resolve_dir(

@@ -18,7 +18,15 @@ from ..outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from .layers import activation, attend, input_length, padding_mask, sequence_classification_loss, token_loss
+from .layers import (
+    Packing,
+    activation,
+    attend,
+    input_length,
+    padding_mask,
+    sequence_classification_loss,
+    token_loss,
+)
 
 
 class BertConfig(PretrainedConfig):
@@ -86,15 +94,19 @@ class BertLayer(nn.Module):
         self.dropout = c.hidden_dropout_prob
         self.attn_dropout = c.attention_probs_dropout_prob
 
-    def attention(self, x, mask, need_weights: bool):
-        b, s, h = x.shape
-        q, k, v = self.qkv(x).view(b, s, 3, self.n_heads, h // self.n_heads).permute(2, 0, 3, 1, 4)
+    def attention(self, x, mask, need_weights: bool, packing: Packing | None):
+        qkv = self.qkv(x) if packing is None else packing.unpack(self.qkv(x))
+        b, s, h = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+        q, k, v = qkv.view(b, s, 3, self.n_heads, h // self.n_heads).permute(2, 0, 3, 1, 4)
         weights = [] if need_weights else None
         out = attend(q, k, v, mask, dropout_p=self.attn_dropout if self.training else 0.0, weights=weights)
-        return out.transpose(1, 2).reshape(b, s, h), weights[0] if weights else None
+        out = out.transpose(1, 2).reshape(b, s, h)
+        return out if packing is None else packing.pack(out), weights[0] if weights else None
 
-    def forward(self, x, mask=None, need_weights: bool = False):
-        a, probs = self.attention(x, mask, need_weights)
+    def forward(self, x, mask=None, need_weights: bool = False, packing: Packing | None = None):
+        """``x`` is [batch, seq, width], or [tokens, width] with ``packing`` (every step but attention is per
+        token)."""
+        a, probs = self.attention(x, mask, need_weights, packing)
         x = self.attn_norm(x + F.dropout(self.attn_out(a), self.dropout, self.training))
         y = self.ffn_out(self.act(self.ffn_in(x)))
         return self.ffn_norm(x + F.dropout(y, self.dropout, self.training)), probs
@@ -149,7 +161,10 @@ class BertModel(BertPreTrainedModel):
         output_hidden_states=None,
         output_attentions=None,
         return_dict=None,
+        skip_padding: bool = False,
     ):
+        """As transformers' ``BertModel.forward``; ``skip_padding`` (ours) runs every step but attention on the
+        real tokens only, for a caller that reads no output at a padding position (they are then zeros)."""
         seq_len = input_length(input_ids, inputs_embeds)
         if seq_len > self.config.max_position_embeddings:
             raise ValueError(
@@ -164,11 +179,16 @@ class BertModel(BertPreTrainedModel):
         )
         x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         mask = padding_mask(attention_mask)
+        packing = Packing.of(attention_mask) if skip_padding else None
         hidden_states, attentions = [x], []
+        if packing is not None:
+            x = packing.pack(x)
         for layer in self.layers:
-            x, probs = layer(x, mask, need_weights=output_attentions)
-            hidden_states.append(x)
+            x, probs = layer(x, mask, need_weights=output_attentions, packing=packing)
+            hidden_states.append(x if packing is None or not output_hidden_states else packing.unpack(x))
             attentions.append(probs)
+        if packing is not None:
+            x = packing.unpack(x)
         pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None
         out = BaseModelOutputWithPooling(
             last_hidden_state=x,
@@ -195,7 +215,10 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, input_ids=None, attention_mask=None, labels=None, return_dict=None, **kwargs):
-        out = self.bert(input_ids, attention_mask, **_encoder_kwargs(kwargs))
+        # Training reads only the first position: the layers can skip the padding (often 40 % of a batch)
+        # when no row is padded on the left.
+        skip = self.training and attention_mask is not None and bool(attention_mask[:, 0].all())
+        out = self.bert(input_ids, attention_mask, skip_padding=skip, **_encoder_kwargs(kwargs))
         logits = self.classifier(F.dropout(out.pooler_output, self.dropout, self.training))
         loss = (
             sequence_classification_loss(logits, labels, self.config.problem_type)

@@ -1,7 +1,7 @@
 """A ``torch.compile``d one-token decoding step for any ``CausalLM`` (``model.compile_decoding()``).
 
-Eager decoding of a deep, narrow model spends much of each step launching small ops (~4 us each on this CPU, ~25
-ops a layer); one compiled graph fuses them away (SmolLM2-135M: see ``benchmarks/bench_llama_generate.py``). For
+Eager decoding of a deep, narrow model spends much of each step launching small ops (~25 a layer; their cost
+is in benchmarks/README.md); one compiled graph fuses them away (SmolLM2-135M: see ``benchmarks/bench_llama_generate.py``). For
 the graph to be traced once and reused, every step must look the same to it:
 
 * the cache is attended over its full length, with a boolean mask hiding positions not yet written, instead of
@@ -13,7 +13,8 @@ the graph to be traced once and reused, every step must look the same to it:
 Prefill (many tokens, a new length every call) stays eager; it writes the same cache buffers.
 
 Inside the graph every one-row matrix product is a multiply-and-sum loop that inductor generates
-(``layers.matvec``): it streams weights ~2x faster than MKL's mat-vec here, which is most of a step's time.
+(``layers.matvec``): it streams weights faster than MKL's mat-vec here (benchmarks/README.md), and streaming
+weights is most of a step's time.
 """
 
 from __future__ import annotations

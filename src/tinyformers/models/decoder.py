@@ -171,8 +171,9 @@ class CausalLM(GenerationMixin):
     def compile_decoding(self, max_length_step: int = 256):
         """Run every one-token decoding step as one ``torch.compile``d graph (prefill stays eager).
 
-        Costs 20-60 s of compilation at the first ``generate`` of each batch size and cache-length bucket
-        (caches are ``max_length_step`` positions apart; torch keeps compiled code on disk for the next process).
+        Compiling takes tens of seconds (benchmarks/README.md), at the first ``generate`` of each batch size and
+        cache-length bucket (caches are ``max_length_step`` positions apart; torch keeps compiled code on disk for
+        the next process).
         Greedy ids agree with eager; logits differ in the last bits, as products are summed in another order.
         Returns the model."""
         for module in self.modules():

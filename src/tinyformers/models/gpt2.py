@@ -1,8 +1,8 @@
 """GPT-2: learned token + position embeddings, pre-LayerNorm decoder blocks with causal SDPA attention, heads.
 
 Matrices stay in GPT-2's own [in, out] layout (``Conv1D``) and ``x @ W`` runs as one ``addmm``: on CPU that
-mat-vec is 10-20 % faster than ``F.linear`` on [out, in], and it is the same arithmetic transformers does, so
-results agree bit for bit. The checkpoint's attention projection is already fused (``c_attn`` = Q, K, V).
+mat-vec is faster than ``F.linear`` on [out, in] (benchmarks/README.md), and it is the same arithmetic
+transformers does, so results agree bit for bit. The checkpoint's attention projection is already fused (``c_attn`` = Q, K, V).
 
 Generation goes through ``tinyformers.generation``: this file only provides the model side of its protocol
 (``allocate_cache`` and ``next_token_logits``).
@@ -21,7 +21,7 @@ from ..generation import StaticKVCache
 from ..modeling import PreTrainedModel, Rename, WeightMap
 from ..outputs import SequenceClassifierOutput
 from .decoder import CausalLM, DecoderBackbone
-from .layers import activation, attend, sequence_classification_loss
+from .layers import activation, attend, dropout, sequence_classification_loss
 
 
 class GPT2Config(PretrainedConfig):
@@ -90,7 +90,7 @@ def affine(x: torch.Tensor, layer: Conv1D) -> torch.Tensor:
 
 
 def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
-    """``norm(x)`` without the module call and ``F.layer_norm``'s checks (~2 us less, 4 norms a block step)."""
+    """``norm(x)`` without the module call and ``F.layer_norm``'s checks (4 norms a block step)."""
     return torch.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
 
 
@@ -132,15 +132,10 @@ class GPT2Block(nn.Module):
     ):
         b, s, h = x.shape
         x = x.reshape(b * s, h)
-        x = x + self.residual_dropout(
-            self.attention(layer_norm(x, self.attn_norm), b, s, mask, is_causal, cache, attentions)
-        )
+        attn_out = self.attention(layer_norm(x, self.attn_norm), b, s, mask, is_causal, cache, attentions)
+        x = x + dropout(attn_out, self.dropout, self.training)
         y = affine(self.act(affine(layer_norm(x, self.mlp_norm), self.mlp_in)), self.mlp_out)
-        return (x + self.residual_dropout(y)).view(b, s, h)
-
-    def residual_dropout(self, x: torch.Tensor) -> torch.Tensor:
-        # In eval F.dropout is the identity but still costs a Python call and an op (~2 us, 2 per block).
-        return F.dropout(x, self.dropout, True) if self.training else x
+        return (x + dropout(y, self.dropout, self.training)).view(b, s, h)
 
 
 RENAMES = [
@@ -185,10 +180,10 @@ class GPT2Model(DecoderBackbone, GPT2PreTrainedModel):
         return self.wte
 
     def embed(self, input_ids, position_ids, inputs_embeds=None):
-        # F.embedding rather than the modules: two module calls less per step (~4 us)
+        # F.embedding rather than the modules: two module calls less per step
         x = F.embedding(input_ids, self.wte.weight) if inputs_embeds is None else inputs_embeds
         x = x + F.embedding(position_ids, self.wpe.weight)
-        return (F.dropout(x, self.config.embd_pdrop, True) if self.training else x), ()
+        return dropout(x, self.config.embd_pdrop, self.training), ()
 
     def cache_layout(self) -> tuple[int, int, int]:
         c = self.config

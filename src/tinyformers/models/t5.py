@@ -1,254 +1,21 @@
-"""T5 and Flan-T5: an encoder and a decoder of pre-norm blocks, a learned relative position bias, an RMS norm, a
-ReLU or gated-GELU feed-forward, and an LM head tied to the embedding (T5 v1.0) or not (v1.1 / Flan).
+"""T5 and Flan-T5: the model classes (encoder alone, encoder-decoder, LM head), their checkpoint names and
+initialisation. The network itself (config, attention with a relative position bias, blocks, stacks) is in
+``t5_layers.py``; the generation side of the LM in ``t5_generation.py``.
 
-Attention has no 1/sqrt(d) scaling (T5 folds it into the query initialisation). Each stack's position bias is
-one table (the checkpoint keeps it in the first layer), computed once per forward, merged with the padding and
-causal masks into one additive mask and shared by every layer. Self-attention Q/K/V are one projection,
-cross-attention K/V another, the gated FFN's two inputs a third (``RENAMES`` maps them to the checkpoint).
-
-Generation (``tinyformers.generation.seq2seq``): the encoder runs once; the decoder's keys and values go in a
-static cache, its cross-attention keys and values are projected once, and the bias + causal mask of every step
-is one table sliced per step.
+The LM head is tied to the embedding (T5 v1.0) or not (v1.1 / Flan). The checkpoint keeps Q/K/V, cross-attention
+K/V and the gated FFN's two inputs as separate matrices: ``RENAMES`` concatenates them into our fused ones.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import torch
 from torch import nn
 
-from ..configuration import PretrainedConfig
-from ..generation import GenerationMixin
-from ..generation.seq2seq import EncoderDecoderCache
 from ..modeling import PreTrainedModel, Rename, WeightMap
 from ..outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
-from .layers import (  # T5LayerNorm is exactly RMSNorm: no mean, no bias, float32 variance
-    ACTIVATIONS,
-    RMSNorm,
-    activation,
-    attend,
-    decode_layout,
-    dropout,
-    input_length,
-    merge_heads,
-    padding_mask,
-    recorded,
-    recorders,
-    split_fused_heads,
-    split_heads,
-    token_loss,
-)
-
-
-class T5Config(PretrainedConfig):
-    model_type = "t5"
-    vocab_size: int = 32128
-    d_model: int = 512
-    d_kv: int = 64
-    d_ff: int = 2048
-    num_layers: int = 6
-    num_decoder_layers: int | None = None
-    num_heads: int = 8
-    relative_attention_num_buckets: int = 32
-    relative_attention_max_distance: int = 128
-    dropout_rate: float = 0.1
-    layer_norm_epsilon: float = 1e-6
-    initializer_factor: float = 1.0
-    feed_forward_proj: str = "relu"
-    is_encoder_decoder: bool = True
-    use_cache: bool = True
-    pad_token_id: int | None = 0
-    eos_token_id: int | list[int] | None = 1
-    decoder_start_token_id: int | None = 0
-    classifier_dropout: float = 0.0
-    # Whether the decoder output is multiplied by d_model**-0.5 before the LM head: T5 v1.0 (tied head) does,
-    # v1.1/Flan do not. transformers 5 writes this key; older files only have tie_word_embeddings.
-    scale_decoder_outputs: bool | None = None
-
-    def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
-        if self.num_decoder_layers is None:
-            self.num_decoder_layers = self.num_layers
-        if self.scale_decoder_outputs is None:
-            self.scale_decoder_outputs = self.tie_word_embeddings is not False
-        # Derived (and written back) as transformers does; "gated-gelu" means the tanh GELU.
-        kind = self.feed_forward_proj.split("-")
-        self.is_gated_act = kind[0] == "gated"
-        self.dense_act_fn = "gelu_new" if self.feed_forward_proj == "gated-gelu" else kind[-1]
-
-    def validate(self) -> None:
-        kind = self.feed_forward_proj.split("-")
-        if len(kind) > 2 or (len(kind) == 2 and kind[0] != "gated") or kind[-1] not in ACTIVATIONS:
-            raise ValueError(
-                f"feed_forward_proj '{self.feed_forward_proj}' is not supported; use 'ACT' or 'gated-ACT' with ACT "
-                f"one of {', '.join(ACTIVATIONS)} (T5: 'relu', Flan-T5: 'gated-gelu')"
-            )
-
-
-def relative_position_bucket(relative: torch.Tensor, bidirectional: bool, buckets: int, max_distance: int):
-    """Key-minus-query offsets -> bucket ids: exact for small offsets, log-spaced up to ``max_distance``.
-    The encoder gives positive and negative offsets half the buckets each; the decoder sees only the past."""
-    bucket = torch.zeros_like(relative)
-    if bidirectional:
-        buckets //= 2
-        bucket += (relative > 0).long() * buckets
-        relative = relative.abs()
-    else:
-        relative = -relative.clamp(max=0)
-    exact = buckets // 2
-    # Same float expression as transformers, so every offset lands in the same bucket.
-    large = exact + (
-        torch.log(relative.float() / exact) / math.log(max_distance / exact) * (buckets - exact)
-    ).to(torch.long)
-    return bucket + torch.where(relative < exact, relative, large.clamp(max=buckets - 1))
-
-
-def additive_mask(bias: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
-    """The position bias where ``keep`` (boolean) allows, the dtype's min elsewhere (as transformers: not -inf,
-    so no softmax row is all -inf)."""
-    return bias if keep is None else bias.masked_fill(~keep, torch.finfo(bias.dtype).min)
-
-
-class Attention(nn.Module):
-    """What self- and cross-attention share: SDPA without score scaling, then the output projection."""
-
-    def __init__(self, c: T5Config):
-        super().__init__()
-        self.n_heads, self.dropout = c.num_heads, c.dropout_rate
-        self.o = nn.Linear(c.num_heads * c.d_kv, c.d_model, bias=False)
-
-    def attend_and_project(self, q, k, v, mask, weights: list | None) -> torch.Tensor:
-        p = self.dropout if self.training else 0.0
-        return self.o(merge_heads(attend(q, k, v, mask, scale=1.0, dropout_p=p, weights=weights)))
-
-
-class SelfAttention(Attention):
-    def __init__(self, c: T5Config, index: int):
-        super().__init__(c)
-        self.index = index
-        self.qkv = nn.Linear(c.d_model, 3 * c.num_heads * c.d_kv, bias=False)
-
-    def forward(self, x, mask, cache=None, weights=None):
-        q, k, v = split_fused_heads(self.qkv(x), self.n_heads, 3)
-        if cache is not None:
-            k, v = cache.update(self.index, k, v)
-        return self.attend_and_project(q, k, v, mask, weights)
-
-
-class CrossAttention(Attention):
-    def __init__(self, c: T5Config):
-        super().__init__(c)
-        self.q = nn.Linear(c.d_model, c.num_heads * c.d_kv, bias=False)
-        self.kv = nn.Linear(c.d_model, 2 * c.num_heads * c.d_kv, bias=False)
-
-    def project(self, encoder_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values of the encoder output: computed once per input, reused at every decoding step."""
-        return split_fused_heads(self.kv(encoder_states), self.n_heads, 2)
-
-    def forward(self, x, encoder_kv, mask, weights=None):
-        return self.attend_and_project(split_heads(self.q(x), self.n_heads), *encoder_kv, mask, weights)
-
-
-class DenseActDense(nn.Module):
-    def __init__(self, c: T5Config):
-        super().__init__()
-        self.wi = nn.Linear(c.d_model, c.d_ff, bias=False)
-        self.wo = nn.Linear(c.d_ff, c.d_model, bias=False)
-        self.act, self.dropout = activation(c.dense_act_fn), c.dropout_rate
-
-    def forward(self, x):
-        return self.wo(dropout(self.act(self.wi(x)), self.dropout, self.training))
-
-
-class GatedActDense(nn.Module):
-    """act(x W0) * (x W1), with W0 and W1 as one projection."""
-
-    def __init__(self, c: T5Config):
-        super().__init__()
-        self.gate_up = nn.Linear(c.d_model, 2 * c.d_ff, bias=False)
-        self.wo = nn.Linear(c.d_ff, c.d_model, bias=False)
-        self.act, self.dropout = activation(c.dense_act_fn), c.dropout_rate
-
-    def forward(self, x):
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.wo(dropout(self.act(gate) * up, self.dropout, self.training))
-
-
-class T5Block(nn.Module):
-    def __init__(self, c: T5Config, index: int, is_decoder: bool):
-        super().__init__()
-        self.attn_norm = RMSNorm(c.d_model, c.layer_norm_epsilon)
-        self.attn = SelfAttention(c, index)
-        if is_decoder:
-            self.cross_norm = RMSNorm(c.d_model, c.layer_norm_epsilon)
-            self.cross = CrossAttention(c)
-        self.ffn_norm = RMSNorm(c.d_model, c.layer_norm_epsilon)
-        self.ffn = GatedActDense(c) if c.is_gated_act else DenseActDense(c)
-        self.dropout = c.dropout_rate
-
-    def residual(self, x, y):
-        return x + dropout(y, self.dropout, self.training)
-
-    def forward(self, x, mask, cache, encoder_kv, encoder_mask, attentions, cross_attentions):
-        x = self.residual(x, self.attn(self.attn_norm(x), mask, cache, attentions))
-        if encoder_kv is not None:
-            x = self.residual(x, self.cross(self.cross_norm(x), encoder_kv, encoder_mask, cross_attentions))
-        return self.residual(x, self.ffn(self.ffn_norm(x)))
-
-
-class T5Stack(nn.Module):
-    """The encoder (bidirectional) or the decoder (causal, with cross-attention): blocks between the embedding
-    and a final norm, sharing one relative position bias table."""
-
-    def __init__(self, c: T5Config, is_decoder: bool):
-        super().__init__()
-        self.config, self.is_decoder = c, is_decoder
-        self.relative_attention_bias = nn.Embedding(c.relative_attention_num_buckets, c.num_heads)
-        n_layers = c.num_decoder_layers if is_decoder else c.num_layers
-        self.blocks = nn.ModuleList(T5Block(c, i, is_decoder) for i in range(n_layers))
-        self.final_layer_norm = RMSNorm(c.d_model, c.layer_norm_epsilon)
-        self.dropout = c.dropout_rate
-
-    def position_bias(self, length: int) -> torch.Tensor:
-        """[1, heads, length, length]: the bias of every (query, key) pair of positions ``0..length-1``."""
-        positions = torch.arange(length, device=self.relative_attention_bias.weight.device)
-        c = self.config
-        bucket = relative_position_bucket(
-            positions[None, :] - positions[:, None],
-            not self.is_decoder,
-            c.relative_attention_num_buckets,
-            c.relative_attention_max_distance,
-        )
-        return self.relative_attention_bias(bucket).permute(2, 0, 1)[None]
-
-    def self_attention_mask(self, length: int, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """Bias + masks for a whole sequence: padding (``attention_mask``, 1/0 per key) and, in the decoder,
-        causality."""
-        bias = self.position_bias(length)
-        keep = None if attention_mask is None else attention_mask.bool()[:, None, None, :]
-        if self.is_decoder:
-            causal = torch.ones(length, length, dtype=torch.bool, device=bias.device).tril()
-            keep = causal if keep is None else keep & causal
-        return additive_mask(bias, keep)
-
-    def run(
-        self, x, mask, cache=None, encoder_kv=None, encoder_mask=None, hidden=None, attn=None, cross=None
-    ):
-        """The blocks; ``encoder_kv`` is one (keys, values) pair per block. Lists given as ``hidden``, ``attn``
-        and ``cross`` collect every block's input and the output, and every block's attention probabilities."""
-        x = dropout(x, self.dropout, self.training)
-        for i, block in enumerate(self.blocks):
-            if hidden is not None:
-                hidden.append(x)
-            x = block(x, mask, cache, encoder_kv[i] if encoder_kv else None, encoder_mask, attn, cross)
-        if cache is not None:
-            cache.advance(x.shape[1])
-        x = dropout(self.final_layer_norm(x), self.dropout, self.training)
-        if hidden is not None:
-            hidden.append(x)
-        return x
+from .layers import RMSNorm, input_length, padding_mask, recorded, recorders, token_loss
+from .t5_generation import T5Decoding
+from .t5_layers import Attention, DenseActDense, GatedActDense, SelfAttention, T5Config, T5Stack
 
 
 def _stack_rules(stack: str, ffn_layer: int) -> list[Rename]:
@@ -321,21 +88,6 @@ class T5PreTrainedModel(PreTrainedModel):
         if isinstance(module, nn.Linear) and module is getattr(self, "lm_head", None):
             normal(module.weight, 1.0)
 
-    def _apply(self, fn, recurse=True):
-        # Every dtype or device change (.to, loading) re-picks the layout of the decoder's matrices
-        # (``decode_layout``): one-row products with a matrix stored [in, out] are faster where it widens its input
-        # and slower where it narrows it, so only the widening ones move (benchmarks/README.md). The encoder, run
-        # once per input over many rows, keeps transformers' layout and stays bit-identical to it.
-        super()._apply(fn, recurse)
-        decoder, head = getattr(self, "decoder", None), getattr(self, "lm_head", None)
-        matrices = [m for m in decoder.modules() if isinstance(m, nn.Linear)] if decoder is not None else []
-        if head is not None and head.weight is not self.shared.weight:  # a tied head stays [vocab, width]
-            matrices.append(head)
-        for module in matrices:
-            if module.out_features > module.in_features:
-                decode_layout(module)
-        return self
-
     def get_input_embeddings(self) -> nn.Embedding:
         return self.shared
 
@@ -376,7 +128,8 @@ class T5EncoderModel(T5PreTrainedModel):
 
 
 class T5EncoderDecoder(T5PreTrainedModel):
-    """The shared embedding, the encoder and the decoder; the base of ``T5Model`` and the LM."""
+    """The shared embedding, the encoder and the decoder; the base of ``T5Model`` and the LM, whose ``output``
+    turns the decoder's last hidden state (and ``labels``) into the returned fields."""
 
     def __init__(self, config: T5Config):
         super().__init__(config)
@@ -406,6 +159,7 @@ class T5EncoderDecoder(T5PreTrainedModel):
         decoder_input_ids=None,
         decoder_attention_mask=None,
         encoder_outputs=None,
+        labels=None,
         inputs_embeds=None,
         decoder_inputs_embeds=None,
         output_hidden_states=None,
@@ -414,7 +168,10 @@ class T5EncoderDecoder(T5PreTrainedModel):
     ):
         """The decoder over a whole target (teacher forcing; generation uses ``next_token_logits``), with the
         encoder output and the hidden states and attention probabilities asked for. ``encoder_outputs`` (a
-        tensor, an output object or a tuple starting with the hidden state) skips the encoder."""
+        tensor, an output object or a tuple starting with the hidden state) skips the encoder. ``labels``
+        [batch, target] give the LM's loss; without decoder inputs they are shifted right into them."""
+        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = self._shift_right(labels)
         if (decoder_input_ids is None) == (decoder_inputs_embeds is None):
             raise ValueError(
                 "pass exactly one of decoder_input_ids or decoder_inputs_embeds (or labels, to shift into them)"
@@ -434,8 +191,9 @@ class T5EncoderDecoder(T5PreTrainedModel):
         mask = self.decoder.self_attention_mask(x.shape[1], decoder_attention_mask)
         encoder_kv = [block.cross.project(encoder_states) for block in self.decoder.blocks]
         x = self.decoder.run(x, mask, None, encoder_kv, padding_mask(attention_mask), hidden, attn, cross)
-        out = Seq2SeqModelOutput(
-            last_hidden_state=x,
+        out = self.output(
+            x,
+            labels,
             decoder_hidden_states=recorded(hidden),
             decoder_attentions=recorded(attn),
             cross_attentions=recorded(cross),
@@ -449,8 +207,13 @@ class T5EncoderDecoder(T5PreTrainedModel):
 class T5Model(T5EncoderDecoder):
     ignore_on_load = (*T5PreTrainedModel.ignore_on_load, r"^lm_head\.")
 
+    def output(self, x: torch.Tensor, labels, **fields) -> Seq2SeqModelOutput:
+        if labels is not None:
+            raise ValueError("T5Model has no LM head to compute a loss with; use T5ForConditionalGeneration")
+        return Seq2SeqModelOutput(last_hidden_state=x, **fields)
 
-class T5ForConditionalGeneration(GenerationMixin, T5EncoderDecoder):
+
+class T5ForConditionalGeneration(T5Decoding, T5EncoderDecoder):
     tied_weights = {"lm_head.weight": "shared.weight"}
 
     def __init__(self, config: T5Config):
@@ -469,64 +232,7 @@ class T5ForConditionalGeneration(GenerationMixin, T5EncoderDecoder):
             x = x * self.config.d_model**-0.5
         return self.lm_head(x)
 
-    def forward(
-        self,
-        input_ids=None,
-        attention_mask=None,
-        decoder_input_ids=None,
-        decoder_attention_mask=None,
-        encoder_outputs=None,
-        labels=None,
-        inputs_embeds=None,
-        decoder_inputs_embeds=None,
-        output_hidden_states=None,
-        output_attentions=None,
-        return_dict=None,
-    ):
-        """``labels`` [batch, target] give the loss; without decoder inputs they are shifted right into them."""
-        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
-            decoder_input_ids = self._shift_right(labels)
-        base = super().forward(
-            input_ids,
-            attention_mask,
-            decoder_input_ids,
-            decoder_attention_mask,
-            encoder_outputs,
-            inputs_embeds,
-            decoder_inputs_embeds,
-            output_hidden_states,
-            output_attentions,
-        )
-        fields = dict(base)
-        logits = self.lm_logits(fields.pop("last_hidden_state"))
+    def output(self, x: torch.Tensor, labels, **fields) -> Seq2SeqLMOutput:
+        logits = self.lm_logits(x)
         loss = token_loss(logits.float(), labels.to(logits.device)) if labels is not None else None
-        out = Seq2SeqLMOutput(loss=loss, logits=logits, **fields)
-        return out if return_dict is not False else out.to_tuple()
-
-    # ---- the encoder-decoder generation protocol (see tinyformers.generation.seq2seq) ---------------------------
-    def allocate_cache(self, rows: int, max_length: int, encoder_states, encoder_mask) -> EncoderDecoderCache:
-        """Decoder caches for ``rows`` sequences of up to ``max_length`` tokens, each encoder row serving
-        ``rows // batch`` consecutive sequences (beams, samples)."""
-        per_input = rows // encoder_states.shape[0]
-        cross_kv = [
-            tuple(t.repeat_interleave(per_input, 0) for t in block.cross.project(encoder_states))
-            for block in self.decoder.blocks
-        ]
-        # Bias + causal mask for every (query, key) pair up to max_length: each step slices its rows.
-        causal = torch.ones(max_length, max_length, dtype=torch.bool, device=encoder_states.device).tril()
-        encoder_mask = padding_mask(encoder_mask)
-        c, dtype, device = self.config, encoder_states.dtype, encoder_states.device
-        return EncoderDecoderCache(
-            *(c.num_decoder_layers, rows, c.num_heads, max_length, c.d_kv, dtype, device),
-            cross_kv=cross_kv,
-            encoder_mask=None if encoder_mask is None else encoder_mask.repeat_interleave(per_input, 0),
-            self_attention_mask=additive_mask(self.decoder.position_bias(max_length), causal),
-            rows_per_input=per_input,
-        )
-
-    def next_token_logits(self, input_ids, position_ids, cache: EncoderDecoderCache) -> torch.Tensor:
-        # Positions enter through the relative bias, sliced from the table by the cache length.
-        start, end = cache.length, cache.length + input_ids.shape[1]
-        mask = cache.self_attention_mask[:, :, start:end, :end]
-        x = self.decoder.run(self.shared(input_ids), mask, cache, cache.cross_kv, cache.encoder_mask)
-        return self.lm_logits(x[:, -1])
+        return Seq2SeqLMOutput(loss=loss, logits=logits, **fields)

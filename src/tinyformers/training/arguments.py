@@ -19,7 +19,8 @@ SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 STRATEGIES = ("no", "steps", "epoch")
 SAMPLING = ("random", "sequential", "group_by_length")
 REPORTERS = ("none", "jsonl", "tensorboard")
-# The optimiser is torch's AdamW whatever transformers' default name says (fused or not, the update is the same).
+# The optimiser is torch's AdamW, fused into one kernel per parameter group as "adamw_torch_fused" (the default,
+# as in transformers) asks; both compute the same update.
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused")
 
 

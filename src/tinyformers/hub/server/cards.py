@@ -7,6 +7,7 @@ open a blob. ``model_info`` at another revision computes the same thing for that
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 
 import yaml
@@ -28,6 +29,7 @@ WEIGHT_SUFFIXES = (
 # huggingface.co's default "query files": fetching one of them is one download of the repo, however many other
 # files come with it. Repos that have none of them are counted on their weight files instead.
 COUNTED_FILES = ("config.json", "config.yaml", "hyperparams.yaml", "meta.yaml")
+MAX_SAFETENSORS_HEADER = 25_000_000  # the limit huggingface_hub's get_safetensors_metadata applies
 MAX_CARD_BYTES = 1 << 20
 
 # The architecture's suffix -> the task the Hub shows when the card names none.
@@ -66,10 +68,15 @@ def _json_safe(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def describe(files: dict[str, FileEntry], read_small: Callable[[FileEntry], bytes | None]) -> dict:
-    """The listing metadata of one commit: task, library, tags, card data, model type, license.
+def describe(
+    files: dict[str, FileEntry],
+    read_small: Callable[[FileEntry], bytes | None],
+    read_head: Callable[[FileEntry, int], bytes],
+) -> dict:
+    """The listing metadata of one commit: task, library, tags, card data, model type, license, parameters.
 
-    ``read_small`` returns a (small) file's bytes, or None if it is too large to be a card or a config.
+    ``read_small`` returns a (small) file's bytes, or None if it is too large to be a card or a config;
+    ``read_head`` the first bytes of any file.
     """
     card: dict = {}
     if "README.md" in files:
@@ -121,7 +128,31 @@ def describe(files: dict[str, FileEntry], read_small: Callable[[FileEntry], byte
     meta["library_name"] = library
     if config:
         meta["config"] = {"architectures": architectures, "model_type": model_type}
+    meta["safetensors"] = safetensors_summary(files, read_head)
     return meta
+
+
+def safetensors_summary(
+    files: dict[str, FileEntry], read_head: Callable[[FileEntry, int], bytes]
+) -> dict | None:
+    """huggingface.co's ``safetensors`` field: tensor elements per dtype over the commit's safetensors files
+    (every shard), read from their headers alone."""
+    counts: dict[str, int] = {}
+    for path, entry in sorted(files.items()):
+        if not path.endswith(".safetensors") or entry.size < 8:
+            continue
+        length = int.from_bytes(read_head(entry, 8), "little")
+        if length > MAX_SAFETENSORS_HEADER or 8 + length > entry.size:
+            continue
+        try:
+            header = json.loads(read_head(entry, 8 + length)[8:])
+        except ValueError:
+            continue
+        for name, tensor in header.items() if isinstance(header, dict) else ():
+            shape = tensor.get("shape") if isinstance(tensor, dict) and name != "__metadata__" else None
+            if isinstance(shape, list) and all(isinstance(d, int) for d in shape):
+                counts[str(tensor.get("dtype"))] = counts.get(str(tensor.get("dtype")), 0) + math.prod(shape)
+    return {"parameters": counts, "total": sum(counts.values())} if counts else None
 
 
 def _task_from_architectures(architectures: list[str]) -> str | None:

@@ -7,9 +7,6 @@ file list and the branch move written in one database transaction.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -19,11 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from .deps import hub, iso, json_body, readable_repo, repo_type, repo_url, viewer, writable_repo
 from .errors import HubError, bad_request, conflict, too_large
+from .ndjson import Base64Sink, Budget, read_lines
 from .storage import BlobWriter, Conflict, FileEntry
 
 router = APIRouter()
-LINE_LIMIT = 1 << 20  # any line but a regular file's content is small
-FILE_LINE = re.compile(rb'^\s*\{\s*"key"\s*:\s*"file"\s*,\s*"value"\s*:\s*\{\s*"content"\s*:\s*"')
 BRANCH_NAME = re.compile(r"^(?!/)(?!.*//)(?!.*\.\.)(?!.*/$)[A-Za-z0-9._/-]{1,200}$")
 
 
@@ -100,13 +96,13 @@ def _too_large_message(path: str, size: int, limit: int) -> str:
 
 @dataclass
 class _Operations:
+    budget: Budget  # the regular (base64) bytes the commit may still carry
     header: dict | None = None
     staged: list[tuple[str, BlobWriter]] = field(default_factory=list)
     lfs: list[tuple[str, str, int | None]] = field(default_factory=list)
     deleted_files: list[str] = field(default_factory=list)
     deleted_folders: list[str] = field(default_factory=list)
     paths: set[str] = field(default_factory=set)
-    regular_bytes: int = 0
 
     def claim(self, path) -> str:
         path = check_path(path)
@@ -120,97 +116,11 @@ class _Operations:
             writer.abort()
 
 
-class _Base64Sink:
-    """Decodes base64 arriving in pieces into a blob writer, counting the decoded bytes against a limit."""
-
-    def __init__(self, writer: BlobWriter, ops: _Operations, limit: int):
-        self.writer, self.ops, self.limit, self.pending = writer, ops, limit, b""
-
-    def feed(self, text: bytes) -> None:
-        data = self.pending + text.replace(b"\\/", b"/")
-        whole = len(data) // 4 * 4
-        self.pending = data[whole:]
-        if whole:
-            self.write(data[:whole])
-
-    def write(self, encoded: bytes) -> None:
-        try:
-            decoded = base64.b64decode(encoded, validate=True)
-        except binascii.Error:
-            raise bad_request("a file's content is not valid base64", "MalformedCommit") from None
-        self.ops.regular_bytes += len(decoded)
-        if self.ops.regular_bytes > self.limit:
-            raise too_large(
-                f"regular (base64) content above {self.limit:,} bytes in one commit: send large files through "
-                "LFS (set HF_HUB_DISABLE_XET=1 before importing huggingface_hub) or split the commit"
-            )
-        self.writer.write(decoded)
-
-    def close(self) -> None:
-        if self.pending:
-            raise bad_request("a file's content is not valid base64 (truncated)", "MalformedCommit")
-
-
-def _loads(line: bytes, number: int) -> dict:
-    try:
-        item = json.loads(line)
-    except ValueError as e:
-        raise bad_request(f"malformed NDJSON at line {number}: {e}", "MalformedCommit") from None
-    if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
-        raise bad_request(f'line {number} must be {{"key": ..., "value": {{...}}}}', "MalformedCommit")
-    return item
-
-
-def _stream_file_line(spool, head: bytes, match, ops: _Operations, sink_limit: int, service, number: int):
-    """A file line too long to read at once: stream its base64 content into a staged blob."""
-    writer = service.blobs.writer()
-    ops.staged.append(("", writer))
-    sink = _Base64Sink(writer, ops, sink_limit)
-    data = head[match.end() :]
-    while True:
-        quote = data.find(b'"')
-        sink.feed(data if quote < 0 else data[:quote])
-        if quote >= 0:
-            rest = data[quote + 1 :]
-            break
-        data = spool.read(1 << 20)
-        if not data:
-            raise bad_request(f"line {number} ends inside a file's content", "MalformedCommit")
-    sink.close()
-    newline = rest.find(b"\n")
-    if newline >= 0:  # the chunk ran past this line: give the next lines back to the reader
-        spool.seek(newline + 1 - len(rest), 1)
-        rest = rest[: newline + 1]
-    while not rest.endswith(b"\n"):
-        more = spool.readline(LINE_LIMIT)
-        if not more:
-            break
-        rest += more
-        if len(rest) > LINE_LIMIT:
-            raise bad_request(f"line {number} is too long after the file's content", "MalformedCommit")
-    item = _loads(b'{"key": "file", "value": {"content": ""' + rest, number)
-    return item, writer
-
-
 def _parse(spool, ops: _Operations, service) -> None:
-    limit = service.settings.regular_limit
-    number = 0
-    while True:
-        head = spool.readline(LINE_LIMIT)
-        if not head:
-            break
-        number += 1
-        writer = None
-        if len(head) == LINE_LIMIT and not head.endswith(b"\n"):
-            match = FILE_LINE.match(head)
-            if match is None:
-                raise bad_request(f"line {number} is longer than {LINE_LIMIT:,} bytes", "MalformedCommit")
-            item, writer = _stream_file_line(spool, head, match, ops, limit, service, number)
-        elif not head.strip():
-            continue
-        else:
-            item = _loads(head, number)
-        key, value = item.get("key"), item["value"]
+    for line in read_lines(spool, service.blobs.writer, ops.budget):
+        key, value, writer = line.item.get("key"), line.item["value"], line.content
+        if writer is not None:
+            ops.staged.append(("", writer))
         if ops.header is None and key != "header":
             raise bad_request('the first NDJSON line must be {"key": "header", ...}', "MalformedCommit")
         if key == "header":
@@ -222,20 +132,7 @@ def _parse(spool, ops: _Operations, service) -> None:
             if writer is None:
                 writer = service.blobs.writer()
                 ops.staged.append(("", writer))
-                encoding = value.get("encoding", "base64")
-                content = value.get("content")
-                if not isinstance(content, str) or encoding not in ("base64", "utf-8"):
-                    raise bad_request(f"{path}: content must be a base64 or utf-8 string", "MalformedCommit")
-                if encoding == "utf-8":
-                    data = content.encode()
-                    ops.regular_bytes += len(data)
-                    if ops.regular_bytes > limit:
-                        raise too_large(f"regular content above {limit:,} bytes in one commit")
-                    writer.write(data)
-                else:
-                    sink = _Base64Sink(writer, ops, limit)
-                    sink.feed(content.encode())
-                    sink.close()
+                _write_content(path, value, writer, ops.budget)
             ops.staged[-1] = (path, writer)
         elif key == "lfsFile":
             path = ops.claim(value.get("path"))
@@ -250,9 +147,24 @@ def _parse(spool, ops: _Operations, service) -> None:
             path = ops.claim(path.rstrip("/") if key == "deletedFolder" and isinstance(path, str) else path)
             (ops.deleted_files if key == "deletedFile" else ops.deleted_folders).append(path)
         else:
-            raise bad_request(f"unknown operation {key!r} at line {number}", "MalformedCommit")
+            raise bad_request(f"unknown operation {key!r} at line {line.number}", "MalformedCommit")
     if ops.header is None:
         raise bad_request("empty commit: the body must start with a header line", "MalformedCommit")
+
+
+def _write_content(path: str, value: dict, writer: BlobWriter, budget: Budget) -> None:
+    """A short line's file content (already parsed) into its blob."""
+    encoding, content = value.get("encoding", "base64"), value.get("content")
+    if not isinstance(content, str) or encoding not in ("base64", "utf-8"):
+        raise bad_request(f"{path}: content must be a base64 or utf-8 string", "MalformedCommit")
+    if encoding == "utf-8":
+        data = content.encode()
+        budget.spend(len(data))
+        writer.write(data)
+    else:
+        sink = Base64Sink(writer, budget)
+        sink.feed(content.encode())
+        sink.close()
 
 
 @router.post("/api/{kind}/{namespace}/{name}/commit/{revision:path}")
@@ -262,7 +174,7 @@ async def commit(request: Request, kind: str, namespace: str, name: str, revisio
         raise bad_request("pull requests are not supported by this hub: commit to a branch", "NotSupported")
     service = hub(request)
     max_body = service.settings.regular_limit * 4 // 3 + (8 << 20)
-    ops = _Operations()
+    ops = _Operations(Budget(service.settings.regular_limit))
     with tempfile.TemporaryFile(dir=service.blobs_tmp) as spool:
         received = 0
         async for chunk in request.stream():

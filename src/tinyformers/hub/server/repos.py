@@ -172,6 +172,7 @@ def info_json(request: Request, repo: Repo, revision: str | None) -> dict:
             "lastModified": iso(commit.created_at),
             "cardData": meta.get("card_data"),
             "config": meta.get("config"),
+            "safetensors": meta.get("safetensors"),
             "siblings": [sibling(entry) for entry in files.values()],
             "spaces": [],
             "usedStorage": sum(entry.size for entry in files.values()),

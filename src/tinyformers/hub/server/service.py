@@ -110,8 +110,11 @@ class Hub:
             return None
         return b"".join(self.blobs.read(entry.sha256))
 
+    def read_head(self, entry: FileEntry, size: int) -> bytes:
+        return b"".join(self.blobs.read(entry.sha256, 0, size))
+
     def describe(self, files: dict[str, FileEntry]) -> dict:
-        return cards.describe(files, self.read_small)
+        return cards.describe(files, self.read_small, self.read_head)
 
     # -- revisions ------------------------------------------------------------------------------------------
 

@@ -1,0 +1,63 @@
+"""T5's side of encoder-decoder generation (the protocol of ``tinyformers.generation.seq2seq``).
+
+The encoder runs once per input (``T5PreTrainedModel.encode``); then every step runs the decoder over one new
+token. For those steps the decoder's keys and values go in a static cache, its cross-attention keys and values
+are projected once, the position bias + causal mask of every step is one table sliced per step, and the decoder's
+matrices are stored in the layout that one-row products run fastest on.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..generation import GenerationMixin
+from ..generation.seq2seq import EncoderDecoderCache
+from .layers import decode_layout, padding_mask
+from .t5_layers import additive_mask
+
+
+class T5Decoding(GenerationMixin):
+    """Mixin for T5 with an LM head (``decoder``, ``shared``, ``lm_head`` and ``lm_logits``): ``generate``."""
+
+    def _apply(self, fn, recurse=True):
+        # Every dtype or device change (.to, loading) re-picks the layout of the decoder's matrices
+        # (``decode_layout``): one-row products with a matrix stored [in, out] are faster where it widens its input
+        # and slower where it narrows it, so only the widening ones move (benchmarks/README.md). The encoder, run
+        # once per input over many rows, keeps transformers' layout and stays bit-identical to it.
+        super()._apply(fn, recurse)
+        decoder, head = getattr(self, "decoder", None), getattr(self, "lm_head", None)
+        matrices = [m for m in decoder.modules() if isinstance(m, nn.Linear)] if decoder is not None else []
+        if head is not None and head.weight is not self.shared.weight:  # a tied head stays [vocab, width]
+            matrices.append(head)
+        for module in matrices:
+            if module.out_features > module.in_features:
+                decode_layout(module)
+        return self
+
+    def allocate_cache(self, rows: int, max_length: int, encoder_states, encoder_mask) -> EncoderDecoderCache:
+        """Decoder caches for ``rows`` sequences of up to ``max_length`` tokens, each encoder row serving
+        ``rows // batch`` consecutive sequences (beams, samples)."""
+        per_input = rows // encoder_states.shape[0]
+        cross_kv = [
+            tuple(t.repeat_interleave(per_input, 0) for t in block.cross.project(encoder_states))
+            for block in self.decoder.blocks
+        ]
+        # Bias + causal mask for every (query, key) pair up to max_length: each step slices its rows.
+        causal = torch.ones(max_length, max_length, dtype=torch.bool, device=encoder_states.device).tril()
+        encoder_mask = padding_mask(encoder_mask)
+        c, dtype, device = self.config, encoder_states.dtype, encoder_states.device
+        return EncoderDecoderCache(
+            *(c.num_decoder_layers, rows, c.num_heads, max_length, c.d_kv, dtype, device),
+            cross_kv=cross_kv,
+            encoder_mask=None if encoder_mask is None else encoder_mask.repeat_interleave(per_input, 0),
+            self_attention_mask=additive_mask(self.decoder.position_bias(max_length), causal),
+            rows_per_input=per_input,
+        )
+
+    def next_token_logits(self, input_ids, position_ids, cache: EncoderDecoderCache) -> torch.Tensor:
+        # Positions enter through the relative bias, sliced from the table by the cache length.
+        start, end = cache.length, cache.length + input_ids.shape[1]
+        mask = cache.self_attention_mask[:, :, start:end, :end]
+        x = self.decoder.run(self.shared(input_ids), mask, cache, cache.cross_kv, cache.encoder_mask)
+        return self.lm_logits(x[:, -1])
