@@ -243,7 +243,7 @@ def test_train_then_classify_with_the_trained_head(outside, home, tiny, tmp_path
     first = ok(
         tinyformers("--json", "classify", "A gorgeous film.", "--model", str(out), cwd=outside, home=home)
     )
-    label = json.loads(first)["results"][0]["result"][0]["label"]
+    label = json.loads(first)["results"][0]["result"]["label"]
     assert label in ("positive", "negative")
 
 
