@@ -17,12 +17,15 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The test assets (every model and data set the tests use), in $(ASSETS_DIR).
 assets:
 	bash scripts/fetch_assets.sh "$(ASSETS_DIR)"
 
-# The walkthrough on a real BERT, one scripted question to SmolLM2, then an interactive chat (Ctrl-D ends it).
+# The default models go to their home ($$TINYFORMERS_HOME, default ~/.cache/tinyformers), so that the commands
+# work from any directory afterwards. Then the walkthrough on a real BERT, one scripted question to SmolLM2, and
+# an interactive chat (Ctrl-D ends it).
 demo: install
-	ASSETS="minilm smollm2" bash scripts/fetch_assets.sh "$(ASSETS_DIR)"
+	$(VENV)/bin/tinyformers setup
 	$(PY) examples/walkthrough.py
 	@echo; echo '>>> tinyformers chat --prompt "What is the capital of France?"'
 	$(VENV)/bin/tinyformers chat --prompt "What is the capital of France?"

@@ -4,14 +4,12 @@ Step 1: a tokenizer turns text into input_ids. Step 2: a model turns ids into hi
 turns hidden states into an answer. Then: sentence similarity from mean-pooled embeddings.
 """
 
-import os
-
 import torch
 
 from tinyformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
-from tinyformers.pipelines import sentence_embeddings
+from tinyformers.pipelines import default_model, sentence_embeddings
 
-model_dir = os.path.join(os.environ.get("ASSETS_DIR", ".assets"), "minilm")
+model_dir = default_model("sentence-embedding")  # all-MiniLM-L6-v2, where `tinyformers setup` put it
 
 # Step 1: text -> input_ids
 tokenizer = AutoTokenizer.from_pretrained(model_dir)

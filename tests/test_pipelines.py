@@ -306,7 +306,7 @@ def test_task_from_config_architectures(mlm_dir):
 
 
 def test_default_model_for_feature_extraction(minilm_dir, monkeypatch):
-    monkeypatch.setenv("ASSETS_DIR", str(minilm_dir.parent))
+    monkeypatch.setenv("TINYFORMERS_HOME", str(minilm_dir.parent))
     assert pipeline("sentence-embedding").model.config.model_type == "bert"
 
 
@@ -329,7 +329,7 @@ def transformers_chat_answers(smollm2_dir) -> dict:
 def test_chat_matches_transformers_on_smollm2(smollm2_dir, monkeypatch):
     inputs = {"gguf": file_key(smollm2_dir / SMOLLM2), "chats": CHAT_BATCH, "options": CHAT_OPTIONS}
     ref = cached_oracle("smollm2-chat-pipeline", inputs, lambda: transformers_chat_answers(smollm2_dir))
-    monkeypatch.setenv("ASSETS_DIR", str(smollm2_dir.parent))
+    monkeypatch.setenv("TINYFORMERS_HOME", str(smollm2_dir.parent))
     chat = pipeline("text-generation")  # the default model is this GGUF
     ours = chat(CHAT, **CHAT_OPTIONS)
     assert_same(ours, ref["one"])

@@ -33,7 +33,7 @@ def test_tokenizer_and_model_end_to_end_match_transformers(minilm_dir, hf_minilm
 
 
 def test_walkthrough_example_runs(minilm_dir):
-    env = {**os.environ, "ASSETS_DIR": str(minilm_dir.parent)}
+    env = {**os.environ, "TINYFORMERS_HOME": str(minilm_dir.parent)}
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run(
         [sys.executable, os.path.join(root, "examples", "walkthrough.py")],

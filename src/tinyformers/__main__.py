@@ -1,3 +1,5 @@
+"""``python -m tinyformers``: the ``tinyformers`` command."""
+
 import sys
 
 from .cli.main import main

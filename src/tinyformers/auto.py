@@ -167,6 +167,7 @@ _LOAD_KWARGS = {
     "gguf_file",
     "compile",
     "quantize",
+    "output_loading_info",
 }
 
 

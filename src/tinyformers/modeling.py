@@ -248,6 +248,7 @@ class PreTrainedModel(nn.Module):
         ignore_mismatched_sizes: bool = False,
         compile: bool | None = None,
         quantize: str | None = None,
+        output_loading_info: bool = False,
         **config_kwargs: Any,
     ):
         """Load a model from a folder (or a hub id at ``revision``) holding ``config.json`` and its weights, or
@@ -257,6 +258,8 @@ class PreTrainedModel(nn.Module):
         Extra keyword arguments override config values, as in ``transformers`` (e.g. ``num_labels=3``).
         Decoders take two speed options: ``quantize="int8"`` (weight-only int8 matrices) and ``compile=True``
         (a ``torch.compile``d decoding step; default on when the environment sets ``TINYFORMERS_COMPILE=1``).
+        ``output_loading_info=True`` returns ``(model, model.loading_info)`` as transformers does: the checkpoint
+        names of the weights that were missing (newly initialised), unexpected (unused) or mismatched.
         """
         if model_args:
             raise TypeError(
@@ -285,7 +288,8 @@ class PreTrainedModel(nn.Module):
         )
         if gguf_path is None:
             model.load_generation_config(directory)
-        return model.speed_options(compile, quantize)
+        model = model.speed_options(compile, quantize)
+        return (model, model.loading_info) if output_loading_info else model
 
     def speed_options(self, compile: bool | None, quantize: str | None) -> PreTrainedModel:
         """``from_pretrained``'s ``compile=`` and ``quantize=``: decoders apply them (``CausalLM``), others refuse."""
@@ -299,14 +303,22 @@ class PreTrainedModel(nn.Module):
         """Models that generate read ``generation_config.json`` here (see ``GenerationMixin``); others need nothing."""
 
     @classmethod
-    def _from_state_dict(
+    def adapt_config_to_checkpoint(cls, config: PretrainedConfig, hf_state: dict[str, torch.Tensor]) -> None:
+        """Hook: settle config values that the checkpoint itself decides (T5: whether its head is tied)."""
+
+    @classmethod
+    def _match_checkpoint(
         cls,
         config: PretrainedConfig,
         hf_state: dict[str, torch.Tensor],
         source: str,
-        dtype: Any = None,
         ignore_mismatched_sizes: bool = False,
-    ):
+    ) -> tuple[PreTrainedModel, dict[str, torch.Tensor], dict[str, list[str]]]:
+        """The model built on ``meta``, the checkpoint tensors renamed to its parameters, and the loading info
+        (``missing_keys``, ``unexpected_keys``, ``mismatched_keys``, ``error_msgs``, checkpoint names as
+        transformers reports them). Nothing is loaded or allocated: this is also how a checkpoint is checked
+        for the weights a task head needs."""
+        cls.adapt_config_to_checkpoint(config, hf_state)
         with torch.device("meta"):
             model = cls(config)
         ignore = [re.compile(p) for p in cls.ignore_on_load]
@@ -325,25 +337,60 @@ class PreTrainedModel(nn.Module):
             )
         for k in unexpected + mismatched:
             state.pop(k)
+        # Parameters only: buffers a checkpoint lacks are computed (``_init_buffers``), never random.
+        parameters = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+        tied = set(model.tied_weights) if getattr(config, "tie_word_embeddings", True) else set()
+        missing = [
+            k for k in expected if k in parameters and k not in state and k not in tied | set(mismatched)
+        ]
+        info = {
+            "missing_keys": [name for k in missing for name in model._hf_keys(k, hf_state)],
+            "unexpected_keys": [name for k in unexpected for name in model._hf_keys(k, hf_state)],
+            "mismatched_keys": [name for k in mismatched for name in model._hf_keys(k, hf_state)],
+            "error_msgs": [],
+        }
+        return model, state, info
+
+    @classmethod
+    def untrained_weights(cls, config: PretrainedConfig, hf_state: dict[str, torch.Tensor]) -> list[str]:
+        """The checkpoint names of the weights that loading ``hf_state`` into this class would initialise at
+        random (a task head the checkpoint lacks, or one of the wrong shape), found without loading anything."""
+        _, _, info = cls._match_checkpoint(copy.deepcopy(config), hf_state, "", ignore_mismatched_sizes=True)
+        return info["missing_keys"] + info["mismatched_keys"]
+
+    @classmethod
+    def _from_state_dict(
+        cls,
+        config: PretrainedConfig,
+        hf_state: dict[str, torch.Tensor],
+        source: str,
+        dtype: Any = None,
+        ignore_mismatched_sizes: bool = False,
+    ):
+        model, state, info = cls._match_checkpoint(config, hf_state, source, ignore_mismatched_sizes)
         model.load_state_dict(state, strict=False, assign=True)
         model.tie_weights()
-        newly_initialised = model._materialise_missing()
+        model._materialise_missing()
         model._init_buffers()
         model.to(resolve_dtype(dtype, config))
+        model.loading_info = info
+        newly_initialised = info["missing_keys"] + info["mismatched_keys"]
         if newly_initialised:
+            # transformers' words, so that what people search for when they see it still finds the answer
             logger.warning(
-                "Some weights of %s were not in the checkpoint at %s and are newly initialized: %s. "
-                "Train this model on a down-stream task before using it for predictions.",
+                "Some weights of %s were not initialized from the model checkpoint at %s and are newly "
+                "initialized: %s. You should probably TRAIN this model on a down-stream task to be able to use "
+                "it for predictions and inference.",
                 cls.__name__,
                 source,
                 newly_initialised,
             )
-        if unexpected:
+        if info["unexpected_keys"]:
             logger.warning(
                 "Some weights of the checkpoint at %s were not used by %s: %s",
                 source,
                 cls.__name__,
-                unexpected,
+                info["unexpected_keys"],
             )
         return model.eval()
 
@@ -361,16 +408,20 @@ class PreTrainedModel(nn.Module):
             out[key] = tensor
         return out
 
-    def _checkpoint_names(self, key: str, hf_state: dict[str, torch.Tensor]) -> str:
+    def _hf_keys(self, key: str, hf_state: dict[str, torch.Tensor]) -> list[str]:
         """Our parameter ``key`` as the checkpoint names it (``Rename`` tables in reverse, then the prefix
-        ``_match_prefix`` added or stripped), e.g. 'embeddings.word_embeddings.weight'; fused ones joined by +."""
+        ``_match_prefix`` added or stripped): the names found in ``hf_state`` if there are any, else the names
+        this model's own checkpoint would use."""
         prefix = self.base_model_prefix + "."
-        variants = [key, key.removeprefix(prefix), prefix + key]
-        for variant in variants:
+        for variant in (key, key.removeprefix(prefix), prefix + key):
             _, names = self.weight_map.hf_names(variant)
             if all(name in hf_state for name in names):
-                return " + ".join(f"'{name}'" for name in names)
-        return f"'{key}'"
+                return names
+        return self.weight_map.hf_names(key)[1]
+
+    def _checkpoint_names(self, key: str, hf_state: dict[str, torch.Tensor]) -> str:
+        """``_hf_keys`` quoted for a message, e.g. 'embeddings.word_embeddings.weight'; fused ones joined by +."""
+        return " + ".join(f"'{name}'" for name in self._hf_keys(key, hf_state))
 
     def _materialise_missing(self) -> list[str]:
         """Create and initialise every parameter still on ``meta`` (not in the checkpoint); return their names."""

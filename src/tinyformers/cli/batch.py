@@ -7,6 +7,7 @@ import json
 import os
 import sys
 
+from .checkpoints import refuse_untrained
 from .common import CommandError, positive_int
 from .jobs import (
     INPUT_FORMATS,
@@ -80,8 +81,10 @@ def run_texts(task: str, args, params: dict) -> dict | None:
         return None
     from ..pipelines import pipeline
 
+    refuse_untrained(task, args.model)
     pipe = pipeline(task, model=args.model, batch_size=args.batch_size, **params)
-    results = pipe(list(args.texts))
+    # An iterable, not a list: one result per text (a list of one text gets transformers' unwrapped result)
+    results = list(pipe(Sized(list(args.texts)), progress=False))
     pairs = zip(args.texts, results, strict=True)
     return {
         "task": pipe.task,
@@ -97,6 +100,7 @@ def model_name(pipe, args) -> str:
 def run_job(task: str, args, params: dict) -> None:
     """The --input job: check everything that can be checked before the model loads, then stream."""
     records = read_records(args.input, args.input_format)
+    refuse_untrained(task, args.model)
     done, size = 0, 0
     if args.output:
         check_output(args.output, args.input, args.resume, args.force)

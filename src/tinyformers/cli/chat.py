@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 
-from .common import add_command, assets_path
+from .common import add_command
 from .sampling import add_sampling_options, generation_options
 
-DEFAULT_CHAT_MODEL = os.path.join("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 CHAT_HELP = (
     "commands: /reset (forget the conversation), /system TEXT (set the system prompt), /quit; "
     "Ctrl-C stops an answer"
@@ -20,14 +18,15 @@ def add_parser(subparsers) -> None:
         subparsers,
         "chat",
         "chat with a model, streaming its answers",
-        "  tinyformers chat                                  SmolLM2 from $ASSETS_DIR\n"
+        "  tinyformers chat                                  SmolLM2 (after tinyformers setup)\n"
         "  tinyformers chat --prompt 'What is the capital of France?'\n"
         "  tinyformers chat --model model.gguf --system 'Answer in one word.'\n"
         "  tinyformers chat --quantize int8 --compile         fastest (answers may differ slightly)\n\n"
         f"In the conversation, {CHAT_HELP}.",
     )
     parser.add_argument(
-        "--model", help="a model folder or .gguf file (default: the SmolLM2 GGUF in $ASSETS_DIR)"
+        "--model",
+        help="a model folder, .gguf file or hub id (default: SmolLM2-135M-Instruct, from tinyformers setup)",
     )
     parser.add_argument("--prompt", help="answer this one message and exit")
     parser.add_argument("--system", help="system prompt")
@@ -75,7 +74,9 @@ class ChatSession:
 
 
 def handle(args) -> int:
-    model = args.model or assets_path(DEFAULT_CHAT_MODEL)
+    from ..pipelines import default_model
+
+    model = args.model or default_model("text-generation")
     # compile=None leaves it to $TINYFORMERS_COMPILE
     speed = {"quantize": args.quantize, "compile": True if args.compile else None}
     session = ChatSession(model, args.system, generation_options(args), **speed)

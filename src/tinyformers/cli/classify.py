@@ -15,7 +15,8 @@ def add_parser(subparsers) -> None:
         "  tinyformers classify 'What a great film!' --model FOLDER --top-k 2 --json",
     )
     add_pipeline_options(
-        parser, "a folder with a sequence-classification head (required: no default offline)"
+        parser,
+        "a folder or hub id with a trained sequence-classification head (required: there is no default)",
     )
     parser.add_argument("--top-k", type=positive_int, help="the k best labels (default: the best one)")
     parser.add_argument("--function", choices=("softmax", "sigmoid", "none"), help="score function")

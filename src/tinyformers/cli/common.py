@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 
 
 class CommandError(ValueError):
@@ -33,11 +32,6 @@ def add_command(subparsers, name: str, summary: str, examples: str, **kwargs) ->
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead of tables"
     )
     return parser
-
-
-def assets_path(*parts: str) -> str:
-    """A path in the offline assets folder ($ASSETS_DIR, default .assets)."""
-    return os.path.join(os.environ.get("ASSETS_DIR", ".assets"), *parts)
 
 
 def file_sizes(paths, base) -> dict[str, int]:

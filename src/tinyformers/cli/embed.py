@@ -16,7 +16,8 @@ def add_parser(subparsers) -> None:
         "  tinyformers embed --input sentences.jsonl --output vectors.jsonl --batch-size 32 --quantize int8",
     )
     add_pipeline_options(
-        parser, "a sentence-transformers or encoder folder (default: all-MiniLM-L6-v2 in $ASSETS_DIR)"
+        parser,
+        "a sentence-transformers or encoder folder or hub id (default: all-MiniLM-L6-v2, from tinyformers setup)",
     )
     parser.add_argument("--no-normalize", action="store_true", help="keep the raw pooled vectors")
     add_quantize_option(parser)

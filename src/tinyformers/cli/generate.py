@@ -19,7 +19,9 @@ def add_parser(subparsers) -> None:
         "shown); with --json or --input they are generated --batch-size at a time. An empty TEXT starts from\n"
         "the model's bos token.",
     )
-    add_pipeline_options(parser, "a causal LM folder or .gguf file (default: SmolLM2 in $ASSETS_DIR)")
+    add_pipeline_options(
+        parser, "a causal LM folder, .gguf file or hub id (default: SmolLM2, from tinyformers setup)"
+    )
     add_sampling_options(parser, max_new_tokens=50)
     parser.add_argument(
         "--chat", action="store_true", help="send each TEXT as a user message (chat template)"

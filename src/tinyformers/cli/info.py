@@ -76,6 +76,18 @@ def fitting_tasks(model_type: str | None) -> list[str]:
     return tasks_for_model_type(model_type) if model_type else []
 
 
+def trained_tasks_of(directory, config: dict) -> list[str]:
+    """The tasks the folder's weights can serve: a checkpoint without a trained head (a bare encoder such as
+    all-MiniLM-L6-v2) serves feature-extraction, not a classifier whose head would be random."""
+    from ..auto import CONFIGS, AutoConfig
+    from ..formats.checkpoint import load_state_dict
+    from ..pipelines import trained_tasks
+
+    if config.get("model_type") not in CONFIGS:
+        return []
+    return trained_tasks(AutoConfig.from_pretrained(directory), load_state_dict(directory))
+
+
 def gguf_info(path) -> dict:
     from ..formats.gguf import GGUFFile, gguf_config
 
@@ -178,6 +190,6 @@ def info(args) -> dict:
         "context_length": context_length(config),
         "license": (card or {}).get("license"),
         "card": card,
-        "tasks": fitting_tasks(config.get("model_type")),
+        "tasks": trained_tasks_of(directory, config),
         "files": file_sizes(directory.rglob("*"), directory),
     }

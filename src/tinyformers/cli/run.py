@@ -22,7 +22,10 @@ def add_parser(subparsers) -> None:
         "-p passes any option of the task's pipeline.",
     )
     parser.add_argument("task", help="the pipeline task, e.g. fill-mask")
-    add_pipeline_options(parser, "model folder, .gguf file or hub id (default: the task's offline default)")
+    add_pipeline_options(
+        parser,
+        "model folder, .gguf file or hub id (default: the task's default model, from tinyformers setup)",
+    )
     parser.add_argument(
         "-p", "--param", action="append", metavar="KEY=VALUE", help="a pipeline option (repeatable)"
     )

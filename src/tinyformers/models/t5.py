@@ -221,12 +221,11 @@ class T5ForConditionalGeneration(T5Decoding, T5EncoderDecoder):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
 
     @classmethod
-    def _from_state_dict(cls, config, hf_state, *args, **kwargs):
+    def adapt_config_to_checkpoint(cls, config, hf_state):
         # As transformers 5: the head is tied unless the checkpoint stores a different one, whatever
         # tie_word_embeddings says (transformers 5 writes True even for untied Flan-T5 heads).
         head, shared = hf_state.get("lm_head.weight"), hf_state.get("shared.weight")
         config.tie_word_embeddings = head is None or (shared is not None and torch.equal(head, shared))
-        return super()._from_state_dict(config, hf_state, *args, **kwargs)
 
     def lm_logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.scale_decoder_outputs:  # T5 v1.0 rescales before its tied head

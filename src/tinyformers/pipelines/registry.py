@@ -35,8 +35,8 @@ TASK_ALIASES = {
     "sentence-embeddings": "sentence-embedding",
 }
 
-# Default models: real checkpoints from the offline assets folder ($ASSETS_DIR, default .assets). Tasks that
-# need a trained head have none: a random head would give confident nonsense.
+# Default models: real checkpoints in the models home (``models_home()``), where `tinyformers setup` fetches
+# them. Tasks that need a trained head have none: a random head would give confident nonsense.
 DEFAULT_MODELS = {
     "feature-extraction": "minilm",
     "sentence-embedding": "minilm",
@@ -99,21 +99,42 @@ def check_fits(task: str, model_type: str, where: str) -> None:
         )
 
 
-def assets_dir() -> Path:
-    return Path(os.environ.get("ASSETS_DIR", ".assets"))
+def models_home() -> Path:
+    """Where the default models live, whatever the current directory: ``$TINYFORMERS_HOME``, else
+    ``tinyformers`` in the user's cache folder (``$XDG_CACHE_HOME``, default ``~/.cache``)."""
+    if os.environ.get("TINYFORMERS_HOME"):
+        return Path(os.environ["TINYFORMERS_HOME"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "tinyformers"
 
 
 def default_model(task: str) -> str:
     if task not in DEFAULT_MODELS:
         raise ValueError(
-            f"task '{task}' has no default model offline (it needs a trained head); pass a model folder (model=... or --model)"
+            f"task '{task}' has no default model (it needs a trained head); pass a model fine-tuned for it "
+            "(model=... or --model)"
         )
-    path = assets_dir() / DEFAULT_MODELS[task]
+    path = models_home() / DEFAULT_MODELS[task]
     if not path.exists():
         raise FileNotFoundError(
-            f"the default model for '{task}' is {path}, which is missing: fetch the assets (make demo) or pass model="
+            f"the default model for '{task}' is not set up ({path} is missing): run `tinyformers setup` to "
+            "fetch it (into $TINYFORMERS_HOME), or pass a model (model=... or --model)"
         )
     return str(path)
+
+
+def untrained_weights(task: str, config, hf_state: dict) -> list[str]:
+    """Checkpoint names of the weights that ``task``'s model would initialise at random from ``hf_state`` (the
+    task head a checkpoint lacks), found without loading it. Tasks on the bare model (feature-extraction,
+    sentence-embedding) need no head, and do not use the pooler a checkpoint may lack."""
+    auto_class = TASKS[task].auto_class
+    if auto_class == "AutoModel":
+        return []
+    return import_object(MODELS[auto_class][config.model_type]).untrained_weights(config, hf_state)
+
+
+def trained_tasks(config, hf_state: dict) -> list[str]:
+    """The tasks whose weights are all in ``hf_state``: what the checkpoint can answer without training."""
+    return [t for t in tasks_for_model_type(config.model_type) if not untrained_weights(t, config, hf_state)]
 
 
 def task_from_architecture(config) -> str:
@@ -143,11 +164,12 @@ def pipeline(
     (``org/name`` at ``revision``, from the cache or ``$HF_ENDPOINT``), or a loaded model (then pass its
     ``tokenizer`` too unless it came from a folder).
 
-    Without ``model`` the task's default from the offline assets is used (feature-extraction and
-    sentence-embedding: all-MiniLM-L6-v2; text-generation: SmolLM2-135M-Instruct). Without ``task`` it is read
-    from the model's ``config.architectures``. ``batch_size``: inputs per forward pass (default 1, as in
-    transformers; 32 for sentence-embedding, as in sentence-transformers). ``quantize="int8"``: int8 matrices
-    (``from_pretrained``'s option; encoders and decoders). Other keyword arguments are the task's call parameters
+    Without ``model`` the task's default from the models home (``models_home()``, filled by `tinyformers setup`)
+    is used (feature-extraction and sentence-embedding: all-MiniLM-L6-v2; text-generation: SmolLM2-135M-Instruct).
+    Without ``task`` it is read from the model's ``config.architectures``. ``batch_size``: inputs per forward
+    pass (default 1, as in transformers; 32 for sentence-embedding, as in sentence-transformers).
+    ``quantize="int8"``: int8 matrices (``from_pretrained``'s option; encoders and decoders). Other keyword
+    arguments are the task's call parameters
     (``top_k=3``, ``max_new_tokens=20``...), used for every call unless the call overrides them.
     """
     if task is None and model is None:
