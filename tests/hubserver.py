@@ -6,6 +6,7 @@ Shared by the hub tests and benchmarks: start it with ``HubServer(root).start()`
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -150,6 +151,17 @@ class HubServer:
                 )
         except urllib.error.HTTPError as error:
             return Response(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())
+
+
+@contextlib.contextmanager
+def hub_with_write_token(root, user: str = "alice", timeout: float = 120):
+    """A running hub whose ``write_token`` belongs to ``user``; stopped by its pid on exit."""
+    server = HubServer(root).start(timeout=timeout)
+    try:
+        server.write_token = server.token(user, "write")
+        yield server
+    finally:
+        server.stop()
 
 
 class FlakyProxy:

@@ -12,7 +12,7 @@ import torch
 from safetensors import safe_open
 
 from conftest import oracle
-from hubserver import HubServer, cli_env, tinyformers_cli
+from hubserver import cli_env, hub_with_write_token, tinyformers_cli
 from tinyformers import AutoModelForSequenceClassification, BertConfig
 
 oracle("fastapi")  # the server's own dependency, in the test extra
@@ -21,12 +21,8 @@ huggingface_hub = oracle("huggingface_hub")
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    server = HubServer(tmp_path_factory.mktemp("hub") / "root").start(timeout=120)
-    try:
-        server.write_token = server.token("alice", "write")
+    with hub_with_write_token(tmp_path_factory.mktemp("hub") / "root") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

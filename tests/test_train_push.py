@@ -14,7 +14,7 @@ import torch
 
 from conftest import asset, oracle
 from fixtures import bert_with_minilm_tokenizer
-from hubserver import HubServer, cli_env, free_port
+from hubserver import cli_env, free_port, hub_with_write_token
 from tinyformers import AutoModelForSequenceClassification, AutoTokenizer
 from tinyformers.hub.card import front_matter
 
@@ -26,12 +26,8 @@ TEXTS = ["a gorgeous, moving film", "dull and far too long", "a delight from sta
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    server = HubServer(tmp_path_factory.mktemp("hub") / "root").start(timeout=120)
-    try:
-        server.write_token = server.token("alice", "write")
+    with hub_with_write_token(tmp_path_factory.mktemp("hub") / "root") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
