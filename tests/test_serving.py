@@ -118,6 +118,14 @@ def test_completions_equal_local_generate(client, local):
     assert reply.usage.prompt_tokens == len(ids)
 
 
+def test_an_empty_prompt_starts_from_bos_like_local_generate(client, local):
+    model, tokenizer = local
+    out = model.generate(max_new_tokens=5, do_sample=False)  # no input: from bos
+    reply = client.completions.create(model=GGUF, prompt="", max_tokens=5, temperature=0)
+    assert reply.choices[0].text == tokenizer.decode(out[0, 1:], skip_special_tokens=True)
+    assert reply.usage.prompt_tokens == 1
+
+
 def test_stop_string_ends_the_answer_before_it(client, local):
     text = greedy(local, chat_ids(local[1], "Tell me a story about a cat."), 12)
     stop = text.split()[3]

@@ -116,6 +116,8 @@ class Scheduler:
 
     def submit(self, prompt_ids: list[int], params: SamplingParams, sink: Callable) -> Request:
         """Queue a request; raises ``ValueError`` (prompt or budget too long) or ``QueueFull``."""
+        if not prompt_ids:  # an empty prompt starts from bos, as generate() does (it refuses without one)
+            prompt_ids = prepare_request(self.model, self.tokenizer, prompt_ids, params).input_ids[0].tolist()
         if len(prompt_ids) + params.max_new_tokens > self.max_length:
             raise ValueError(
                 f"the prompt has {len(prompt_ids)} tokens and max_tokens is {params.max_new_tokens}, "
