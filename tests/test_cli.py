@@ -105,7 +105,7 @@ def test_help_lists_every_command_with_examples():
     "args, message",
     [
         (("run", "sentiment-analysiss", "hi"), "unknown task 'sentiment-analysiss'; supported tasks:"),
-        (("run", "fill-mask", "a [MASK]"), "has no default model offline"),
+        (("run", "fill-mask", "a [MASK]"), "has no default model (it needs a trained head)"),
         (("embed",), "nothing to do"),
         (("run", "fill-mask", "x", "-p", "top_k"), "is not KEY=VALUE"),
         (("frobnicate",), "invalid choice: 'frobnicate'"),

@@ -153,11 +153,11 @@ def test_a_stopped_job_keeps_its_finished_lines_and_resumes(encoder, job, tmp_pa
     assert 8 <= len(kept) < len(TEXTS)
     assert [record["text"] for record in kept] == TEXTS[: len(kept)]
     assert output.read_bytes() == job["complete"][: len(output.read_bytes())]
-    last = stderr.strip().splitlines()[-1]
-    assert last == (
+    # one line says what was kept (the progress bar, on its own line, may be drawn once more after it)
+    assert (
         f"tinyformers: stopped by {stop.name}: '{output}' holds the first {len(kept)} of {len(TEXTS)} results; "
         "run the same command with --resume to finish"
-    )
+    ) in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"], "no temporary file is left"
 
     resumed = tinyformers(*command[3:], "--resume")
