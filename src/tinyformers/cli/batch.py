@@ -3,6 +3,7 @@ standard input in; results as tables or JSON, or as JSON lines written while the
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -140,8 +141,11 @@ def stream_results(pipe, records: list[dict], done: int, size: int, args) -> int
     writer = LineWriter(stream, args.batch_size)
     try:
         with signals_as_interrupts():
-            results = pipe(Sized([r["text"] for r in todo]), progress=True)
-            for record, result in zip(todo, results):
+            # From the start of the group that holds the first missing result, so that every result is computed
+            # beside the same inputs as in an uninterrupted run, and comes out bit for bit the same.
+            start = done - done % pipe.group_size()
+            results = pipe(Sized([r["text"] for r in records[start:]]), progress=True)
+            for record, result in zip(todo, itertools.islice(results, done - start, None)):
                 writer.add({**record, "result": result})
             writer.flush()
     except KeyboardInterrupt as stop:

@@ -116,6 +116,12 @@ class Pipeline:
     def can_pad(self) -> bool:
         return self.tokenizer.pad_token is not None
 
+    def group_size(self, batch_size: int | None = None) -> int:
+        """How many consecutive inputs ``stream`` computes together. A result depends, to float rounding, on
+        the inputs padded beside it, so a job resumed at input ``k`` reproduces the results of an
+        uninterrupted run bit for bit only if it starts again at the beginning of ``k``'s group."""
+        return batch_size or self.batch_size
+
     # -- the three steps ----------------------------------------------------------------------------------------
     def preprocess(self, items: list, params: dict) -> dict:
         return {"model_inputs": self.encode(items)}
@@ -169,6 +175,10 @@ class EncoderPipeline(Pipeline):
         finally:
             if bar is not None:
                 bar.close()
+
+    def group_size(self, batch_size: int | None = None) -> int:
+        batch_size = batch_size or self.batch_size
+        return batch_size * SORT_WINDOW if batch_size > 1 and self.can_pad() else 1
 
     def run_sorted(self, items: list, batch_size: int, params: dict, bar=None) -> list:
         """Results of ``items`` in their order, computed in batches of inputs of similar token length."""
