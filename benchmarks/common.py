@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import time
@@ -72,3 +73,21 @@ def report(name: str, ours: float, theirs: float, unit: str = "s") -> None:
     print(
         f"{name:<40} tinyformers {ours:9.4f} {unit}   transformers {theirs:9.4f} {unit}   speed-up {theirs / ours:5.2f}x"
     )
+
+
+SPEED_VARIANTS = ("eager", "compile", "int8", "int8+compile")
+
+
+def speed_variant(model, name: str):
+    """``model`` (float32, eager) itself for ``eager``, else a copy with the speed options ``name`` lists
+    (``compile``, ``int8``, ``int8+compile``)."""
+    if name not in SPEED_VARIANTS:
+        raise ValueError(f"unknown variant '{name}'; choose from {', '.join(SPEED_VARIANTS)}")
+    if name == "eager":
+        return model
+    variant = copy.deepcopy(model)
+    if "int8" in name:
+        variant.quantize_weights("int8")
+    if "compile" in name:
+        variant.compile_decoding()
+    return variant

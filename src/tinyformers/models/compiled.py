@@ -105,8 +105,10 @@ class CompiledDecodeStep:
         slot = torch.full((1,), cache.length, dtype=torch.long, device=input_ids.device)
         logits = self.step(
             self.model,
-            input_ids,
-            position_ids,
+            # The decoding loop passes columns of wider tensors, whose strides change with the prompt length:
+            # copies with the same strides every time spare a recompilation.
+            input_ids.clone(memory_format=torch.contiguous_format),
+            position_ids.clone(memory_format=torch.contiguous_format),
             cache.keys,
             cache.values,
             key_mask,

@@ -3,6 +3,9 @@
 Matrices stay in GPT-2's own [in, out] layout (``Conv1D``) and ``x @ W`` runs as one ``addmm``: on CPU that
 mat-vec is faster than ``F.linear`` on [out, in] (benchmarks/README.md), and it is the same arithmetic
 transformers does, so results agree bit for bit. The checkpoint's attention projection is already fused (``c_attn`` = Q, K, V).
+``compile_decoding()`` and ``quantize_weights("int8")`` work as for Llama (``models/compiled.py``,
+``models/quantized.py``): a compiled model keeps the same [in, out] parameters but stores them as [out, in] rows
+in memory, which the compiled step's one-row products (``layers.matvec``) stream fastest; saving is unchanged.
 
 Generation goes through ``tinyformers.generation``: this file only provides the model side of its protocol
 (``allocate_cache`` and ``next_token_logits``).
@@ -21,7 +24,7 @@ from ..generation import StaticKVCache
 from ..modeling import PreTrainedModel, Rename, WeightMap
 from ..outputs import SequenceClassifierOutput
 from .decoder import CausalLM, DecoderBackbone
-from .layers import activation, attend, dropout, sequence_classification_loss
+from .layers import Conv1D, Linear, activation, attend, dropout, sequence_classification_loss
 
 
 class GPT2Config(PretrainedConfig):
@@ -72,23 +75,10 @@ class GPT2Config(PretrainedConfig):
     num_hidden_layers = property(lambda self: self.n_layer, lambda self, v: setattr(self, "n_layer", v))
 
 
-class Conv1D(nn.Module):
-    """A linear layer whose weight is stored [in, out] (GPT-2's layout and name)."""
-
-    def __init__(self, n_in: int, n_out: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(n_in, n_out))
-        self.bias = nn.Parameter(torch.empty(n_out))
-        self.in_features, self.out_features = n_in, n_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return affine(x.reshape(-1, x.shape[-1]), self).view(*x.shape[:-1], -1)
-
-
 def affine(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-    """``x @ W + b`` for a [tokens, in] matrix, one ``addmm``; a layer that LoRA wrapped computes itself (the
-    exact type test keeps the plain model's path a single op)."""
-    if type(layer) is Conv1D:
+    """``x @ W + b`` for a [tokens, in] matrix, one ``addmm``; a layer that LoRA wrapped or quantised, or one
+    that runs compiled, computes itself (the exact type test keeps the plain eager path a single op)."""
+    if type(layer) is Conv1D and not layer.compiled_matvec:
         return torch.addmm(layer.bias, x, layer.weight)
     return layer(x)
 
@@ -203,7 +193,7 @@ class GPT2LMHeadModel(CausalLM, GPT2PreTrainedModel):
     def __init__(self, config: GPT2Config):
         super().__init__(config)
         self.transformer = GPT2Model(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
 
 
 class GPT2ForSequenceClassification(GPT2PreTrainedModel):

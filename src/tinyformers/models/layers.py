@@ -184,24 +184,26 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def decode_layout(model: nn.Module) -> None:
-    """Store each float32 ``nn.Linear`` weight as [in, out] (a transposed view keeps its [out, in] shape).
+    """Store each float32 matrix as [in, out] in memory, whatever shape its parameter has (``nn.Linear``'s
+    [out, in] becomes a transposed view; ``Conv1D``'s [in, out] is that already).
 
-    ``F.linear`` then runs ``x @ W`` on contiguous [in, out] memory, which MKL's mat-vec streams faster than
-    [out, in] on this CPU (benchmarks/README.md). Other dtypes keep [out, in]: bf16 ``x @ W`` on [in, out] is
-    many times slower; so do layers whose one-row products run as the
-    compiled ``matvec`` (``Linear.compiled_matvec``), which streams rows. Weights shared with an embedding stay
-    as they are (the lookup wants rows); the LM head reads those through ``CausalLM.output_logits``.
+    ``x @ W`` then runs on contiguous [in, out] memory, which MKL's mat-vec streams faster than [out, in] on
+    this CPU (benchmarks/README.md). Other dtypes keep [out, in] rows: bf16 ``x @ W`` on [in, out] is many
+    times slower; so do layers whose one-row products run as the compiled ``matvec`` (``compiled_matvec``),
+    which streams rows. Weights shared with an embedding stay as they are (the lookup wants rows); the LM head
+    reads those through ``CausalLM.output_logits``.
     """
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     with torch.no_grad():
         for module in model.modules():
-            if not isinstance(module, nn.Linear) or id(module.weight) in embeddings:
+            if not isinstance(module, (nn.Linear, Conv1D)) or id(module.weight) in embeddings:
                 continue
-            w = module.weight
-            in_out = w.dim() == 2 and w.stride() == (1, w.shape[0])
+            w, transposed = module.weight, isinstance(module, Conv1D)
+            rows = w.t() if transposed else w  # [out, in]
             want_in_out = w.dtype == torch.float32 and not getattr(module, "compiled_matvec", False)
-            if want_in_out != in_out:
-                w.data = w.data.t().contiguous().t() if want_in_out else w.data.contiguous()
+            if want_in_out != (rows.stride() == (1, rows.shape[0])):
+                rows = rows.detach().t().contiguous().t() if want_in_out else rows.detach().contiguous()
+                w.data = rows.t() if transposed else rows
 
 
 def matvec(x: torch.Tensor, weight: torch.Tensor, bias=None, scales=None) -> torch.Tensor:
@@ -237,6 +239,25 @@ class Linear(nn.Linear):
         if runs_matvec(self, x):
             return matvec(x, self.weight, self.bias)
         return F.linear(x, self.weight, self.bias)
+
+
+class Conv1D(nn.Module):
+    """A linear layer whose weight parameter is [in, out] (GPT-2's layout and name), ``x @ W + b`` as one
+    ``addmm``. Like ``Linear``, its one-row products run as ``matvec`` inside a compiled decoding step, where
+    ``decode_layout`` stores the same [in, out] parameter as contiguous [out, in] rows."""
+
+    compiled_matvec = False
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_in, n_out))
+        self.bias = nn.Parameter(torch.empty(n_out))
+        self.in_features, self.out_features = n_in, n_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if runs_matvec(self, x):
+            return matvec(x, self.weight.t(), self.bias)
+        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
 
 
 class RMSNorm(nn.Module):

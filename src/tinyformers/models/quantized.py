@@ -24,7 +24,7 @@ import warnings
 import torch
 from torch import nn
 
-from .layers import matvec, runs_matvec
+from .layers import Conv1D, matvec, runs_matvec
 
 SCHEMES = ("int8",)
 
@@ -32,11 +32,9 @@ SCHEMES = ("int8",)
 class Int8Linear(nn.Module):
     """``nn.Linear`` with an int8 [out, in] weight and one bfloat16 scale per output row; for inference only."""
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, linear: nn.Linear | Conv1D):
         super().__init__()
-        weight = (
-            linear.weight.detach().float().contiguous()
-        )  # the kernel wants [out, in] rows; float32 is [in, out]
+        weight = out_in(linear).float().contiguous()  # the kernel wants [out, in] rows
         scales = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("qweight", (weight / scales[:, None]).round().clamp(-127, 127).to(torch.int8))
@@ -65,9 +63,9 @@ class DynamicInt8Linear(nn.Module):
     of AVX2's pairwise 16-bit sums, but cost MiniLM's embeddings a mean cosine of 0.975 to float32 instead of
     0.993 (BBC sentences), and the accuracy measured here includes whatever saturation happens."""
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, linear: nn.Linear | Conv1D):
         super().__init__()
-        weight = linear.weight.detach().float()
+        weight = out_in(linear).float()
         scales = (weight.abs().amax(dim=1).clamp(min=1e-12) / 127).double()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         bias = None if linear.bias is None else linear.bias.detach().float()
@@ -90,12 +88,17 @@ class DynamicInt8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 weights and inputs"
 
 
+def out_in(linear: nn.Linear | Conv1D) -> torch.Tensor:
+    """The layer's matrix as [out, in] (a view: ``Conv1D`` keeps its parameter [in, out])."""
+    return linear.weight.detach().t() if isinstance(linear, Conv1D) else linear.weight.detach()
+
+
 def quantize_linears(model: nn.Module, scheme: str = "int8", kind: type[nn.Module] = Int8Linear) -> nn.Module:
-    """Swap every ``nn.Linear`` in ``model`` (the LM head included, even when tied) for its quantised form
-    ``kind`` (weight-only ``Int8Linear`` for decoding, ``DynamicInt8Linear`` for encoders)."""
+    """Swap every ``nn.Linear`` and ``Conv1D`` in ``model`` (the LM head included, even when tied) for its
+    quantised form ``kind`` (weight-only ``Int8Linear`` for decoding, ``DynamicInt8Linear`` for encoders)."""
     if scheme not in SCHEMES:
         raise ValueError(f"quantize='{scheme}' is not supported; supported: {', '.join(SCHEMES)}")
-    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Linear, Conv1D))]
     for name, linear in linears:
         parent, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent), attr, kind(linear))
