@@ -1,4 +1,5 @@
-"""A ``torch.compile``d one-token decoding step for any ``CausalLM`` (``model.compile_decoding()``).
+"""A ``torch.compile``d one-token decoding step (``model.compile_decoding()``) for any ``CausalLM`` and, through
+its own step function, T5's decoder (``t5_generation.py``); ``SpeedOptions``, the mixin that offers it and int8.
 
 Eager decoding of a deep, narrow model spends much of each step launching small ops (~25 a layer; their cost
 is in benchmarks/README.md); one compiled graph fuses them away (SmolLM2-135M: see ``benchmarks/bench_llama_generate.py``). For
@@ -25,6 +26,8 @@ import types
 import torch
 
 from ..generation import StaticKVCache
+from .layers import decode_layout
+from .quantized import quantize_linears
 
 ENV_FLAG = "TINYFORMERS_COMPILE"
 
@@ -36,7 +39,7 @@ GRAPH_OPTIONS = {
     "realize_acc_reads_threshold": 0,
     # Checking the ~300 parameter guards costs a noticeable part of a step (benchmarks/README.md). A compiled
     # model's modules do not change (changing its dtype, device or quantisation builds a new step:
-    # ``CausalLM._apply``, ``quantize_weights``), and each step has its own code object (``own_copy``), so another model's graphs are never looked up for this one.
+    # ``SpeedOptions._apply``, ``quantize_weights``), and each step has its own code object (``own_copy``), so another model's graphs are never looked up for this one.
     # Replacing a submodule by hand after the first step is not noticed: call compile_decoding() again then.
     "guard_filter_fn": torch.compiler.skip_guard_on_all_nn_modules_unsafe,
 }
@@ -80,20 +83,28 @@ def decode_step(model, input_ids, position_ids, keys, values, key_mask, slot, he
 
 
 class CompiledDecodeStep:
-    """``model.next_token_logits`` for one-token steps, through the compiled ``decode_step``."""
+    """``model.next_token_logits`` for one-token steps, through the compiled ``decode_step``.
+
+    Another model family gives its own ``function`` (traced in its place) and ``inputs`` (its arguments)."""
+
+    function = staticmethod(decode_step)
 
     def __init__(self, model, max_length_step: int = 256):
         self.model = model
         self.max_length_step = max_length_step
         # dynamic=None: the first graph is static; a second batch size or bucket (finished rows leave the batch)
         # recompiles once with that dimension symbolic, and never again.
-        self.step = torch.compile(own_copy(decode_step), fullgraph=True, options=GRAPH_OPTIONS)
+        self.step = torch.compile(own_copy(self.function), fullgraph=True, options=GRAPH_OPTIONS)
         self._all_real: dict[tuple, torch.Tensor] = {}  # key mask of unpadded batches, one per cache shape
+
+    def bucket(self, max_length: int) -> int:
+        """The cache length to allocate for ``max_length`` positions."""
+        return -(-max_length // self.max_length_step) * self.max_length_step
 
     def allocate_cache(self, batch_size: int, max_length: int) -> StaticKVCache:
         layers, kv_heads, head_dim = self.model.backbone.cache_layout()
         weight = self.model.backbone.get_input_embeddings().weight
-        bucket = -(-max_length // self.max_length_step) * self.max_length_step
+        bucket = self.bucket(max_length)
         return StaticKVCache(layers, batch_size, kv_heads, bucket, head_dim, weight.dtype, weight.device)
 
     def __call__(self, input_ids, position_ids, cache: StaticKVCache) -> torch.Tensor:
@@ -103,24 +114,76 @@ class CompiledDecodeStep:
             )
         key_mask = cache.key_mask if cache.key_mask is not None else self._no_padding(cache)
         slot = torch.full((1,), cache.length, dtype=torch.long, device=input_ids.device)
-        logits = self.step(
-            self.model,
-            # The decoding loop passes columns of wider tensors, whose strides change with the prompt length:
-            # copies with the same strides every time spare a recompilation.
-            input_ids.clone(memory_format=torch.contiguous_format),
-            position_ids.clone(memory_format=torch.contiguous_format),
-            cache.keys,
-            cache.values,
-            key_mask,
-            slot,
-            # one row: the head's own compiled matvec streams the [vocab, width] rows faster than any copy
-            self.model.head_in_out() if input_ids.shape[0] > 1 else None,
-        )
+        # The decoding loop passes columns of wider tensors, whose strides change with the prompt length: copies
+        # with the same strides every time spare a recompilation.
+        input_ids = input_ids.clone(memory_format=torch.contiguous_format)
+        position_ids = position_ids.clone(memory_format=torch.contiguous_format)
+        logits = self.step(self.model, *self.inputs(input_ids, position_ids, cache, key_mask, slot))
         cache.advance(1)
         return logits
+
+    def inputs(self, input_ids, position_ids, cache: StaticKVCache, key_mask, slot) -> tuple:
+        """``function``'s arguments after the model."""
+        # one row: the head's own compiled matvec streams the [vocab, width] rows faster than any copy
+        head_in_out = self.model.head_in_out() if input_ids.shape[0] > 1 else None
+        return input_ids, position_ids, cache.keys, cache.values, key_mask, slot, head_in_out
 
     def _no_padding(self, cache: StaticKVCache) -> torch.Tensor:
         shape = (cache.batch_size, cache.max_length)
         if shape not in self._all_real:
             self._all_real[shape] = torch.ones(shape, dtype=torch.bool, device=cache.keys[0].device)
         return self._all_real[shape]
+
+
+class SpeedOptions:
+    """Mixin for a model that generates (``CausalLM``, T5's LM): ``from_pretrained``'s ``compile=`` and
+    ``quantize=``. A family sets ``compiled_step_type`` (its ``CompiledDecodeStep``) and may override
+    ``decoding_layout``; its ``next_token_logits`` and ``allocate_cache`` use ``_compiled_step`` when set."""
+
+    compiled_step_type = CompiledDecodeStep
+    # Set by compile_decoding(): a compiled one-token step; None runs the eager path.
+    _compiled_step = None
+
+    def speed_options(self, compile: bool | None, quantize: str | None):
+        """``from_pretrained``'s ``quantize=`` and ``compile=`` (default: on when ``TINYFORMERS_COMPILE=1``)."""
+        if quantize:
+            self.quantize_weights(quantize)
+        if compile or (compile is None and compile_from_env()):
+            self.compile_decoding()
+        return self
+
+    def compile_decoding(self, max_length_step: int = 256):
+        """Run every one-token decoding step as one ``torch.compile``d graph (prefill stays eager).
+
+        Compiling takes tens of seconds (benchmarks/README.md), at the first ``generate`` of each batch size and
+        cache-length bucket (caches are ``max_length_step`` positions apart; torch keeps compiled code on disk for
+        the next process).
+        Greedy ids agree with eager; logits differ in the last bits, as products are summed in another order.
+        Returns the model."""
+        for module in self.modules():
+            if hasattr(module, "compiled_matvec"):
+                module.compiled_matvec = True
+        self.decoding_layout()
+        self._compiled_step = self.compiled_step_type(self, max_length_step)
+        return self
+
+    def decoding_layout(self) -> None:
+        """Store each matrix the way its products run fastest (``layers.decode_layout``)."""
+        decode_layout(self)
+
+    def quantize_weights(self, scheme: str = "int8"):
+        """Replace the float matrices of the layers and the LM head with weight-only quantised ones (see
+        ``models/quantized.py``); the embedding lookup and norms stay float. For inference; returns the model."""
+        quantize_linears(self, scheme)
+        self.quantization = scheme  # save_pretrained refuses: no checkpoint format here holds these matrices
+        return self._recompile()
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)  # every dtype or device change (.to, .float, ...) comes through here
+        return self._recompile()
+
+    def _recompile(self):
+        """A compiled step traced the model as it was; after its modules change, trace afresh."""
+        if self._compiled_step is not None:
+            self.compile_decoding(self._compiled_step.max_length_step)
+        return self

@@ -14,9 +14,8 @@ import torch.nn.functional as F
 
 from ..generation import GenerationMixin, StaticKVCache, causal_mask
 from ..outputs import BaseModelOutput, CausalLMOutputWithPast
-from .compiled import CompiledDecodeStep, compile_from_env
-from .layers import decode_layout, input_length, recorded, recorders
-from .quantized import quantize_linears
+from .compiled import SpeedOptions
+from .layers import input_length, recorded, recorders
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -94,7 +93,7 @@ class DecoderBackbone:
         return out if return_dict is not False else out.to_tuple()
 
 
-class CausalLM(GenerationMixin):
+class CausalLM(SpeedOptions, GenerationMixin):
     """Mixin for a decoder-only LM: a backbone (``base_model_prefix`` names it) plus ``lm_head``."""
 
     @property
@@ -120,9 +119,6 @@ class CausalLM(GenerationMixin):
         return result if return_dict is not False else result.to_tuple()
 
     # ---- the generation protocol (see tinyformers.generation) ---------------------------------------------------
-    # Set by compile_decoding(): a compiled one-token step (models/compiled.py); None runs the eager path.
-    _compiled_step = None
-
     def allocate_cache(self, batch_size: int, max_length: int) -> StaticKVCache:
         if self._compiled_step is not None:
             return self._compiled_step.allocate_cache(batch_size, max_length)
@@ -158,44 +154,3 @@ class CausalLM(GenerationMixin):
         if getattr(self, "_head_key", None) != key:
             self._head_t, self._head_key = weight.detach().t().contiguous(), key
         return self._head_t
-
-    # ---- opt-in speed options -------------------------------------------------------------------------------------
-    def speed_options(self, compile: bool | None, quantize: str | None):
-        """``from_pretrained``'s ``quantize=`` and ``compile=`` (default: on when ``TINYFORMERS_COMPILE=1``)."""
-        if quantize:
-            self.quantize_weights(quantize)
-        if compile or (compile is None and compile_from_env()):
-            self.compile_decoding()
-        return self
-
-    def compile_decoding(self, max_length_step: int = 256):
-        """Run every one-token decoding step as one ``torch.compile``d graph (prefill stays eager).
-
-        Compiling takes tens of seconds (benchmarks/README.md), at the first ``generate`` of each batch size and
-        cache-length bucket (caches are ``max_length_step`` positions apart; torch keeps compiled code on disk for
-        the next process).
-        Greedy ids agree with eager; logits differ in the last bits, as products are summed in another order.
-        Returns the model."""
-        for module in self.modules():
-            if hasattr(module, "compiled_matvec"):
-                module.compiled_matvec = True
-        decode_layout(self)
-        self._compiled_step = CompiledDecodeStep(self, max_length_step)
-        return self
-
-    def quantize_weights(self, scheme: str = "int8"):
-        """Replace the float matrices of the layers and the LM head with weight-only quantised ones (see
-        ``models/quantized.py``); the embedding lookup and norms stay float. For inference; returns the model."""
-        quantize_linears(self, scheme)
-        self.quantization = scheme  # save_pretrained refuses: no checkpoint format here holds these matrices
-        return self._recompile()
-
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)  # every dtype or device change (.to, .float, ...) comes through here
-        return self._recompile()
-
-    def _recompile(self):
-        """A compiled step traced the model as it was; after its modules change, trace afresh."""
-        if self._compiled_step is not None:
-            self.compile_decoding(self._compiled_step.max_length_step)
-        return self

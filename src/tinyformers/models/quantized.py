@@ -111,16 +111,21 @@ def greedy_agreement(
 ) -> tuple[float, float]:
     """How closely ``model`` follows ``reference`` (e.g. its float32 original) over prompts of shape [1, n]:
     (share of greedy tokens before the first difference, share of positions where both pick the same next
-    token given the reference's own continuation). The second does not punish one early flip for the rest."""
+    token given the reference's own continuation). The second does not punish one early flip for the rest.
+    An encoder-decoder model's prompts are its inputs, and its outputs follow the decoder's start token."""
+    seq2seq = getattr(model.config, "is_encoder_decoder", False)
     prefix = forced = total = 0
     for ids in prompts:
         kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
-        want = reference.generate(ids, **kwargs)[0, ids.shape[1] :]
-        got = model.generate(ids, **kwargs)[0, ids.shape[1] :]
+        start = 1 if seq2seq else ids.shape[1]
+        reference_ids = reference.generate(ids, **kwargs)
+        want, got = reference_ids[0, start:], model.generate(ids, **kwargs)[0, start:]
         differs = (got != want).nonzero()
         prefix += int(differs[0]) if len(differs) else new_tokens
-        full = torch.cat([ids[0], want])[None]
-        picks = model(full).logits[0, ids.shape[1] - 1 : -1].argmax(-1)
-        forced += int((picks == want).sum())
+        if seq2seq:
+            logits = model(ids, decoder_input_ids=reference_ids[:, :-1]).logits[0]
+        else:
+            logits = model(reference_ids).logits[0, start - 1 : -1]
+        forced += int((logits.argmax(-1) == want).sum())
         total += new_tokens
     return prefix / total, forced / total

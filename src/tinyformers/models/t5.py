@@ -13,7 +13,7 @@ from torch import nn
 
 from ..modeling import PreTrainedModel, Rename, WeightMap
 from ..outputs import BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput
-from .layers import RMSNorm, input_length, padding_mask, recorded, recorders, token_loss
+from .layers import Linear, RMSNorm, input_length, padding_mask, recorded, recorders, token_loss
 from .t5_generation import T5Decoding
 from .t5_layers import Attention, DenseActDense, GatedActDense, SelfAttention, T5Config, T5Stack
 
@@ -218,7 +218,7 @@ class T5ForConditionalGeneration(T5Decoding, T5EncoderDecoder):
 
     def __init__(self, config: T5Config):
         super().__init__(config)
-        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.d_model, config.vocab_size, bias=False)
 
     @classmethod
     def adapt_config_to_checkpoint(cls, config, hf_state):

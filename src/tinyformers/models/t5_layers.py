@@ -19,6 +19,7 @@ from torch import nn
 from ..configuration import PretrainedConfig
 from .layers import (
     ACTIVATIONS,
+    Linear,
     RMSNorm,
     activation,
     attend,
@@ -104,7 +105,7 @@ class Attention(nn.Module):
     def __init__(self, c: T5Config):
         super().__init__()
         self.n_heads, self.dropout = c.num_heads, c.dropout_rate
-        self.o = nn.Linear(c.num_heads * c.d_kv, c.d_model, bias=False)
+        self.o = Linear(c.num_heads * c.d_kv, c.d_model, bias=False)
 
     def attend_and_project(self, q, k, v, mask, weights: list | None) -> torch.Tensor:
         p = self.dropout if self.training else 0.0
@@ -115,7 +116,7 @@ class SelfAttention(Attention):
     def __init__(self, c: T5Config, index: int):
         super().__init__(c)
         self.index = index
-        self.qkv = nn.Linear(c.d_model, 3 * c.num_heads * c.d_kv, bias=False)
+        self.qkv = Linear(c.d_model, 3 * c.num_heads * c.d_kv, bias=False)
 
     def forward(self, x, mask, cache=None, weights=None):
         q, k, v = split_fused_heads(self.qkv(x), self.n_heads, 3)
@@ -127,8 +128,8 @@ class SelfAttention(Attention):
 class CrossAttention(Attention):
     def __init__(self, c: T5Config):
         super().__init__(c)
-        self.q = nn.Linear(c.d_model, c.num_heads * c.d_kv, bias=False)
-        self.kv = nn.Linear(c.d_model, 2 * c.num_heads * c.d_kv, bias=False)
+        self.q = Linear(c.d_model, c.num_heads * c.d_kv, bias=False)
+        self.kv = Linear(c.d_model, 2 * c.num_heads * c.d_kv, bias=False)
 
     def project(self, encoder_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of the encoder output: computed once per input, reused at every decoding step."""
@@ -141,8 +142,8 @@ class CrossAttention(Attention):
 class DenseActDense(nn.Module):
     def __init__(self, c: T5Config):
         super().__init__()
-        self.wi = nn.Linear(c.d_model, c.d_ff, bias=False)
-        self.wo = nn.Linear(c.d_ff, c.d_model, bias=False)
+        self.wi = Linear(c.d_model, c.d_ff, bias=False)
+        self.wo = Linear(c.d_ff, c.d_model, bias=False)
         self.act, self.dropout = activation(c.dense_act_fn), c.dropout_rate
 
     def forward(self, x):
@@ -154,8 +155,8 @@ class GatedActDense(nn.Module):
 
     def __init__(self, c: T5Config):
         super().__init__()
-        self.gate_up = nn.Linear(c.d_model, 2 * c.d_ff, bias=False)
-        self.wo = nn.Linear(c.d_ff, c.d_model, bias=False)
+        self.gate_up = Linear(c.d_model, 2 * c.d_ff, bias=False)
+        self.wo = Linear(c.d_ff, c.d_model, bias=False)
         self.act, self.dropout = activation(c.dense_act_fn), c.dropout_rate
 
     def forward(self, x):
