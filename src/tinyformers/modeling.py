@@ -256,8 +256,9 @@ class PreTrainedModel(nn.Module):
         dequantised).
 
         Extra keyword arguments override config values, as in ``transformers`` (e.g. ``num_labels=3``).
-        Decoders take two speed options: ``quantize="int8"`` (weight-only int8 matrices) and ``compile=True``
-        (a ``torch.compile``d decoding step; default on when the environment sets ``TINYFORMERS_COMPILE=1``).
+        Models that generate (Llama, GPT-2, T5) take two speed options: ``quantize="int8"`` (weight-only int8
+        matrices) and ``compile=True`` (a ``torch.compile``d decoding step; default on when the environment sets
+        ``TINYFORMERS_COMPILE=1``); BERT models take ``quantize="int8"``.
         ``output_loading_info=True`` returns ``(model, model.loading_info)`` as transformers does: the checkpoint
         names of the weights that were missing (newly initialised), unexpected (unused) or mismatched.
         """
@@ -292,7 +293,8 @@ class PreTrainedModel(nn.Module):
         return (model, model.loading_info) if output_loading_info else model
 
     def speed_options(self, compile: bool | None, quantize: str | None) -> PreTrainedModel:
-        """``from_pretrained``'s ``compile=`` and ``quantize=``: decoders apply them (``CausalLM``), others refuse."""
+        """``from_pretrained``'s ``compile=`` and ``quantize=``: models that generate apply them
+        (``SpeedOptions``), others refuse."""
         if compile or quantize:
             raise TypeError(
                 f"compile= and quantize= apply to decoder models; {type(self).__name__} is not one"
