@@ -42,23 +42,26 @@ class SlotCache:
     def rows(self) -> int:
         return self.keys[0].shape[0]
 
-    def prefill_view(self, prompt_length: int) -> CacheView:
-        """Take the next free row for a prompt of ``prompt_length`` tokens ending at the current position and
-        return a cache that sees only that row's stretch of the timeline, so the prompt runs exactly as a
-        one-row ``generate`` prefill (no mask, plain causal attention)."""
-        if self.running == self.rows:
-            raise RuntimeError("no free cache row")
-        if prompt_length > self.length:
-            self._shift(prompt_length - self.length)
-        row, start = self.running, self.length - prompt_length
-        self.running += 1
-        self.starts[row] = start
-        self.key_mask[row] = True
-        self.key_mask[row, :start] = False
-        span = slice(start, self.length)
-        keys = [k[row : row + 1, :, span] for k in self.keys]
-        values = [v[row : row + 1, :, span] for v in self.values]
-        return CacheView(keys, values, None)
+    def prefill_view(self, prompt_lengths: list[int]) -> CacheView:
+        """Take the next free rows for prompts of ``prompt_lengths`` tokens, each ending at the current position,
+        and return a cache that sees only those rows' stretch of the timeline, as a left-padded ``generate``
+        prefill of those prompts (a single prompt: no mask, plain causal attention)."""
+        rows, longest = len(prompt_lengths), max(prompt_lengths)
+        if self.running + rows > self.rows:
+            raise RuntimeError(f"{rows} cache rows asked for, {self.rows - self.running} free")
+        if longest > self.length:
+            self._shift(longest - self.length)
+        first = self.running
+        for row, length in enumerate(prompt_lengths, first):
+            self.starts[row] = start = self.length - length
+            self.key_mask[row] = True
+            self.key_mask[row, :start] = False
+        self.running += rows
+        taken, span = slice(first, first + rows), slice(self.length - longest, self.length)
+        keys = [k[taken, :, span] for k in self.keys]
+        values = [v[taken, :, span] for v in self.values]
+        padded = min(prompt_lengths) < longest
+        return CacheView(keys, values, self.key_mask[taken, span] if padded else None)
 
     def step_view(self) -> CacheView:
         """The running rows as one batch at the current position, with room for one more token."""
