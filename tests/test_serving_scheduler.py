@@ -13,6 +13,7 @@ import torch
 from tinyformers.models.llama import LlamaConfig, LlamaForCausalLM
 from tinyformers.serving.params import SamplingParams
 from tinyformers.serving.scheduler import Finished, Scheduler, Token, prefill_groups
+from tinyformers.serving.slots import COMPACT_AFTER
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +131,29 @@ def test_short_prompts_joining_together_are_prefilled_in_one_forward(model, toke
     for (prompt, params), sink in zip(requests, sinks):
         assert sink.tokens == local(model, prompt, params.max_new_tokens, do_sample=False)
     assert scheduler.slots.running == 0
+
+
+def test_a_dead_prefix_longer_than_the_live_timeline_is_compacted_early(model, tokenizer):
+    """B outlives A, and C takes A's row late: once B finishes, C's keys start 34 positions into the timeline with
+    fewer after them (about 33, 22), so the rows shift left before the cache's end; every request's ids are still generate()'s."""
+    prompts = [[5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16]]
+    budgets = [34, 52, 26]
+    scheduler = Scheduler(model, tokenizer, max_batch=2, max_queue=4, max_length=64)
+    shifts: list[tuple[int, int]] = []
+    shift = scheduler.slots._shift
+    scheduler.slots._shift = lambda by: (shifts.append((by, scheduler.slots.length)), shift(by))[1]
+    scheduler.start()
+    try:
+        sinks = run(
+            scheduler,
+            [(p, SamplingParams(max_new_tokens=b, temperature=0)) for p, b in zip(prompts, budgets)],
+        )
+    finally:
+        scheduler.stop()
+    for prompt, budget, sink in zip(prompts, budgets, sinks):
+        assert sink.tokens == local(model, prompt, budget, do_sample=False)
+    early = [by for by, length in shifts if by < 0 and length < 64]  # before the cache's end
+    assert len(early) == 1 and early[0] <= -COMPACT_AFTER
 
 
 def test_prefill_groups_bound_padding_and_length():

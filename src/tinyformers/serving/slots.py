@@ -6,8 +6,11 @@ exactly as a left-padded prompt in ``generate``. So a decoding step over the run
 ``StaticKVCache`` step (the model, eager or compiled, sees nothing new), while each row keeps its own position
 ids. Running rows are always the first ``running`` rows: a finished request's row is refilled with the last one.
 
-The timeline only grows while requests run; when it reaches the end of the buffers, every row is shifted left by
-the start of the oldest one (``compact``). A prompt longer than the timeline shifts the rows right first.
+The timeline only grows while requests run, and a step attends over all of it, the dead positions before the
+oldest running row's first key included. So every row is shifted left by the start of the oldest one when that
+dead prefix is longer than what lies after it (and at least ``COMPACT_AFTER`` positions), or when the timeline
+reaches the end of the buffers: a copy of the live positions, paid back within a step or two at long contexts.
+A prompt longer than the timeline shifts the rows right first.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from __future__ import annotations
 import torch
 
 from ..generation import StaticKVCache
+
+# Dead positions a timeline keeps before it is compacted early (fewer cost less to attend over than to move).
+COMPACT_AFTER = 32
 
 
 class CacheView(StaticKVCache):
@@ -65,9 +71,10 @@ class SlotCache:
 
     def step_view(self) -> CacheView:
         """The running rows as one batch at the current position, with room for one more token."""
-        if self.length == self.max_length:
-            self._shift(-min(self.starts[: self.running]))
         n = self.running
+        dead = min(self.starts[:n])
+        if self.length == self.max_length or dead >= max(COMPACT_AFTER, self.length - dead):
+            self._shift(-dead)
         view = CacheView([k[:n] for k in self.keys], [v[:n] for v in self.values], None)
         view.max_length, view.length = self.max_length, self.length
         if any(self.starts[:n]):  # some row starts later than the timeline: mask what lies before it
