@@ -4,14 +4,13 @@ than it) and left (the timeline reaching the cache's end)."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import torch
 
+from server_process import Collected, run_requests
 from tinyformers.models.llama import LlamaConfig, LlamaForCausalLM
 from tinyformers.serving.params import SamplingParams
-from tinyformers.serving.scheduler import Finished, Scheduler, Token
+from tinyformers.serving.scheduler import Scheduler
 
 
 @pytest.fixture(scope="module")
@@ -38,33 +37,6 @@ def model(tokenizer):
     return LlamaForCausalLM(config).eval()
 
 
-class Collected:
-    def __init__(self):
-        self.tokens: list[int] = []
-        self.text = ""
-        self.finished: Finished | None = None
-        self.done = threading.Event()
-
-    def __call__(self, event) -> None:
-        if isinstance(event, Token):
-            self.tokens.append(event.token_id)
-            self.text += event.text
-        else:
-            self.finished = event
-            self.text += event.text
-            self.done.set()
-
-
-def run(scheduler, requests):
-    """Submit ``(prompt ids, params)`` all at once; the results in order."""
-    sinks = [Collected() for _ in requests]
-    for (ids, params), sink in zip(requests, sinks):
-        scheduler.submit(ids, params, sink)
-    for sink in sinks:
-        assert sink.done.wait(120)
-    return sinks
-
-
 def local(model, ids, new_tokens, **kwargs):
     input_ids = torch.tensor([ids])
     out = model.generate(
@@ -86,7 +58,7 @@ def test_greedy_rows_equal_generate_while_the_batch_changes(model, tokenizer):
     scheduler.slots._shift = lambda by: (shifts.append(by), shift(by))[1]  # count, then shift as before
     scheduler.start()
     try:
-        sinks = run(scheduler, requests)
+        sinks = run_requests(scheduler, requests)
     finally:
         scheduler.stop()
     for (prompt, params), sink in zip(requests, sinks):
@@ -104,11 +76,11 @@ def test_seeded_sampling_does_not_depend_on_the_batch(model, tokenizer):
     params = SamplingParams(max_new_tokens=8, temperature=0.8, top_p=0.9, seed=7)
     scheduler = Scheduler(model, tokenizer, max_batch=4, max_queue=8).start()
     try:
-        alone = run(scheduler, [(prompt, params)])[0].tokens
+        alone = run_requests(scheduler, [(prompt, params)])[0].tokens
         others = [
             (list(range(200, 200 + n)), SamplingParams(max_new_tokens=8, temperature=1.0)) for n in (3, 9, 5)
         ]
-        together = run(scheduler, [*others[:2], (prompt, params), others[2]])[2].tokens
+        together = run_requests(scheduler, [*others[:2], (prompt, params), others[2]])[2].tokens
     finally:
         scheduler.stop()
     assert alone == together
@@ -121,7 +93,9 @@ def test_stop_strings_and_cancel(model, tokenizer):
     stop = text[len(text) // 2 : len(text) // 2 + 2]
     scheduler = Scheduler(model, tokenizer, max_batch=2, max_queue=4).start()
     try:
-        sink = run(scheduler, [(prompt, SamplingParams(max_new_tokens=12, temperature=0, stop=[stop]))])[0]
+        sink = run_requests(
+            scheduler, [(prompt, SamplingParams(max_new_tokens=12, temperature=0, stop=[stop]))]
+        )[0]
         assert sink.finished.reason == "stop" and sink.text == text[: text.index(stop)]
 
         cancelled = Collected()

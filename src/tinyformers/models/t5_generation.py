@@ -59,5 +59,7 @@ class T5Decoding(GenerationMixin):
         # Positions enter through the relative bias, sliced from the table by the cache length.
         start, end = cache.length, cache.length + input_ids.shape[1]
         mask = cache.self_attention_mask[:, :, start:end, :end]
+        if cache.key_mask is not None:  # rows that start later on a shared timeline (the server's cache rows)
+            mask = additive_mask(mask, cache.key_mask[:, None, None, :end])
         x = self.decoder.run(self.shared(input_ids), mask, cache, cache.cross_kv, cache.encoder_mask)
         return self.lm_logits(x[:, -1])

@@ -9,6 +9,9 @@ else is in the batch. Waiting requests sit in a bounded queue: when it is full, 
 
 Results go to each request's ``sink`` (called from the model thread): ``Token`` per generated token, then one
 ``Finished``.
+
+An encoder-decoder model (T5) runs through the same loop: its cache rows (``seq2seq.EncoderDecoderSlots``) encode
+each request's prompt when it joins, and its decoder starts from the start token, as in ``generate``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..generation.prepare import Prepared
 from ..generation.sampling import pick_tokens
 from .metrics import Metrics
 from .params import SamplingParams, prepare_request
+from .seq2seq import EncoderDecoderSlots
 from .slots import SlotCache
 from .text import IncrementalText
 
@@ -59,6 +63,8 @@ class Request:
     _ids = itertools.count()
 
     def __init__(self, prompt_ids: list[int], params: SamplingParams, p: Prepared, tokenizer, sink: Callable):
+        """``prompt_ids`` is the prompt as the client sent it; ``p.input_ids`` what the decoder starts from (the
+        same ids for a causal model, the start token for an encoder-decoder one)."""
         self.id = next(self._ids)
         self.prompt_ids, self.params, self.p, self.sink = prompt_ids, params, p, sink
         self.cancelled = False
@@ -67,8 +73,9 @@ class Request:
             seed = params.seed if params.seed is not None else torch.randint(2**62, ()).item()
             self.generator = torch.Generator(device=p.input_ids.device).manual_seed(seed)
         self.ids = torch.zeros((1, p.max_length), dtype=torch.long, device=p.input_ids.device)
-        self.ids[0, : len(prompt_ids)] = p.input_ids[0]
-        self.length = len(prompt_ids)
+        self.start = p.input_ids.shape[1]  # decoder positions before the first generated token
+        self.ids[0, : self.start] = p.input_ids[0]
+        self.length = self.start
         self.text = IncrementalText(tokenizer, params.stop)
         self.row: int | None = None
         self.arrived = time.perf_counter()
@@ -76,7 +83,7 @@ class Request:
 
     @property
     def completion_tokens(self) -> int:
-        return self.length - len(self.prompt_ids)
+        return self.length - self.start
 
     @property
     def plain_greedy(self) -> bool:
@@ -94,9 +101,11 @@ class Scheduler:
                 "1 row, the queue 0 or more places and a cache row 2 or more positions"
             )
         limit = getattr(model.config, "max_position_embeddings", None)
+        slots = EncoderDecoderSlots if getattr(model.config, "is_encoder_decoder", False) else SlotCache
         self.model, self.tokenizer = model, tokenizer
-        self.max_length = min((x for x in (max_length, limit) if x), default=2048)  # cache positions per row
-        self.slots = SlotCache(model, max_batch, self.max_length)
+        # cache positions per row (and, for an encoder-decoder model, prompt tokens)
+        self.max_length = min((x for x in (max_length, limit) if x), default=slots.default_length)
+        self.slots = slots(model, max_batch, self.max_length)
         self.max_queue = max_queue
         self.metrics = Metrics()
         self.waiting: deque[Request] = deque()
@@ -118,13 +127,8 @@ class Scheduler:
         """Queue a request; raises ``ValueError`` (prompt or budget too long) or ``QueueFull``."""
         if not prompt_ids:  # an empty prompt starts from bos, as generate() does (it refuses without one)
             prompt_ids = prepare_request(self.model, self.tokenizer, prompt_ids, params).input_ids[0].tolist()
-        if len(prompt_ids) + params.max_new_tokens > self.max_length:
-            raise ValueError(
-                f"the prompt has {len(prompt_ids)} tokens and max_tokens is {params.max_new_tokens}, "
-                f"{len(prompt_ids) + params.max_new_tokens} in all, but this server's context is "
-                f"{self.max_length} tokens; lower max_tokens or shorten the prompt"
-            )
-        p = prepare_request(self.model, self.tokenizer, prompt_ids, params)
+        self.slots.check_fits(prompt_ids, params.max_new_tokens)
+        p = prepare_request(self.model, self.tokenizer, self.slots.decoder_prompt(prompt_ids), params)
         request = Request(prompt_ids, params, p, self.tokenizer, sink)
         with self.wake:
             if self.stopping:
@@ -137,6 +141,10 @@ class Scheduler:
             self._count()
             self.wake.notify()
         return request
+
+    def room(self, prompt_ids: list[int]) -> int:
+        """The most tokens a request with this prompt may ask for."""
+        return self.slots.room(prompt_ids)
 
     def cancel(self, request: Request) -> None:
         """Stop ``request``; its cache row is freed at the next step."""
@@ -185,7 +193,7 @@ class Scheduler:
             return
         p = request.p
         try:
-            view = self.slots.prefill_view(len(request.prompt_ids))
+            view = self.slots.prefill_view(request.start, request.prompt_ids)
             request.row = len(self.running)
             self.running.append(request)
             logits = self.model.next_token_logits(p.input_ids, p.position_ids, view)
@@ -198,7 +206,7 @@ class Scheduler:
             return
         with self.metrics.lock:
             self.metrics.prompt_tokens += len(request.prompt_ids)
-        self.next_position[request.row] = len(request.prompt_ids)
+        self.next_position[request.row] = request.start
         self._advance(request, logits)
 
     def _step(self) -> None:

@@ -8,6 +8,9 @@ ids. Running rows are always the first ``running`` rows: a finished request's ro
 
 The timeline only grows while requests run; when it reaches the end of the buffers, every row is shifted left by
 the start of the oldest one (``compact``). A prompt longer than the timeline shifts the rows right first.
+
+Encoder-decoder models keep more per row (their encoder output): ``seq2seq.EncoderDecoderSlots`` extends this
+class through the hooks below (``_allocate``, ``decoder_prompt``, ``check_fits``, ``room``).
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ class CacheView(StaticKVCache):
 class SlotCache:
     """``rows`` cache rows of ``max_length`` positions, allocated once; the first ``running`` are in use."""
 
+    default_length = 2048  # positions per row for a model without a limit of its own
+
     def __init__(self, model, rows: int, max_length: int):
-        full = model.allocate_cache(rows, max_length)
+        full = self._allocate(model, rows, max_length)
+        self.limit = max_length  # what requests may use (the buffers may be longer)
         self.keys, self.values = full.keys, full.values
         self.max_length = full.max_length  # a compiled model may round it up to its bucket size
         self.key_mask = torch.ones(rows, self.max_length, dtype=torch.bool, device=self.keys[0].device)
@@ -38,14 +44,35 @@ class SlotCache:
         self.length = 0  # the shared timeline: positions written so far
         self.running = 0
 
+    def _allocate(self, model, rows: int, max_length: int) -> StaticKVCache:
+        return model.allocate_cache(rows, max_length)
+
     @property
     def rows(self) -> int:
         return self.keys[0].shape[0]
 
-    def prefill_view(self, prompt_length: int) -> CacheView:
+    def decoder_prompt(self, prompt_ids: list[int]) -> list[int]:
+        """The ids the decoder starts from: a causal model continues the prompt itself."""
+        return prompt_ids
+
+    def room(self, prompt_ids: list[int]) -> int:
+        """How many tokens a request with this prompt may generate."""
+        return self.limit - len(prompt_ids)
+
+    def check_fits(self, prompt_ids: list[int], new_tokens: int) -> None:
+        """Raise ``ValueError`` naming the numbers when the prompt and ``new_tokens`` do not fit a row."""
+        if new_tokens > self.room(prompt_ids):
+            raise ValueError(
+                f"the prompt has {len(prompt_ids)} tokens and max_tokens is {new_tokens}, "
+                f"{len(prompt_ids) + new_tokens} in all, but this server's context is "
+                f"{self.limit} tokens; lower max_tokens or shorten the prompt"
+            )
+
+    def prefill_view(self, prompt_length: int, prompt_ids: list[int] | None = None) -> CacheView:
         """Take the next free row for a prompt of ``prompt_length`` tokens ending at the current position and
         return a cache that sees only that row's stretch of the timeline, so the prompt runs exactly as a
-        one-row ``generate`` prefill (no mask, plain causal attention)."""
+        one-row ``generate`` prefill (no mask, plain causal attention). ``prompt_ids`` (the request's prompt)
+        matters only to models that condition a row on it (``seq2seq.EncoderDecoderSlots``)."""
         if self.running == self.rows:
             raise RuntimeError("no free cache row")
         if prompt_length > self.length:
