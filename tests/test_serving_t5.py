@@ -5,6 +5,10 @@ checkpoint, never from the server itself."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -15,7 +19,7 @@ openai = oracle("openai")
 oracle("fastapi")  # the server's own dependencies, installed with the test extra
 oracle("uvicorn")
 
-from server_process import Server, at_once, openai_client, run_requests  # noqa: E402
+from server_process import ROOT, Server, at_once, openai_client, run_requests  # noqa: E402
 from tinyformers.serving.params import SamplingParams  # noqa: E402
 from tinyformers.serving.scheduler import Scheduler  # noqa: E402
 
@@ -152,3 +156,14 @@ def test_context_errors_name_the_numbers_and_chat_needs_a_template(client, check
         client.chat.completions.create(
             model=name(checkpoint), messages=[{"role": "user", "content": "Hi"}], max_tokens=4
         )
+
+
+def test_speed_options_t5_does_not_take_are_one_line_and_exit_2(checkpoint):
+    out = subprocess.run(
+        [sys.executable, "-m", "tinyformers.cli", "serve", str(checkpoint[0]), "--quantize", "int8"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith("tinyformers: error: ") and "without --compile and --quantize" in out.stderr

@@ -56,7 +56,12 @@ def load(
         return served
     speed = {"compile": compile, "quantize": quantize} if (compile or quantize) else {}
     auto = AutoModelForSeq2SeqLM if task == "text2text-generation" else AutoModelForCausalLM
-    lm = auto.from_pretrained(model, gguf_file=gguf_file, **speed).eval()
+    try:
+        lm = auto.from_pretrained(model, gguf_file=gguf_file, **speed).eval()
+    except TypeError as error:  # a model class that does not take the speed options (T5 so far)
+        if not speed:
+            raise
+        raise ValueError(f"{error}: serve '{model}' without --compile and --quantize") from None
     served.scheduler = Scheduler(lm, tokenizer, max_batch, max_queue, max_context).start()
     return served
 
