@@ -137,3 +137,16 @@ def run_requests(scheduler, requests) -> list[Collected]:
     for sink in sinks:
         assert sink.done.wait(120)
     return sinks
+
+
+def run_and_count_shifts(scheduler, requests) -> tuple[list[Collected], list[int]]:
+    """Start ``scheduler``, run ``requests`` as ``run_requests`` does and stop it; also the moves of its cache
+    rows along the timeline (``SlotCache._shift``: > 0 right, < 0 left), in order."""
+    shifts: list[int] = []
+    shift = scheduler.slots._shift
+    scheduler.slots._shift = lambda by: (shifts.append(by), shift(by))[1]  # count, then shift as before
+    scheduler.start()
+    try:
+        return run_requests(scheduler, requests), shifts
+    finally:
+        scheduler.stop()

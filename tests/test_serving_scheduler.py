@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server_process import Collected, run_requests
+from server_process import Collected, run_and_count_shifts, run_requests
 from tinyformers.models.llama import LlamaConfig, LlamaForCausalLM
 from tinyformers.serving.params import SamplingParams
 from tinyformers.serving.scheduler import Scheduler
@@ -53,14 +53,7 @@ def test_greedy_rows_equal_generate_while_the_batch_changes(model, tokenizer):
         prompt = torch.randint(3, vocab, (3 + (5 * i) % 13,), generator=generator).tolist()
         requests.append((prompt, SamplingParams(max_new_tokens=4 + (7 * i) % 17, temperature=0)))
     scheduler = Scheduler(model, tokenizer, max_batch=3, max_queue=16, max_length=40)
-    shifts: list[int] = []
-    shift = scheduler.slots._shift
-    scheduler.slots._shift = lambda by: (shifts.append(by), shift(by))[1]  # count, then shift as before
-    scheduler.start()
-    try:
-        sinks = run_requests(scheduler, requests)
-    finally:
-        scheduler.stop()
+    sinks, shifts = run_and_count_shifts(scheduler, requests)
     for (prompt, params), sink in zip(requests, sinks):
         assert sink.tokens == local(model, prompt, params.max_new_tokens, do_sample=False)
         assert sink.finished.reason == "length"

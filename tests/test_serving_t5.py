@@ -19,7 +19,7 @@ openai = oracle("openai")
 oracle("fastapi")  # the server's own dependencies, installed with the test extra
 oracle("uvicorn")
 
-from server_process import ROOT, Server, at_once, openai_client, run_requests  # noqa: E402
+from server_process import ROOT, Server, at_once, openai_client, run_and_count_shifts  # noqa: E402
 from tinyformers.serving.params import SamplingParams  # noqa: E402
 from tinyformers.serving.scheduler import Scheduler  # noqa: E402
 
@@ -85,14 +85,7 @@ def test_scheduler_rows_equal_generate_while_the_batch_changes(local):
         for i, t in enumerate(texts)
     ]
     scheduler = Scheduler(model, tokenizer, max_batch=3, max_queue=16, max_length=24)
-    shifts: list[int] = []
-    shift = scheduler.slots._shift
-    scheduler.slots._shift = lambda by: (shifts.append(by), shift(by))[1]  # count, then shift as before
-    scheduler.start()
-    try:
-        sinks = run_requests(scheduler, requests)
-    finally:
-        scheduler.stop()
+    sinks, shifts = run_and_count_shifts(scheduler, requests)
     for (ids, params), sink in zip(requests, sinks):
         assert sink.tokens == greedy(model, ids, params.max_new_tokens)
         assert sink.text == tokenizer.decode(sink.tokens, skip_special_tokens=True)
