@@ -129,24 +129,32 @@ class Collected:
             self.done.set()
 
 
-def run_requests(scheduler, requests) -> list[Collected]:
-    """Submit ``(prompt ids, params)`` all at once to a started ``scheduler``; the results in order."""
+def run_requests(scheduler, requests, start: bool = False) -> list[Collected]:
+    """Submit ``(prompt ids, params)`` all at once to ``scheduler``; the results in order. ``start``: the
+    scheduler is not started yet; it starts once all are queued, so the first ones join in one step."""
     sinks = [Collected() for _ in requests]
     for (ids, params), sink in zip(requests, sinks):
         scheduler.submit(ids, params, sink)
+    if start:
+        scheduler.start()
     for sink in sinks:
         assert sink.done.wait(120)
     return sinks
 
 
-def run_and_count_shifts(scheduler, requests) -> tuple[list[Collected], list[int]]:
-    """Start ``scheduler``, run ``requests`` as ``run_requests`` does and stop it; also the moves of its cache
-    rows along the timeline (``SlotCache._shift``: > 0 right, < 0 left), in order."""
-    shifts: list[int] = []
-    shift = scheduler.slots._shift
-    scheduler.slots._shift = lambda by: (shifts.append(by), shift(by))[1]  # count, then shift as before
-    scheduler.start()
+def run_and_count_shifts(
+    scheduler, requests, queue_first: bool = False
+) -> tuple[list[Collected], list[tuple[int, int]]]:
+    """Start ``scheduler`` (after queueing ``requests`` when ``queue_first``), run them as ``run_requests`` does
+    and stop it; also the moves of its cache rows along the timeline (``SlotCache._shift``: > 0 right, < 0
+    left), in order, each with the timeline's length before it."""
+    shifts: list[tuple[int, int]] = []
+    slots = scheduler.slots
+    shift = slots._shift
+    slots._shift = lambda by: (shifts.append((by, slots.length)), shift(by))[1]  # count, then shift as before
     try:
-        return run_requests(scheduler, requests), shifts
+        if not queue_first:
+            scheduler.start()
+        return run_requests(scheduler, requests, start=queue_first), shifts
     finally:
         scheduler.stop()

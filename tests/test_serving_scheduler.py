@@ -4,13 +4,16 @@ than it) and left (the timeline reaching the cache's end)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from server_process import Collected, run_and_count_shifts, run_requests
 from tinyformers.models.llama import LlamaConfig, LlamaForCausalLM
 from tinyformers.serving.params import SamplingParams
-from tinyformers.serving.scheduler import Scheduler
+from tinyformers.serving.scheduler import Scheduler, prefill_groups
+from tinyformers.serving.slots import COMPACT_AFTER
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +61,63 @@ def test_greedy_rows_equal_generate_while_the_batch_changes(model, tokenizer):
         assert sink.tokens == local(model, prompt, params.max_new_tokens, do_sample=False)
         assert sink.finished.reason == "length"
         assert sink.text == tokenizer.decode(sink.tokens, skip_special_tokens=True)
-    assert any(by > 0 for by in shifts) and any(by < 0 for by in shifts)  # both moves happened
+    assert any(by > 0 for by, _ in shifts) and any(by < 0 for by, _ in shifts)  # both moves happened
     assert scheduler.slots.running == 0 and scheduler.metrics.generated_tokens == sum(
         len(s.tokens) for s in sinks
     )
+
+
+def test_short_prompts_joining_together_are_prefilled_in_one_forward(model, tokenizer):
+    """Prompts of similar length that join at one step run as one left-padded forward; each request still gets
+    its own generate()'s ids, also when one of them finishes at its first token (its row is refilled at once)."""
+    generator = torch.Generator().manual_seed(2)
+    vocab = model.config.vocab_size
+    lengths, budgets = [7, 8, 8, 6, 30, 5], [5, 1, 6, 3, 4, 2]
+    requests = [
+        (
+            torch.randint(3, vocab, (n,), generator=generator).tolist(),
+            SamplingParams(max_new_tokens=b, temperature=0),
+        )
+        for n, b in zip(lengths, budgets)
+    ]
+    scheduler = Scheduler(model, tokenizer, max_batch=6, max_queue=16, max_length=40)
+    groups: list[list[int]] = []
+    prefill = scheduler._prefill
+    scheduler._prefill = lambda group: (groups.append([len(r.prompt_ids) for r in group]), prefill(group))[1]
+    try:  # all queued before the model thread starts: they join together
+        sinks = run_requests(scheduler, requests, start=True)
+    finally:
+        scheduler.stop()
+    assert groups == [[5, 6, 7, 8, 8], [30]]  # the long prompt would be mostly padding: alone
+    for (prompt, params), sink in zip(requests, sinks):
+        assert sink.tokens == local(model, prompt, params.max_new_tokens, do_sample=False)
+    assert scheduler.slots.running == 0
+
+
+def test_a_dead_prefix_longer_than_the_live_timeline_is_compacted_early(model, tokenizer):
+    """B outlives A, and C takes A's row late: once B finishes, C's keys start 34 positions into the timeline with
+    fewer after them (about 33, 22), so the rows shift left before the cache's end; every request's ids are still generate()'s."""
+    prompts = [[5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16]]
+    budgets = [34, 52, 26]
+    scheduler = Scheduler(model, tokenizer, max_batch=2, max_queue=4, max_length=64)
+    requests = [(p, SamplingParams(max_new_tokens=b, temperature=0)) for p, b in zip(prompts, budgets)]
+    sinks, shifts = run_and_count_shifts(scheduler, requests)
+    for prompt, budget, sink in zip(prompts, budgets, sinks):
+        assert sink.tokens == local(model, prompt, budget, do_sample=False)
+    early = [by for by, length in shifts if by < 0 and length < 64]  # before the cache's end
+    assert len(early) == 1 and early[0] <= -COMPACT_AFTER
+
+
+def test_prefill_groups_bound_padding_and_length():
+    def group_lengths(lengths):
+        requests = [SimpleNamespace(prompt_ids=[0] * n) for n in lengths]
+        return [[len(r.prompt_ids) for r in group] for group in prefill_groups(requests)]
+
+    assert group_lengths([10, 10, 10]) == [[10, 10, 10]]
+    assert group_lengths([4, 12]) == [[4], [12]]  # 24 tokens run for 16 real ones: too much padding
+    assert group_lengths([100, 90, 95]) == [[90, 95, 100]]
+    assert group_lengths([200, 200]) == [[200], [200]]  # long prompts: batching saves nothing
+    assert group_lengths([]) == []
 
 
 def test_seeded_sampling_does_not_depend_on_the_batch(model, tokenizer):

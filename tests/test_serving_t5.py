@@ -76,8 +76,9 @@ def prompts(count: int) -> list[str]:
 
 
 def test_scheduler_rows_equal_generate_while_the_batch_changes(local):
-    """Without HTTP: rows join and leave (the last row moving into a freed one, with its encoder rows), the
-    timeline shifts right and left, prompts of different lengths share steps; every answer stays its own."""
+    """Without HTTP: rows join (several in one forward) and leave (the last row moving into a freed one, with its
+    encoder rows), the timeline shifts right and left, prompts of different lengths share steps; every answer
+    stays its own."""
     model, tokenizer = local
     texts = prompts(10)
     requests = [
@@ -85,12 +86,16 @@ def test_scheduler_rows_equal_generate_while_the_batch_changes(local):
         for i, t in enumerate(texts)
     ]
     scheduler = Scheduler(model, tokenizer, max_batch=3, max_queue=16, max_length=24)
-    sinks, shifts = run_and_count_shifts(scheduler, requests)
+    groups: list[list[int]] = []
+    prefill = scheduler._prefill
+    scheduler._prefill = lambda group: (groups.append([len(r.prompt_ids) for r in group]), prefill(group))[1]
+    sinks, shifts = run_and_count_shifts(scheduler, requests, queue_first=True)
     for (ids, params), sink in zip(requests, sinks):
         assert sink.tokens == greedy(model, ids, params.max_new_tokens)
         assert sink.text == tokenizer.decode(sink.tokens, skip_special_tokens=True)
         assert sink.finished.prompt_tokens == len(ids)
-    assert any(by > 0 for by in shifts) and any(by < 0 for by in shifts)  # both moves happened
+    assert any(by > 0 for by, _ in shifts) and any(by < 0 for by, _ in shifts)  # both moves happened
+    assert any(len(set(group)) > 1 for group in groups)  # prompts of different lengths joined in one forward
     assert scheduler.slots.running == 0
 
 

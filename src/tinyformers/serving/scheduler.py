@@ -1,7 +1,7 @@
 """Continuous batching: one model thread decodes every running request together, one token each per step.
 
-Between two steps, requests join (their prompt is prefilled into a free ``SlotCache`` row) and leave (finished or
-cancelled; the row is reused). Each request carries what ``generate`` would have prepared for it
+Between two steps, requests join (their prompts are prefilled into free ``SlotCache`` rows, short prompts of
+similar lengths in one forward: ``prefill_groups``) and leave (finished or cancelled; the row is reused). Each request carries what ``generate`` would have prepared for it
 (``params.prepare_request``: its logits processors and stop conditions) and its own random generator, and its
 token is picked with the same function ``generate`` uses, so a greedy request gives ``generate``'s ids whatever
 else is in the batch. Waiting requests sit in a bounded queue: when it is full, ``submit`` refuses at once
@@ -36,6 +36,10 @@ from .slots import SlotCache
 from .text import IncrementalText
 
 log = logging.getLogger(__name__)
+
+# Prompts of up to this many tokens are prefilled together, with padding under this share of the tokens run.
+PREFILL_BATCH_TOKENS = 128
+PREFILL_PADDING = 0.25
 
 
 class QueueFull(Exception):
@@ -89,6 +93,28 @@ class Request:
     def plain_greedy(self) -> bool:
         """Argmax of the raw logits: the token can be picked for many rows at once."""
         return self.params.greedy and not self.p.processors and not self.params.logprobs
+
+
+def prefill_groups(requests: list[Request]) -> list[list[Request]]:
+    """Split the requests that join at one step into groups prefilled in one forward each.
+
+    A short prompt's forward costs about what reading every weight once costs, so batching short prompts saves
+    most of the time; at a few hundred tokens the matrices are as busy with one prompt as with eight and
+    batching saves nothing (benchmarks/README.md). Prompts are grouped by length (shortest first) so that
+    padding stays under ``PREFILL_PADDING`` of the tokens computed, and only prompts of up to
+    ``PREFILL_BATCH_TOKENS`` tokens are batched; longer ones run alone.
+    """
+    groups: list[list[Request]] = []
+    for request in sorted(requests, key=lambda r: len(r.prompt_ids)):
+        length = len(request.prompt_ids)
+        group = groups[-1] if groups else None
+        if group is not None and length <= PREFILL_BATCH_TOKENS:
+            real = sum(len(r.prompt_ids) for r in group) + length
+            if (len(group) + 1) * length * (1 - PREFILL_PADDING) <= real:  # sorted: ``length`` is the longest
+                group.append(request)
+                continue
+        groups.append([request])
+    return groups
 
 
 class Scheduler:
@@ -175,8 +201,8 @@ class Scheduler:
                     free = self.slots.rows - len(self.running)
                     joining = [self.waiting.popleft() for _ in range(min(free, len(self.waiting)))]
                     self._count()
-                for request in joining:
-                    self._prefill(request)
+                for group in prefill_groups([r for r in joining if not self._refuse_cancelled(r)]):
+                    self._prefill(group)
                 for request in [r for r in self.running if r.cancelled]:
                     self._finish(request, "cancelled")
                 if self.running:
@@ -187,27 +213,44 @@ class Scheduler:
                         for request in list(self.running):
                             self._finish(request, "error", str(error))
 
-    def _prefill(self, request: Request) -> None:
+    def _refuse_cancelled(self, request: Request) -> bool:
         if request.cancelled:
             self._report(request, Finished("cancelled", len(request.prompt_ids), 0))
-            return
-        p = request.p
+        return request.cancelled
+
+    def _prefill(self, group: list[Request]) -> None:
+        """Run the prompts of ``group`` in one forward (left-padded to the longest) into fresh cache rows."""
+        lengths = [
+            r.start for r in group
+        ]  # what the decoder runs (an encoder-decoder model: the start token)
+        longest = max(lengths)
+        device = group[0].p.input_ids.device
+        input_ids = torch.zeros((len(group), longest), dtype=torch.long, device=device)
+        position_ids = torch.zeros_like(input_ids)
+        for i, request in enumerate(group):
+            input_ids[i, longest - lengths[i] :] = request.p.input_ids[0]
+            position_ids[i, longest - lengths[i] :] = request.p.position_ids[0]
         try:
-            view = self.slots.prefill_view(request.start, request.prompt_ids)
-            request.row = len(self.running)
-            self.running.append(request)
-            logits = self.model.next_token_logits(p.input_ids, p.position_ids, view)
-        except Exception as error:  # noqa: BLE001 - this request fails, the others go on
+            view = self.slots.prefill_view(lengths, [r.prompt_ids for r in group])
+            for request in group:
+                request.row = len(self.running)
+                self.running.append(request)
+            logits = self.model.next_token_logits(input_ids, position_ids, view)
+        except Exception as error:  # noqa: BLE001 - these requests fail, the others go on
             log.exception("prefill failed")
-            if request.row is not None:
-                self._finish(request, "error", str(error))
-            else:
-                self._report(request, Finished("error", len(request.prompt_ids), 0, error=str(error)))
+            for request in group:
+                if request.row is not None:
+                    self._finish(request, "error", str(error))
+                else:
+                    self._report(request, Finished("error", len(request.prompt_ids), 0, error=str(error)))
             return
         with self.metrics.lock:
-            self.metrics.prompt_tokens += len(request.prompt_ids)
-        self.next_position[request.row] = request.start
-        self._advance(request, logits)
+            self.metrics.prompt_tokens += sum(len(r.prompt_ids) for r in group)
+        for request in group:
+            self.next_position[request.row] = request.start
+        # Each request's own logits row (a request that finishes at once hands its row to the last one).
+        for i, request in enumerate(group):
+            self._advance(request, logits[i : i + 1])
 
     def _step(self) -> None:
         n = len(self.running)

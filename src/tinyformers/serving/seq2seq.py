@@ -9,7 +9,9 @@ encoder-decoder protocol of ``generation.seq2seq`` (``encode``, ``allocate_cache
 The decoder's own keys and values live on ``SlotCache``'s shared timeline like a causal model's. T5's position
 bias depends only on the distance between query and key, so a row that joined later sees the bias a one-row
 ``generate`` would, once the timeline before its start is masked (``key_mask``). A step attends over the longest
-running prompt; the padding of shorter ones is masked (none when all are as long, as in ``generate``).
+running prompt; the padding of shorter ones is masked (none when all are as long, as in ``generate``). Requests
+that join together (``scheduler.prefill_groups``, by prompt length, so this padding stays bounded there too) run
+their start tokens in one decoder forward; each prompt is encoded alone, exactly as ``generate`` on it.
 """
 
 from __future__ import annotations
@@ -63,17 +65,23 @@ class EncoderDecoderSlots(SlotCache):
                 f"(--max-context {self.limit}, less the decoder's start token); lower max_tokens"
             )
 
-    def prefill_view(self, prompt_length: int, prompt_ids: list[int] | None = None) -> CacheView:
-        view = super().prefill_view(prompt_length)
-        row, n = self.running - 1, len(prompt_ids)
-        ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.keys[0].device)
+    def prefill_view(self, prompt_lengths: list[int], prompts: list[list[int]] | None = None) -> CacheView:
+        view = super().prefill_view(prompt_lengths)
+        first = self.running - len(prompt_lengths)
+        for row, prompt in enumerate(prompts, first):
+            self._encode(row, prompt)
+        return self._conditioned(view, first, self.running)
+
+    def _encode(self, row: int, prompt: list[int]) -> None:
+        """Run the encoder on ``prompt`` alone (as ``generate`` on it would) into ``row``'s cross-attention."""
+        n = len(prompt)
+        ids = torch.tensor([prompt], dtype=torch.long, device=self.keys[0].device)
         encoded = self.model.allocate_cache(1, 1, self.model.encode(ids, None), None)  # projects them once
         for (keys, values), (k, v) in zip(self.cross_kv, encoded.cross_kv):
             keys[row, :, :n], values[row, :, :n] = k[0], v[0]
         self.source_mask[row] = False
         self.source_mask[row, :n] = True
         self.source_lengths[row] = n
-        return self._conditioned(view, row, row + 1)
 
     def step_view(self) -> CacheView:
         return self._conditioned(super().step_view(), 0, self.running)

@@ -6,8 +6,11 @@ exactly as a left-padded prompt in ``generate``. So a decoding step over the run
 ``StaticKVCache`` step (the model, eager or compiled, sees nothing new), while each row keeps its own position
 ids. Running rows are always the first ``running`` rows: a finished request's row is refilled with the last one.
 
-The timeline only grows while requests run; when it reaches the end of the buffers, every row is shifted left by
-the start of the oldest one (``compact``). A prompt longer than the timeline shifts the rows right first.
+The timeline only grows while requests run, and a step attends over all of it, the dead positions before the
+oldest running row's first key included. So every row is shifted left by the start of the oldest one when that
+dead prefix is longer than what lies after it (and at least ``COMPACT_AFTER`` positions), or when the timeline
+reaches the end of the buffers: a copy of the live positions, paid back within a step or two at long contexts.
+A prompt longer than the timeline shifts the rows right first.
 
 Encoder-decoder models keep more per row (their encoder output): ``seq2seq.EncoderDecoderSlots`` extends this
 class through the hooks below (``_allocate``, ``decoder_prompt``, ``check_fits``, ``room``).
@@ -18,6 +21,9 @@ from __future__ import annotations
 import torch
 
 from ..generation import StaticKVCache
+
+# Dead positions a timeline keeps before it is compacted early (fewer cost less to attend over than to move).
+COMPACT_AFTER = 32
 
 
 class CacheView(StaticKVCache):
@@ -68,30 +74,34 @@ class SlotCache:
                 f"{self.limit} tokens; lower max_tokens or shorten the prompt"
             )
 
-    def prefill_view(self, prompt_length: int, prompt_ids: list[int] | None = None) -> CacheView:
-        """Take the next free row for a prompt of ``prompt_length`` tokens ending at the current position and
-        return a cache that sees only that row's stretch of the timeline, so the prompt runs exactly as a
-        one-row ``generate`` prefill (no mask, plain causal attention). ``prompt_ids`` (the request's prompt)
-        matters only to models that condition a row on it (``seq2seq.EncoderDecoderSlots``)."""
-        if self.running == self.rows:
-            raise RuntimeError("no free cache row")
-        if prompt_length > self.length:
-            self._shift(prompt_length - self.length)
-        row, start = self.running, self.length - prompt_length
-        self.running += 1
-        self.starts[row] = start
-        self.key_mask[row] = True
-        self.key_mask[row, :start] = False
-        span = slice(start, self.length)
-        keys = [k[row : row + 1, :, span] for k in self.keys]
-        values = [v[row : row + 1, :, span] for v in self.values]
-        return CacheView(keys, values, None)
+    def prefill_view(self, prompt_lengths: list[int], prompts: list[list[int]] | None = None) -> CacheView:
+        """Take the next free rows for prompts of ``prompt_lengths`` tokens, each ending at the current position,
+        and return a cache that sees only those rows' stretch of the timeline, as a left-padded ``generate``
+        prefill of those prompts (a single prompt: no mask, plain causal attention). ``prompts`` (the requests'
+        prompts) matter only to models that condition a row on its prompt (``seq2seq.EncoderDecoderSlots``)."""
+        rows, longest = len(prompt_lengths), max(prompt_lengths)
+        if self.running + rows > self.rows:
+            raise RuntimeError(f"{rows} cache rows asked for, {self.rows - self.running} free")
+        if longest > self.length:
+            self._shift(longest - self.length)
+        first = self.running
+        for row, length in enumerate(prompt_lengths, first):
+            self.starts[row] = start = self.length - length
+            self.key_mask[row] = True
+            self.key_mask[row, :start] = False
+        self.running += rows
+        taken, span = slice(first, first + rows), slice(self.length - longest, self.length)
+        keys = [k[taken, :, span] for k in self.keys]
+        values = [v[taken, :, span] for v in self.values]
+        padded = min(prompt_lengths) < longest
+        return CacheView(keys, values, self.key_mask[taken, span] if padded else None)
 
     def step_view(self) -> CacheView:
         """The running rows as one batch at the current position, with room for one more token."""
-        if self.length == self.max_length:
-            self._shift(-min(self.starts[: self.running]))
         n = self.running
+        dead = min(self.starts[:n])
+        if self.length == self.max_length or dead >= max(COMPACT_AFTER, self.length - dead):
+            self._shift(-dead)
         view = CacheView([k[:n] for k in self.keys], [v[:n] for v in self.values], None)
         view.max_length, view.length = self.max_length, self.length
         if any(self.starts[:n]):  # some row starts later than the timeline: mask what lies before it
