@@ -112,6 +112,10 @@ def test_completion_equals_local_and_transformers_greedy_and_streams_the_same_te
     assert reply.choices[0].text == answer
     assert reply.usage.prompt_tokens == len(ids) and reply.usage.completion_tokens == len(expected)
     assert reply.choices[0].finish_reason == ("stop" if expected[-1] == 1 else "length")
+    scored = client.completions.create(
+        model=name(checkpoint), prompt=text, max_tokens=10, temperature=0, logprobs=0
+    )
+    assert scored.choices[0].logprobs.tokens == [tokenizer.decode([i]) for i in expected]  # token by token
 
     stream = client.completions.create(
         model=name(checkpoint), prompt=text, max_tokens=10, temperature=0, stream=True

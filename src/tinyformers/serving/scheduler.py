@@ -220,9 +220,8 @@ class Scheduler:
 
     def _prefill(self, group: list[Request]) -> None:
         """Run the prompts of ``group`` in one forward (left-padded to the longest) into fresh cache rows."""
-        lengths = [
-            r.start for r in group
-        ]  # what the decoder runs (an encoder-decoder model: the start token)
+        # What the decoder runs: the prompts (an encoder-decoder model: its start token).
+        lengths = [r.start for r in group]
         longest = max(lengths)
         device = group[0].p.input_ids.device
         input_ids = torch.zeros((len(group), longest), dtype=torch.long, device=device)
