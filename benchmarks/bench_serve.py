@@ -1,8 +1,9 @@
 """Load benchmark of ``tinyformers serve`` (and the anchors) on SmolLM2: a bounded loop over 127.0.0.1.
 
-For each server and each concurrency (1, 8, 32 by default), ``requests`` streaming chat requests are sent,
-``concurrency`` at a time, each asking for ``--tokens`` new tokens at temperature 0; the level stops after its
-requests or ``--seconds``, whichever comes first. Reported: generated tokens/s over the level's wall time, and
+For each server and each concurrency (1, 8, 32 by default), ``--requests-per-client`` × concurrency (at least
+``--min-requests``) streaming chat requests are sent, ``concurrency`` at a time, each asking for ``--tokens`` new
+tokens (or, ``--mixed``, 1/2, 1 and 3/2 of it in turn) at temperature 0; the level stops after its requests or
+``--seconds``, whichever comes first. Requests of one length run in lock-step: each wave arrives at once. Reported: generated tokens/s over the level's wall time, and
 p50/p95 time to first token and per-token latency (first to last token over tokens - 1), measured by the client.
 
 Servers, each started as a subprocess on a free port and stopped by its pid:
@@ -11,7 +12,7 @@ Servers, each started as a subprocess on a free port and stopped by its pid:
   by ``tinyformers convert``), when transformers' serving extras are installed;
 * llama-cpp-python's server on the same GGUF file, when ``llama_cpp`` is installed (skipped otherwise, said so).
 
-    python benchmarks/bench_serve.py [--concurrency 1 8 32] [--tokens 32] [--seconds 120]
+    python benchmarks/bench_serve.py [--concurrency 1 8 32] [--tokens 32] [--seconds 120] [--mixed]
 """
 
 from __future__ import annotations
@@ -120,7 +121,9 @@ def stream_one(port: int, model: str, prompt: str, tokens: int) -> dict:
     }
 
 
-def load_level(port: int, model: str, concurrency: int, requests: int, tokens: int, seconds: float) -> dict:
+def load_level(
+    port: int, model: str, concurrency: int, requests: int, tokens: int, seconds: float, mixed: bool = False
+) -> dict:
     results: list[dict] = []
     errors: list[str] = []
     counter = iter(range(requests))
@@ -134,7 +137,9 @@ def load_level(port: int, model: str, concurrency: int, requests: int, tokens: i
             if i is None:
                 return
             try:
-                result = stream_one(port, model, PROMPTS[i % len(PROMPTS)], tokens)
+                # mixed: 1/2, 1 and 3/2 of ``tokens`` in turn, so that requests do not all end at one step
+                asked = tokens * (1 + i % 3) // 2 if mixed else tokens
+                result = stream_one(port, model, PROMPTS[i % len(PROMPTS)], asked)
             except Exception as error:  # noqa: BLE001 - counted and reported
                 errors.append(str(error))
                 continue
@@ -184,8 +189,8 @@ def run_server(name: str, command: list[str], port: int, model: str, args, env=N
         for concurrency in args.concurrency:
             if concurrency > 1:  # a warm-up at this batch size: a compiled step traces it once
                 load_level(port, model, concurrency, concurrency, 4, args.seconds)
-            requests = max(args.min_requests, 2 * concurrency)
-            row = load_level(port, model, concurrency, requests, args.tokens, args.seconds)
+            requests = max(args.min_requests, args.requests_per_client * concurrency)
+            row = load_level(port, model, concurrency, requests, args.tokens, args.seconds, args.mixed)
             row["server"] = name
             rows.append(row)
             print(format_row(row), flush=True)
@@ -213,7 +218,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--tokens", type=int, default=32, help="new tokens per request")
     parser.add_argument("--min-requests", type=int, default=8, help="requests per level, at least")
+    parser.add_argument(
+        "--requests-per-client",
+        type=int,
+        default=2,
+        help="requests per level: this many per concurrent client",
+    )
     parser.add_argument("--seconds", type=float, default=180, help="time bound per level")
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="ask for 1/2, 1 and 3/2 of --tokens in turn (default: every request asks for --tokens)",
+    )
     parser.add_argument("--servers", nargs="+", default=["fp32", "int8-compile", "transformers", "llama-cpp"])
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -256,6 +272,8 @@ def main() -> None:
             port = free_port()
             command = [sys.executable, "-m", "llama_cpp.server", "--model", str(GGUF), "--port", str(port)]
             command += ["--host", "127.0.0.1", "--n_threads", "2", "--n_ctx", context]
+            # Its default ends a running stream when another request arrives; serve requests one after another.
+            command += ["--interrupt_requests", "False"]
             rows += run_server("llama-cpp-python server", command, port, GGUF.name, args)
     load = os.getloadavg()[0]
     print(f"\nload average (1 min) at the end: {load:.1f}")

@@ -9,8 +9,8 @@ ids. Running rows are always the first ``running`` rows: a finished request's ro
 The timeline only grows while requests run, and a step attends over all of it, the dead positions before the
 oldest running row's first key included. So every row is shifted left by the start of the oldest one when that
 dead prefix is longer than what lies after it (and at least ``COMPACT_AFTER`` positions), or when the timeline
-reaches the end of the buffers: a copy of the live positions, paid back within a step or two at long contexts.
-A prompt longer than the timeline shifts the rows right first.
+reaches the end of the buffers: one copy of the live positions instead of attending over the dead ones at every
+step. A prompt longer than the timeline shifts the rows right first.
 
 Encoder-decoder models keep more per row (their encoder output): ``seq2seq.EncoderDecoderSlots`` extends this
 class through the hooks below (``_allocate``, ``decoder_prompt``, ``check_fits``, ``room``).
