@@ -1,11 +1,11 @@
 """Continuous batching: one model thread decodes every running request together, one token each per step.
 
 Between two steps, requests join (their prompts are prefilled into free ``SlotCache`` rows, short prompts of
-similar lengths in one forward: ``prefill_groups``) and leave (finished or cancelled; the row is reused). Each request carries what ``generate`` would have prepared for it
-(``params.prepare_request``: its logits processors and stop conditions) and its own random generator, and its
-token is picked with the same function ``generate`` uses, so a greedy request gives ``generate``'s ids whatever
-else is in the batch. Waiting requests sit in a bounded queue: when it is full, ``submit`` refuses at once
-(``QueueFull``) and the server answers 429.
+similar lengths in one forward: ``prefill_groups``) and leave (finished or cancelled; the row is reused). Each
+request carries what ``generate`` would have prepared for it (``params.prepare_request``: its logits processors
+and stop conditions) and its own random generator, and its token is picked with the same function ``generate``
+uses, so a greedy request gives ``generate``'s ids whatever else is in the batch. Waiting requests sit in a
+bounded queue: when it is full, ``submit`` refuses at once (``QueueFull``) and the server answers 429.
 
 Results go to each request's ``sink`` (called from the model thread): ``Token`` per generated token, then one
 ``Finished``.
