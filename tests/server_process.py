@@ -1,4 +1,6 @@
-"""Start ``tinyformers serve`` as a real subprocess on a free 127.0.0.1 port, and stop it by its pid."""
+"""What the serving tests share: ``tinyformers serve`` started as a real subprocess on a free 127.0.0.1 port and
+stopped by its pid, an ``openai`` client for it, requests run from threads at once, and a sink that collects a
+scheduler's events (for tests that drive ``Scheduler`` without HTTP)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from tinyformers.serving.scheduler import Finished, Token
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,3 +85,76 @@ class Server:
             if line.startswith(name + " "):
                 return float(line.split()[-1])
         return 0.0
+
+
+def openai_client(server: Server, api_key: str = "unused"):
+    """The real ``openai`` client for ``server``: no retries, a long timeout (a loaded machine)."""
+    import openai
+
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=api_key, max_retries=0, timeout=300)
+
+
+def at_once(call, count: int, timeout: float = 300) -> list:
+    """``call(i)`` for i in range(count), each from its own thread, all started together; the results in order
+    (None where a call raised or did not finish)."""
+    results: dict[int, object] = {}
+
+    def one(i: int) -> None:
+        results[i] = call(i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return [results.get(i) for i in range(count)]
+
+
+class Collected:
+    """A scheduler request's sink: its token ids, its text and how it finished."""
+
+    def __init__(self):
+        self.tokens: list[int] = []
+        self.text = ""
+        self.finished: Finished | None = None
+        self.done = threading.Event()
+
+    def __call__(self, event) -> None:
+        if isinstance(event, Token):
+            self.tokens.append(event.token_id)
+            self.text += event.text
+        else:
+            self.finished = event
+            self.text += event.text
+            self.done.set()
+
+
+def run_requests(scheduler, requests, start: bool = False) -> list[Collected]:
+    """Submit ``(prompt ids, params)`` all at once to ``scheduler``; the results in order. ``start``: the
+    scheduler is not started yet; it starts once all are queued, so the first ones join in one step."""
+    sinks = [Collected() for _ in requests]
+    for (ids, params), sink in zip(requests, sinks):
+        scheduler.submit(ids, params, sink)
+    if start:
+        scheduler.start()
+    for sink in sinks:
+        assert sink.done.wait(120)
+    return sinks
+
+
+def run_and_count_shifts(
+    scheduler, requests, queue_first: bool = False
+) -> tuple[list[Collected], list[tuple[int, int]]]:
+    """Start ``scheduler`` (after queueing ``requests`` when ``queue_first``), run them as ``run_requests`` does
+    and stop it; also the moves of its cache rows along the timeline (``SlotCache._shift``: > 0 right, < 0
+    left), in order, each with the timeline's length before it."""
+    shifts: list[tuple[int, int]] = []
+    slots = scheduler.slots
+    shift = slots._shift
+    slots._shift = lambda by: (shifts.append((by, slots.length)), shift(by))[1]  # count, then shift as before
+    try:
+        if not queue_first:
+            scheduler.start()
+        return run_requests(scheduler, requests, start=queue_first), shifts
+    finally:
+        scheduler.stop()

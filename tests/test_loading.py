@@ -239,3 +239,28 @@ def test_import_is_lazy():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+def test_loading_a_model_imports_neither_the_compiler_nor_sympy(smollm2_dir):
+    """A meta-device build with the initialisers on imports torch._dynamo (through normal_'s reference
+    implementation), and to_empty() on meta buffers imports sympy: seconds of a cold start, for nothing."""
+    gguf = smollm2_dir / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    code = (
+        "import sys, torch; from tinyformers import AutoModelForCausalLM; "
+        f"model = AutoModelForCausalLM.from_pretrained({str(gguf)!r}); "
+        "print(','.join(m for m in ('torch._dynamo', 'sympy', 'torch.fx.experimental.symbolic_shapes') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", out.stdout
+
+
+def test_an_empty_build_restores_the_initialisers_even_when_it_fails():
+    from tinyformers.modeling import empty_build
+
+    before = torch.nn.init.normal_
+    with pytest.raises(ValueError), empty_build():
+        assert torch.nn.init.normal_ is not before  # switched off inside
+        raise ValueError("a model that fails to build")
+    assert torch.nn.init.normal_ is before
+    assert torch.nn.init.normal_(torch.zeros(1000)).std() > 0.5  # it initialises again

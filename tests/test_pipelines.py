@@ -288,6 +288,13 @@ def test_unknown_task_lists_supported_tasks():
     assert message.startswith("unknown task 'sentiment-analysiss'") and "fill-mask" in message
 
 
+def test_feature_extraction_on_a_model_without_a_pad_token(gpt2_dir):
+    """GPT-2 has no pad token: one text (or texts run one by one) needs none, as in transformers."""
+    ours, ref = both("feature-extraction", gpt2_dir)
+    assert_same(ours(PROMPTS[0]), ref(PROMPTS[0]))
+    assert_same(ours(PROMPTS, batch_size=2), ref(PROMPTS))
+
+
 def test_model_that_does_not_fit_says_which_tasks_it_fits(gpt2_dir):
     with pytest.raises(
         ValueError, match="'gpt2' model, which does not fit task 'fill-mask'; it fits: .*text-generation"

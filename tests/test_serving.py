@@ -7,7 +7,6 @@ One server for the module (``--max-batch 16``); few tokens per request. Expected
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest
@@ -19,7 +18,7 @@ openai = oracle("openai")
 oracle("fastapi")  # the server's own dependencies, installed with the test extra
 oracle("uvicorn")
 
-from server_process import Server  # noqa: E402
+from server_process import Server, at_once, openai_client  # noqa: E402
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -38,7 +37,7 @@ def server(gguf):
 
 @pytest.fixture(scope="module")
 def client(server):
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300)
+    return openai_client(server)
 
 
 @pytest.fixture(scope="module")
@@ -138,17 +137,8 @@ def test_sixteen_concurrent_requests_each_equal_their_sequential_result(client, 
     prompts = [f"Say something about the number {i}." for i in range(16)]
     lengths = [2 + i % 5 for i in range(16)]
     expected = [greedy(local, chat_ids(local[1], p), n) for p, n in zip(prompts, lengths)]
-    answers: dict[int, str] = {}
-
-    def one(i: int) -> None:
-        answers[i] = ask(client, prompts[i], temperature=0, max_tokens=lengths[i]).choices[0].message.content
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
-    assert [answers.get(i) for i in range(16)] == expected
+    replies = at_once(lambda i: ask(client, prompts[i], temperature=0, max_tokens=lengths[i]), 16)
+    assert [r.choices[0].message.content for r in replies] == expected
 
 
 def test_seeded_sampling_is_reproducible(client):

@@ -18,7 +18,7 @@ openai = oracle("openai")
 oracle("fastapi")  # the server's own dependencies, installed with the test extra
 oracle("uvicorn")
 
-from server_process import ROOT, Server  # noqa: E402
+from server_process import ROOT, Server, openai_client  # noqa: E402
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 KEY = "sk-test-key"
@@ -42,7 +42,7 @@ def server(smollm2_dir):
 
 
 def client(server, key: str = KEY):
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=300)
+    return openai_client(server, key)
 
 
 def long_answer(server, results: list) -> None:

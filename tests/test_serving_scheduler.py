@@ -4,15 +4,15 @@ than it) and left (the timeline reaching the cache's end)."""
 
 from __future__ import annotations
 
-import threading
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from server_process import Collected, run_and_count_shifts, run_requests
 from tinyformers.models.llama import LlamaConfig, LlamaForCausalLM
 from tinyformers.serving.params import SamplingParams
-from tinyformers.serving.scheduler import Finished, Scheduler, Token, prefill_groups
+from tinyformers.serving.scheduler import Scheduler, prefill_groups
 from tinyformers.serving.slots import COMPACT_AFTER
 
 
@@ -40,33 +40,6 @@ def model(tokenizer):
     return LlamaForCausalLM(config).eval()
 
 
-class Collected:
-    def __init__(self):
-        self.tokens: list[int] = []
-        self.text = ""
-        self.finished: Finished | None = None
-        self.done = threading.Event()
-
-    def __call__(self, event) -> None:
-        if isinstance(event, Token):
-            self.tokens.append(event.token_id)
-            self.text += event.text
-        else:
-            self.finished = event
-            self.text += event.text
-            self.done.set()
-
-
-def run(scheduler, requests):
-    """Submit ``(prompt ids, params)`` all at once; the results in order."""
-    sinks = [Collected() for _ in requests]
-    for (ids, params), sink in zip(requests, sinks):
-        scheduler.submit(ids, params, sink)
-    for sink in sinks:
-        assert sink.done.wait(120)
-    return sinks
-
-
 def local(model, ids, new_tokens, **kwargs):
     input_ids = torch.tensor([ids])
     out = model.generate(
@@ -83,19 +56,12 @@ def test_greedy_rows_equal_generate_while_the_batch_changes(model, tokenizer):
         prompt = torch.randint(3, vocab, (3 + (5 * i) % 13,), generator=generator).tolist()
         requests.append((prompt, SamplingParams(max_new_tokens=4 + (7 * i) % 17, temperature=0)))
     scheduler = Scheduler(model, tokenizer, max_batch=3, max_queue=16, max_length=40)
-    shifts: list[int] = []
-    shift = scheduler.slots._shift
-    scheduler.slots._shift = lambda by: (shifts.append(by), shift(by))[1]  # count, then shift as before
-    scheduler.start()
-    try:
-        sinks = run(scheduler, requests)
-    finally:
-        scheduler.stop()
+    sinks, shifts = run_and_count_shifts(scheduler, requests)
     for (prompt, params), sink in zip(requests, sinks):
         assert sink.tokens == local(model, prompt, params.max_new_tokens, do_sample=False)
         assert sink.finished.reason == "length"
         assert sink.text == tokenizer.decode(sink.tokens, skip_special_tokens=True)
-    assert any(by > 0 for by in shifts) and any(by < 0 for by in shifts)  # both moves happened
+    assert any(by > 0 for by, _ in shifts) and any(by < 0 for by, _ in shifts)  # both moves happened
     assert scheduler.slots.running == 0 and scheduler.metrics.generated_tokens == sum(
         len(s.tokens) for s in sinks
     )
@@ -118,13 +84,8 @@ def test_short_prompts_joining_together_are_prefilled_in_one_forward(model, toke
     groups: list[list[int]] = []
     prefill = scheduler._prefill
     scheduler._prefill = lambda group: (groups.append([len(r.prompt_ids) for r in group]), prefill(group))[1]
-    sinks = [Collected() for _ in requests]
-    for (ids, params), sink in zip(requests, sinks):
-        scheduler.submit(ids, params, sink)  # all queued before the model thread starts: they join together
-    scheduler.start()
-    try:
-        for sink in sinks:
-            assert sink.done.wait(120)
+    try:  # all queued before the model thread starts: they join together
+        sinks = run_requests(scheduler, requests, start=True)
     finally:
         scheduler.stop()
     assert groups == [[5, 6, 7, 8, 8], [30]]  # the long prompt would be mostly padding: alone
@@ -139,17 +100,8 @@ def test_a_dead_prefix_longer_than_the_live_timeline_is_compacted_early(model, t
     prompts = [[5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16]]
     budgets = [34, 52, 26]
     scheduler = Scheduler(model, tokenizer, max_batch=2, max_queue=4, max_length=64)
-    shifts: list[tuple[int, int]] = []
-    shift = scheduler.slots._shift
-    scheduler.slots._shift = lambda by: (shifts.append((by, scheduler.slots.length)), shift(by))[1]
-    scheduler.start()
-    try:
-        sinks = run(
-            scheduler,
-            [(p, SamplingParams(max_new_tokens=b, temperature=0)) for p, b in zip(prompts, budgets)],
-        )
-    finally:
-        scheduler.stop()
+    requests = [(p, SamplingParams(max_new_tokens=b, temperature=0)) for p, b in zip(prompts, budgets)]
+    sinks, shifts = run_and_count_shifts(scheduler, requests)
     for prompt, budget, sink in zip(prompts, budgets, sinks):
         assert sink.tokens == local(model, prompt, budget, do_sample=False)
     early = [by for by, length in shifts if by < 0 and length < 64]  # before the cache's end
@@ -173,11 +125,11 @@ def test_seeded_sampling_does_not_depend_on_the_batch(model, tokenizer):
     params = SamplingParams(max_new_tokens=8, temperature=0.8, top_p=0.9, seed=7)
     scheduler = Scheduler(model, tokenizer, max_batch=4, max_queue=8).start()
     try:
-        alone = run(scheduler, [(prompt, params)])[0].tokens
+        alone = run_requests(scheduler, [(prompt, params)])[0].tokens
         others = [
             (list(range(200, 200 + n)), SamplingParams(max_new_tokens=8, temperature=1.0)) for n in (3, 9, 5)
         ]
-        together = run(scheduler, [*others[:2], (prompt, params), others[2]])[2].tokens
+        together = run_requests(scheduler, [*others[:2], (prompt, params), others[2]])[2].tokens
     finally:
         scheduler.stop()
     assert alone == together
@@ -190,7 +142,9 @@ def test_stop_strings_and_cancel(model, tokenizer):
     stop = text[len(text) // 2 : len(text) // 2 + 2]
     scheduler = Scheduler(model, tokenizer, max_batch=2, max_queue=4).start()
     try:
-        sink = run(scheduler, [(prompt, SamplingParams(max_new_tokens=12, temperature=0, stop=[stop]))])[0]
+        sink = run_requests(
+            scheduler, [(prompt, SamplingParams(max_new_tokens=12, temperature=0, stop=[stop]))]
+        )[0]
         assert sink.finished.reason == "stop" and sink.text == text[: text.index(stop)]
 
         cancelled = Collected()

@@ -11,6 +11,7 @@ task head) are created and initialised, and the user is told which ones.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -30,6 +31,44 @@ from .hub import pin_revision, resolve_dir, resolve_gguf
 from .hub import upload as hub_upload
 
 logger = logging.getLogger("tinyformers")
+
+
+# The initialisers that modules call while they are built (``reset_parameters``).
+_INITIALISERS = (
+    "normal_",
+    "uniform_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "trunc_normal_",
+)
+
+
+def _unchanged(tensor, *args, **kwargs):
+    return tensor
+
+
+@contextlib.contextmanager
+def empty_build():
+    """Build modules on ``meta`` with their initialisers switched off (as transformers' ``no_init_weights``).
+
+    On ``meta`` an initialiser has nothing to fill, but torch runs ``normal_`` there through its reference
+    implementations, whose first use imports ``torch._dynamo``: more than a second of a cold start
+    (benchmarks/README.md). The switch is process-wide for the length of the build, as transformers' is.
+    """
+    saved = {name: getattr(nn.init, name) for name in _INITIALISERS}
+    try:
+        for name in saved:
+            setattr(nn.init, name, _unchanged)
+        with torch.device("meta"):
+            yield
+    finally:
+        for name, initialiser in saved.items():
+            setattr(nn.init, name, initialiser)
 
 
 @dataclass(frozen=True)
@@ -207,8 +246,13 @@ class PreTrainedModel(nn.Module):
     def _init_buffers(self) -> None:
         """Recompute non-persistent buffers (left on ``meta`` by a meta-device build)."""
         for module in self.modules():
-            if any(b.is_meta for b in module.buffers(recurse=False)):
-                module.to_empty(device="cpu", recurse=False)
+            meta = [name for name, b in module.named_buffers(recurse=False) if b.is_meta]
+            if meta:
+                for name in meta:
+                    # torch.empty rather than to_empty(): that runs empty_like's reference implementation, whose
+                    # first use imports sympy and torch.fx (half a second of a cold start).
+                    buffer = module._buffers[name]
+                    module._buffers[name] = torch.empty(buffer.shape, dtype=buffer.dtype)
                 if not hasattr(module, "init_buffers"):
                     raise RuntimeError(f"{type(module).__name__} has computed buffers but no init_buffers()")
                 module.init_buffers()
@@ -226,7 +270,7 @@ class PreTrainedModel(nn.Module):
     def from_config(cls, config: PretrainedConfig, dtype: Any = None, torch_dtype: Any = None):
         """A new model with randomly initialised weights (seed with ``torch.manual_seed`` for reproducibility)."""
         cls._check_config(config)
-        with torch.device("meta"):
+        with empty_build():
             model = cls(config)
         model.to_empty(device="cpu")
         model.apply(model._init_weights)
@@ -321,7 +365,7 @@ class PreTrainedModel(nn.Module):
         transformers reports them). Nothing is loaded or allocated: this is also how a checkpoint is checked
         for the weights a task head needs."""
         cls.adapt_config_to_checkpoint(config, hf_state)
-        with torch.device("meta"):
+        with empty_build():
             model = cls(config)
         ignore = [re.compile(p) for p in cls.ignore_on_load]
         hf_state = {_legacy_name(k): v for k, v in hf_state.items() if not any(p.search(k) for p in ignore)}

@@ -14,7 +14,8 @@ def add_parser(subparsers) -> None:
         "serve",
         "an OpenAI-compatible server (chat, completions, embeddings) with continuous batching",
         "  tinyformers serve .assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --port 8000 --max-batch 16\n"
-        "  tinyformers serve .assets/minilm                      /v1/embeddings for an encoder",
+        "  tinyformers serve .assets/minilm                      /v1/embeddings for an encoder\n"
+        "  tinyformers serve ./flan-t5-small                     /v1/completions for T5 (text2text)",
     )
     parser.add_argument("model", help="a model folder, a .gguf file or a hub id in the local cache")
     parser.add_argument("--gguf-file", help="the .gguf file inside MODEL's folder")
@@ -27,7 +28,9 @@ def add_parser(subparsers) -> None:
         "--max-queue", type=non_negative_int, default=64, help="waiting requests before 429 (default 64)"
     )
     parser.add_argument(
-        "--max-context", type=Number(int, low=2), help="cache positions per request (default: the model's)"
+        "--max-context",
+        type=Number(int, low=2),
+        help="cache positions per request, and prompt tokens for T5 (default: the model's, or 2048; T5 512)",
     )
     parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1/ routes")
     parser.add_argument("--compile", action="store_true", help="compile the decoding step (slower start)")

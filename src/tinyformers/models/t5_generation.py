@@ -35,8 +35,9 @@ class CompiledT5Step(CompiledDecodeStep):
     function = staticmethod(decode_step)
 
     def inputs(self, input_ids, position_ids, cache: EncoderDecoderCache, key_mask, slot) -> tuple:
-        mask, cross_kv, encoder_mask = cache.self_attention_mask, cache.cross_kv, cache.encoder_mask
-        return input_ids, cache.keys, cache.values, key_mask, slot, mask, cross_kv, encoder_mask
+        # the table's columns for the cache's positions (a server's cache views can be shorter than the table)
+        mask = cache.self_attention_mask[..., : cache.max_length]
+        return input_ids, cache.keys, cache.values, key_mask, slot, mask, cache.cross_kv, cache.encoder_mask
 
 
 class T5Decoding(SpeedOptions, GenerationMixin):
@@ -92,5 +93,7 @@ class T5Decoding(SpeedOptions, GenerationMixin):
         # Positions enter through the relative bias, sliced from the table by the cache length.
         start, end = cache.length, cache.length + input_ids.shape[1]
         mask = cache.self_attention_mask[:, :, start:end, :end]
+        if cache.key_mask is not None:  # rows that start later on a shared timeline (the server's cache rows)
+            mask = additive_mask(mask, cache.key_mask[:, None, None, :end])
         x = self.decoder.run(self.shared(input_ids), mask, cache, cache.cross_kv, cache.encoder_mask)
         return self.lm_logits(x[:, -1])

@@ -159,7 +159,9 @@ class EncoderPipeline(Pipeline):
         return {"model_inputs": self.collate(self.tokenize(items, params))}
 
     def collate(self, encodings: dict[str, list]) -> dict[str, torch.Tensor]:
-        return self.tokenizer.pad(encodings, return_tensors="pt").to(self.device)
+        # Rows of one length need no padding, so no pad token: one text through GPT-2, which has none.
+        ragged = len({len(ids) for ids in encodings["input_ids"]}) > 1
+        return self.tokenizer.pad(encodings, padding=ragged, return_tensors="pt").to(self.device)
 
     def stream(self, inputs: Iterable, batch_size: int, params: dict, progress, total) -> Iterator:
         if batch_size == 1 or not self.can_pad() or total is None:

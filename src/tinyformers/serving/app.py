@@ -101,6 +101,13 @@ def build_app(served: Served) -> FastAPI:
         body = parse_json(await request.body())
         model = model_of(body)
         scheduler = scheduler_for("/v1/chat/completions")
+        if getattr(served.tokenizer, "chat_template", None) is None:
+            raise APIError(
+                400,
+                f"'{served.name}' has no chat template (no chat_template in its tokenizer files), so it cannot "
+                "take messages; send the text as a prompt to /v1/completions",
+                param="messages",
+            )
         messages = chat_messages(body)
         try:
             prompt = served.tokenizer.apply_chat_template(messages, add_generation_prompt=True)["input_ids"]
@@ -108,7 +115,7 @@ def build_app(served: Served) -> FastAPI:
             raise APIError(
                 400, f"the chat template cannot render these messages: {error}", param="messages"
             ) from None
-        room = scheduler.max_length - len(prompt)
+        room = scheduler.room(prompt)
         params, n, stream, usage = sampling_fields(body, "max_completion_tokens", max(room, 1))
         return await respond("chat.completion", model, prompt, params, n, stream, usage)
 

@@ -1,14 +1,17 @@
 """Continuous batching: one model thread decodes every running request together, one token each per step.
 
 Between two steps, requests join (their prompts are prefilled into free ``SlotCache`` rows, short prompts of
-similar lengths in one forward: ``prefill_groups``) and leave (finished or cancelled; the row is reused). Each request carries what ``generate`` would have prepared for it
-(``params.prepare_request``: its logits processors and stop conditions) and its own random generator, and its
-token is picked with the same function ``generate`` uses, so a greedy request gives ``generate``'s ids whatever
-else is in the batch. Waiting requests sit in a bounded queue: when it is full, ``submit`` refuses at once
-(``QueueFull``) and the server answers 429.
+similar lengths in one forward: ``prefill_groups``) and leave (finished or cancelled; the row is reused). Each
+request carries what ``generate`` would have prepared for it (``params.prepare_request``: its logits processors
+and stop conditions) and its own random generator, and its token is picked with the same function ``generate``
+uses, so a greedy request gives ``generate``'s ids whatever else is in the batch. Waiting requests sit in a
+bounded queue: when it is full, ``submit`` refuses at once (``QueueFull``) and the server answers 429.
 
 Results go to each request's ``sink`` (called from the model thread): ``Token`` per generated token, then one
 ``Finished``.
+
+An encoder-decoder model (T5) runs through the same loop: its cache rows (``seq2seq.EncoderDecoderSlots``) encode
+each request's prompt when it joins, and its decoder starts from the start token, as in ``generate``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..generation.prepare import Prepared
 from ..generation.sampling import pick_tokens
 from .metrics import Metrics
 from .params import SamplingParams, prepare_request
+from .seq2seq import EncoderDecoderSlots
 from .slots import SlotCache
 from .text import IncrementalText
 
@@ -63,6 +67,8 @@ class Request:
     _ids = itertools.count()
 
     def __init__(self, prompt_ids: list[int], params: SamplingParams, p: Prepared, tokenizer, sink: Callable):
+        """``prompt_ids`` is the prompt as the client sent it; ``p.input_ids`` what the decoder starts from (the
+        same ids for a causal model, the start token for an encoder-decoder one)."""
         self.id = next(self._ids)
         self.prompt_ids, self.params, self.p, self.sink = prompt_ids, params, p, sink
         self.cancelled = False
@@ -71,8 +77,9 @@ class Request:
             seed = params.seed if params.seed is not None else torch.randint(2**62, ()).item()
             self.generator = torch.Generator(device=p.input_ids.device).manual_seed(seed)
         self.ids = torch.zeros((1, p.max_length), dtype=torch.long, device=p.input_ids.device)
-        self.ids[0, : len(prompt_ids)] = p.input_ids[0]
-        self.length = len(prompt_ids)
+        self.start = p.input_ids.shape[1]  # decoder positions before the first generated token
+        self.ids[0, : self.start] = p.input_ids[0]
+        self.length = self.start
         self.text = IncrementalText(tokenizer, params.stop)
         self.row: int | None = None
         self.arrived = time.perf_counter()
@@ -80,7 +87,7 @@ class Request:
 
     @property
     def completion_tokens(self) -> int:
-        return self.length - len(self.prompt_ids)
+        return self.length - self.start
 
     @property
     def plain_greedy(self) -> bool:
@@ -120,9 +127,11 @@ class Scheduler:
                 "1 row, the queue 0 or more places and a cache row 2 or more positions"
             )
         limit = getattr(model.config, "max_position_embeddings", None)
+        slots = EncoderDecoderSlots if getattr(model.config, "is_encoder_decoder", False) else SlotCache
         self.model, self.tokenizer = model, tokenizer
-        self.max_length = min((x for x in (max_length, limit) if x), default=2048)  # cache positions per row
-        self.slots = SlotCache(model, max_batch, self.max_length)
+        # cache positions per row (and, for an encoder-decoder model, prompt tokens)
+        self.max_length = min((x for x in (max_length, limit) if x), default=slots.default_length)
+        self.slots = slots(model, max_batch, self.max_length)
         self.max_queue = max_queue
         self.metrics = Metrics()
         self.waiting: deque[Request] = deque()
@@ -144,13 +153,8 @@ class Scheduler:
         """Queue a request; raises ``ValueError`` (prompt or budget too long) or ``QueueFull``."""
         if not prompt_ids:  # an empty prompt starts from bos, as generate() does (it refuses without one)
             prompt_ids = prepare_request(self.model, self.tokenizer, prompt_ids, params).input_ids[0].tolist()
-        if len(prompt_ids) + params.max_new_tokens > self.max_length:
-            raise ValueError(
-                f"the prompt has {len(prompt_ids)} tokens and max_tokens is {params.max_new_tokens}, "
-                f"{len(prompt_ids) + params.max_new_tokens} in all, but this server's context is "
-                f"{self.max_length} tokens; lower max_tokens or shorten the prompt"
-            )
-        p = prepare_request(self.model, self.tokenizer, prompt_ids, params)
+        self.slots.check_fits(prompt_ids, params.max_new_tokens)
+        p = prepare_request(self.model, self.tokenizer, self.slots.decoder_prompt(prompt_ids), params)
         request = Request(prompt_ids, params, p, self.tokenizer, sink)
         with self.wake:
             if self.stopping:
@@ -163,6 +167,10 @@ class Scheduler:
             self._count()
             self.wake.notify()
         return request
+
+    def room(self, prompt_ids: list[int]) -> int:
+        """The most tokens a request with this prompt may ask for."""
+        return self.slots.room(prompt_ids)
 
     def cancel(self, request: Request) -> None:
         """Stop ``request``; its cache row is freed at the next step."""
@@ -212,7 +220,8 @@ class Scheduler:
 
     def _prefill(self, group: list[Request]) -> None:
         """Run the prompts of ``group`` in one forward (left-padded to the longest) into fresh cache rows."""
-        lengths = [len(r.prompt_ids) for r in group]
+        # What the decoder runs: the prompts (an encoder-decoder model: its start token).
+        lengths = [r.start for r in group]
         longest = max(lengths)
         device = group[0].p.input_ids.device
         input_ids = torch.zeros((len(group), longest), dtype=torch.long, device=device)
@@ -221,7 +230,7 @@ class Scheduler:
             input_ids[i, longest - lengths[i] :] = request.p.input_ids[0]
             position_ids[i, longest - lengths[i] :] = request.p.position_ids[0]
         try:
-            view = self.slots.prefill_view(lengths)
+            view = self.slots.prefill_view(lengths, [r.prompt_ids for r in group])
             for request in group:
                 request.row = len(self.running)
                 self.running.append(request)
@@ -235,9 +244,9 @@ class Scheduler:
                     self._report(request, Finished("error", len(request.prompt_ids), 0, error=str(error)))
             return
         with self.metrics.lock:
-            self.metrics.prompt_tokens += sum(lengths)
+            self.metrics.prompt_tokens += sum(len(r.prompt_ids) for r in group)
         for request in group:
-            self.next_position[request.row] = len(request.prompt_ids)
+            self.next_position[request.row] = request.start
         # Each request's own logits row (a request that finishes at once hands its row to the last one).
         for i, request in enumerate(group):
             self._advance(request, logits[i : i + 1])

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..auto import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from ..auto import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 from ..pipelines import check_fits, pipeline
 from .app import Served, build_app
 from .scheduler import Scheduler
@@ -39,25 +39,29 @@ def load(
     compile: bool = False,
     quantize: str | None = None,
 ) -> Served:
-    """Load ``model`` as a causal LM (served through the scheduler) or an encoder (served for embeddings)."""
+    """Load ``model`` as a causal LM or an encoder-decoder LM (both served through the scheduler), or an encoder
+    (served for embeddings)."""
     config = AutoConfig.from_pretrained(model, gguf_file=gguf_file)
     name, aliases = served_name(model, gguf_file)
     tokenizer = AutoTokenizer.from_pretrained(model, gguf_file=gguf_file)
     served = Served(name, tokenizer, api_key=api_key, aliases=aliases, created=int(time.time()))
+    task = "text2text-generation" if getattr(config, "is_encoder_decoder", False) else "text-generation"
     try:
-        check_fits("text-generation", config.model_type, f"'{model}'")
+        check_fits(task, config.model_type, f"'{model}'")
     except ValueError:
         check_fits(
             "sentence-embedding", config.model_type, f"'{model}'"
         )  # neither: this error says what fits
         served.embedder = pipeline("sentence-embedding", model=model, gguf_file=gguf_file)
         return served
-    if getattr(config, "is_encoder_decoder", False):
-        raise ValueError(
-            f"'{model}' is an encoder-decoder model; the server runs decoder-only models for now"
-        )
     speed = {"compile": compile, "quantize": quantize} if (compile or quantize) else {}
-    lm = AutoModelForCausalLM.from_pretrained(model, gguf_file=gguf_file, **speed).eval()
+    auto = AutoModelForSeq2SeqLM if task == "text2text-generation" else AutoModelForCausalLM
+    try:
+        lm = auto.from_pretrained(model, gguf_file=gguf_file, **speed).eval()
+    except TypeError as error:  # a model class that does not take the speed options (T5 so far)
+        if not speed:
+            raise
+        raise ValueError(f"{error}: serve '{model}' without --compile and --quantize") from None
     served.scheduler = Scheduler(lm, tokenizer, max_batch, max_queue, max_context).start()
     return served
 
@@ -66,7 +70,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, **load_options) -> None:
     import uvicorn
 
     served = load(**load_options)
-    kind = "embeddings" if served.embedder is not None else f"chat, batch of {served.scheduler.slots.rows}"
+    kind = (
+        "embeddings" if served.embedder is not None else f"generation, batch of {served.scheduler.slots.rows}"
+    )
     log.warning("serving %s (%s) on http://%s:%d", served.name, kind, host, port)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed".
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -11,6 +11,9 @@ oldest running row's first key included. So every row is shifted left by the sta
 dead prefix is longer than what lies after it (and at least ``COMPACT_AFTER`` positions), or when the timeline
 reaches the end of the buffers: one copy of the live positions instead of attending over the dead ones at every
 step. A prompt longer than the timeline shifts the rows right first.
+
+Encoder-decoder models keep more per row (their encoder output): ``seq2seq.EncoderDecoderSlots`` extends this
+class through the hooks below (``_allocate``, ``decoder_prompt``, ``check_fits``, ``room``).
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ class CacheView(StaticKVCache):
 class SlotCache:
     """``rows`` cache rows of ``max_length`` positions, allocated once; the first ``running`` are in use."""
 
+    default_length = 2048  # positions per row for a model without a limit of its own
+
     def __init__(self, model, rows: int, max_length: int):
-        full = model.allocate_cache(rows, max_length)
+        full = self._allocate(model, rows, max_length)
+        self.limit = max_length  # what requests may use (the buffers may be longer)
         self.keys, self.values = full.keys, full.values
         self.max_length = full.max_length  # a compiled model may round it up to its bucket size
         self.key_mask = torch.ones(rows, self.max_length, dtype=torch.bool, device=self.keys[0].device)
@@ -44,14 +50,35 @@ class SlotCache:
         self.length = 0  # the shared timeline: positions written so far
         self.running = 0
 
+    def _allocate(self, model, rows: int, max_length: int) -> StaticKVCache:
+        return model.allocate_cache(rows, max_length)
+
     @property
     def rows(self) -> int:
         return self.keys[0].shape[0]
 
-    def prefill_view(self, prompt_lengths: list[int]) -> CacheView:
+    def decoder_prompt(self, prompt_ids: list[int]) -> list[int]:
+        """The ids the decoder starts from: a causal model continues the prompt itself."""
+        return prompt_ids
+
+    def room(self, prompt_ids: list[int]) -> int:
+        """How many tokens a request with this prompt may generate."""
+        return self.limit - len(prompt_ids)
+
+    def check_fits(self, prompt_ids: list[int], new_tokens: int) -> None:
+        """Raise ``ValueError`` naming the numbers when the prompt and ``new_tokens`` do not fit a row."""
+        if new_tokens > self.room(prompt_ids):
+            raise ValueError(
+                f"the prompt has {len(prompt_ids)} tokens and max_tokens is {new_tokens}, "
+                f"{len(prompt_ids) + new_tokens} in all, but this server's context is "
+                f"{self.limit} tokens; lower max_tokens or shorten the prompt"
+            )
+
+    def prefill_view(self, prompt_lengths: list[int], prompts: list[list[int]] | None = None) -> CacheView:
         """Take the next free rows for prompts of ``prompt_lengths`` tokens, each ending at the current position,
         and return a cache that sees only those rows' stretch of the timeline, as a left-padded ``generate``
-        prefill of those prompts (a single prompt: no mask, plain causal attention)."""
+        prefill of those prompts (a single prompt: no mask, plain causal attention). ``prompts`` (the requests'
+        prompts) matter only to models that condition a row on its prompt (``seq2seq.EncoderDecoderSlots``)."""
         rows, longest = len(prompt_lengths), max(prompt_lengths)
         if self.running + rows > self.rows:
             raise RuntimeError(f"{rows} cache rows asked for, {self.rows - self.running} free")
