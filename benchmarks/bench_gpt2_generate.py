@@ -19,13 +19,12 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 import warnings
 from collections import Counter
 
 import torch
 
-from common import SPEED_VARIANTS, compare, machine, speed_variant
+from common import SPEED_VARIANTS, compare, machine, speed_variant, timed
 from tinyformers.models.gpt2 import GPT2LMHeadModel
 from tinyformers.models.quantized import greedy_agreement
 
@@ -100,9 +99,7 @@ def run_case(name: str, new_tokens: int, repeats: int, variants: list[str]) -> N
         def run_ours(ours=ours):
             results["ours"] = ours.generate(ids, **kwargs)
 
-        start = time.perf_counter()
-        run_ours()  # compiles, for the compiled variants: reported apart from the timed runs
-        first = time.perf_counter() - start
+        first = timed(run_ours)  # compiles, for the compiled variants: reported apart from the timed runs
         t_ours, t_theirs = compare(run_ours, run_theirs, repeat=repeats)
         same = torch.equal(results["ours"], results["theirs"])
         steps = results["ours"].shape[1] - PROMPT  # fewer than new_tokens when every row stopped early

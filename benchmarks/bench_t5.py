@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 import warnings
 
 import torch
 
-from common import SPEED_VARIANTS, compare, machine, report, speed_variant
+from common import SPEED_VARIANTS, compare, machine, report, speed_variant, timed
 from tinyformers.models.quantized import greedy_agreement
 from tinyformers.models.t5 import T5ForConditionalGeneration
 
@@ -109,9 +108,7 @@ def run_case(name: str, args) -> None:
         def run_ours(ours=ours):
             outputs["ours"] = ours.generate(ids, **kwargs)
 
-        start = time.perf_counter()
-        run_ours()  # compiles, for the compiled variants: reported apart from the timed runs
-        first = time.perf_counter() - start
+        first = timed(run_ours)  # compiles, for the compiled variants: reported apart from the timed runs
         t_ours, t_theirs = compare(run_ours, run_theirs, repeat=args.repeats)
         tokens = args.batch * args.new_tokens
         report(f"{name} {variant} greedy b{args.batch} {args.new_tokens} tokens", t_ours, t_theirs)

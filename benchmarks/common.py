@@ -35,11 +35,12 @@ def best_time(runs: int, function) -> float:
     function()
     best = float("inf")
     for _ in range(runs):
-        best = min(best, _timed(function))
+        best = min(best, timed(function))
     return best
 
 
-def _timed(fn) -> float:
+def timed(fn) -> float:
+    """Seconds one call of ``fn`` takes."""
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
@@ -54,8 +55,8 @@ def compare(ours, theirs, repeat: int = 5, warmup: int = 1) -> tuple[float, floa
         ours(), theirs()
     best_ours = best_theirs = float("inf")
     for _ in range(repeat):
-        best_ours = min(best_ours, _timed(ours))
-        best_theirs = min(best_theirs, _timed(theirs))
+        best_ours = min(best_ours, timed(ours))
+        best_theirs = min(best_theirs, timed(theirs))
     return best_ours, best_theirs
 
 
