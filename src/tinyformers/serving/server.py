@@ -58,7 +58,7 @@ def load(
     auto = AutoModelForSeq2SeqLM if task == "text2text-generation" else AutoModelForCausalLM
     try:
         lm = auto.from_pretrained(model, gguf_file=gguf_file, **speed).eval()
-    except TypeError as error:  # a model class that does not take the speed options (T5 so far)
+    except TypeError as error:  # a model class that does not take the speed options
         if not speed:
             raise
         raise ValueError(f"{error}: serve '{model}' without --compile and --quantize") from None
