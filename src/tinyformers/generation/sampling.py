@@ -40,7 +40,7 @@ def sample(model, p: Prepared, streamer=None):
     logits = model.next_token_logits(p.input_ids, p.position_ids, cache)
     length = prompt
     while True:
-        if logits.dtype != torch.float32:  # .float() on float32 is still an op call (~2 us a step)
+        if logits.dtype != torch.float32:  # .float() on float32 is still an op call, every step
             logits = logits.float()
         if keep_logits:  # processors may change scores in place: keep the model's own logits apart
             logits_seen.append(logits)

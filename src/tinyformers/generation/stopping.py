@@ -14,7 +14,7 @@ import weakref
 
 import torch
 
-# Token texts per tokenizer: building them costs 40-80 ms for a 50k vocabulary; generate is called repeatedly.
+# Token texts per tokenizer: building them means decoding the whole vocabulary; generate is called repeatedly.
 _TOKEN_TEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _PREFIX = "abcdef"  # transformers' trick: decode after a known prefix so word-start markers become spaces
 
