@@ -295,7 +295,11 @@ def test_hub_commands_and_hub_ids_as_models(outside, home, tiny, tmp_path, monke
         assert "config.json" in ok(cli("hub", "info", "ada/tiny-mlm"))
         ok(cli("hub", "download", "ada/tiny-mlm", "--local-dir", str(tmp_path / "copy")))
         assert (tmp_path / "copy" / "config.json").is_file()
-        # a hub id works wherever a model goes
+        # a hub id works wherever a model goes: convert's source too
+        ok(cli("convert", "ada/tiny-mlm", str(tmp_path / "as-bin")))
+        assert (tmp_path / "as-bin" / "pytorch_model.bin").is_file() and (
+            tmp_path / "as-bin" / "config.json"
+        ).is_file()
         rows = json.loads(
             ok(cli("--json", "run", "fill-mask", MASKED, "--model", "ada/tiny-mlm", "-p", "top_k=2"))
         )

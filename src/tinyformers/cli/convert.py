@@ -9,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..hub import is_hub_id, resolve_dir
 from ..utils import temp_dir
 from .common import CommandError, add_command, file_sizes
 from .jobs import signals_as_interrupts, stopped_exit
@@ -24,9 +25,12 @@ def add_parser(subparsers) -> None:
         "convert a model: GGUF -> safetensors folder, or safetensors <-> pytorch_model.bin",
         "  tinyformers convert model.gguf out/            dequantised fp32 folder that transformers loads\n"
         "  tinyformers convert FOLDER out/ --to bin       model.safetensors -> pytorch_model.bin\n"
-        "  tinyformers convert FOLDER out/                to the other format (bin -> safetensors, ...)",
+        "  tinyformers convert FOLDER out/                to the other format (bin -> safetensors, ...)\n"
+        "  tinyformers convert NAMESPACE/NAME out/        a hub model, likewise",
     )
-    parser.add_argument("source", help="a .gguf file or a model folder")
+    parser.add_argument(
+        "source", help="a .gguf file, a model folder or a hub id (downloaded into the hub cache)"
+    )
     parser.add_argument(
         "destination", help="the folder to write (must not exist, or be empty, unless --force)"
     )
@@ -117,9 +121,15 @@ def move_into(work: Path, target: Path) -> tuple[list[Path], list[str]]:
 
 def convert(args) -> dict:
     source, target = Path(args.source).expanduser(), Path(args.destination).expanduser()
+    if is_hub_id(args.source):
+        source = resolve_dir(
+            args.source
+        )  # the model's files in the hub cache, as from_pretrained fetches them
     gguf = source.is_file() and source.suffix == ".gguf"
     if not gguf and not source.is_dir():
-        raise CommandError(f"'{source}' is neither a .gguf file nor a model folder")
+        raise CommandError(
+            f"'{source}' is neither a .gguf file, a model folder nor a hub id (namespace/name)"
+        )
     check_destination(source, target, args.force)
     if gguf:
         fmt = args.to or "safetensors"
