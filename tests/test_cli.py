@@ -250,7 +250,10 @@ def test_convert_safetensors_to_bin_and_back_loads_in_transformers(minilm_dir, h
 
 def test_convert_bad_source(tmp_path):
     out = run("convert", str(tmp_path / "nothing"), str(tmp_path / "out"))
-    assert out.returncode == 2 and "neither a .gguf file nor a model folder" in out.stderr
+    assert (
+        out.returncode == 2
+        and "is neither a .gguf file, a model folder nor a hub id (namespace/name)" in out.stderr
+    )
 
 
 @pytest.mark.slow
