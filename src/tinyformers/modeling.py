@@ -26,7 +26,7 @@ from torch import nn
 
 from .configuration import PretrainedConfig
 from .formats.checkpoint import load_state_dict, save_state_dict
-from .formats.gguf import load_gguf_checkpoint
+from .formats.gguf import GGUFBlocks, load_gguf_checkpoint
 from .hub import pin_revision, resolve_dir, resolve_gguf
 from .hub import upload as hub_upload
 
@@ -302,7 +302,9 @@ class PreTrainedModel(nn.Module):
         Extra keyword arguments override config values, as in ``transformers`` (e.g. ``num_labels=3``).
         Models that generate (Llama, GPT-2, T5) take two speed options: ``quantize="int8"`` (weight-only int8
         matrices) and ``compile=True`` (a ``torch.compile``d decoding step; default on when the environment sets
-        ``TINYFORMERS_COMPILE=1``); BERT models take ``quantize="int8"``.
+        ``TINYFORMERS_COMPILE=1``); BERT models take ``quantize="int8"``. A GGUF file's Llama also takes
+        ``quantize="gguf"``: its quantised matrices stay as the file's blocks in memory (see
+        ``models/gguf_quantized.py``), fastest with ``compile=True``.
         ``output_loading_info=True`` returns ``(model, model.loading_info)`` as transformers does: the checkpoint
         names of the weights that were missing (newly initialised), unexpected (unused) or mismatched.
         """
@@ -314,8 +316,13 @@ class PreTrainedModel(nn.Module):
             config = copy.deepcopy(config)
         revision = pin_revision(name_or_path, revision, gguf_file)  # config and weights from one commit
         gguf_path = resolve_gguf(name_or_path, gguf_file, revision)
+        if quantize == "gguf" and gguf_path is None:
+            raise ValueError(
+                f"quantize='gguf' keeps the quantised blocks of a GGUF file, and {name_or_path} is not one; "
+                "pass a .gguf file (or gguf_file=), or use quantize='int8'"
+            )
         if gguf_path is not None:
-            config_dict, state, _ = load_gguf_checkpoint(gguf_path)
+            config_dict, state, _ = load_gguf_checkpoint(gguf_path, keep_blocks=quantize == "gguf")
             if config is None:
                 config = cls.config_class.from_dict(config_dict, **config_kwargs)
         else:
@@ -335,6 +342,12 @@ class PreTrainedModel(nn.Module):
             model.load_generation_config(directory)
         model = model.speed_options(compile, quantize)
         return (model, model.loading_info) if output_loading_info else model
+
+    def keep_gguf_blocks(
+        self, state: dict[str, torch.Tensor], blocks: dict[str, GGUFBlocks], hf_state
+    ) -> None:
+        """``quantize="gguf"``: models that generate keep the quantised matrices as blocks (``SpeedOptions``)."""
+        raise TypeError(f"quantize='gguf' applies to decoder models; {type(self).__name__} is not one")
 
     def speed_options(self, compile: bool | None, quantize: str | None) -> PreTrainedModel:
         """``from_pretrained``'s ``compile=`` and ``quantize=``: models that generate apply them
@@ -413,7 +426,12 @@ class PreTrainedModel(nn.Module):
         dtype: Any = None,
         ignore_mismatched_sizes: bool = False,
     ):
+        # GGUF blocks (quantize="gguf") go through the renaming and shape checks as placeholders of their shape.
+        blocks = {k: v for k, v in hf_state.items() if isinstance(v, GGUFBlocks)}
+        hf_state = {k: v.placeholder() if k in blocks else v for k, v in hf_state.items()}
         model, state, info = cls._match_checkpoint(config, hf_state, source, ignore_mismatched_sizes)
+        if blocks:
+            model.keep_gguf_blocks(state, blocks, hf_state)
         model.load_state_dict(state, strict=False, assign=True)
         model.tie_weights()
         model._materialise_missing()

@@ -176,6 +176,23 @@ class GGUFFile:
         return dequantize(self.raw_bytes(name), info.ggml_type).reshape(info.shape).to(dtype)
 
 
+@dataclass(frozen=True)
+class GGUFBlocks:
+    """A quantised matrix kept as the file stores it: ``data`` is uint8 [rows, bytes per row] (blocks run along
+    a row, so permuting or concatenating rows of blocks permutes or concatenates rows of the matrix)."""
+
+    ggml_type: int
+    shape: tuple[int, ...]  # of the float matrix, torch order
+    data: torch.Tensor
+
+    def dequantized(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return dequantize(self.data.reshape(-1), self.ggml_type).reshape(self.shape).to(dtype)
+
+    def placeholder(self) -> torch.Tensor:
+        """A tensor of the float matrix's shape that holds no memory (``meta``), for code that checks shapes."""
+        return torch.empty(self.shape, device="meta")
+
+
 # --- dequantisation: one function per ggml type, blocks [n, bytes per block] -> values [n, elements] ---------
 
 
@@ -207,12 +224,12 @@ def _unpack(packed: torch.Tensor, bits: int, width: int) -> torch.Tensor:
     return torch.stack(fields, dim=2).reshape(packed.shape[0], -1)
 
 
-def _k_scales_mins(scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Q4_K/Q5_K: eight 6-bit scales and eight 6-bit mins packed in 12 bytes, as float32 [n, 8, 1]."""
+def k_scales_mins(scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q4_K/Q5_K: eight 6-bit scales and eight 6-bit mins packed in 12 bytes, as uint8 [n, 8]."""
     d, m, m_d = scales.reshape(-1, 3, 4).unbind(1)
     sc = torch.cat([d & 0x3F, (m_d & 0x0F) | ((d >> 2) & 0x30)], dim=1)
     mins = torch.cat([m & 0x3F, (m_d >> 4) | ((m >> 2) & 0x30)], dim=1)
-    return sc.float().unsqueeze(-1), mins.float().unsqueeze(-1)
+    return sc, mins
 
 
 # The float ops below follow gguf-py's reference order (scale * q, then + min) so results are bit-identical.
@@ -278,14 +295,14 @@ def _deq_q3_k(b):
 
 def _deq_q4_k(b):
     d, dmin, scales, qs = _split(b, 2, 2, 12)
-    sc, mins = _k_scales_mins(scales)
+    sc, mins = (t.float().unsqueeze(-1) for t in k_scales_mins(scales))
     q = _unpack(qs, 4, 32).reshape(-1, 8, 32).float()
     return (_f16(d).unsqueeze(-1) * sc) * q - _f16(dmin).unsqueeze(-1) * mins
 
 
 def _deq_q5_k(b):
     d, dmin, scales, qh, qs = _split(b, 2, 2, 12, 32)
-    sc, mins = _k_scales_mins(scales)
+    sc, mins = (t.float().unsqueeze(-1) for t in k_scales_mins(scales))
     q = (_unpack(qs, 4, 32) | (_unpack(qh, 1, 32) << 4)).reshape(-1, 8, 32).float()
     return (_f16(d).unsqueeze(-1) * sc) * q - _f16(dmin).unsqueeze(-1) * mins
 
@@ -407,11 +424,13 @@ def load_gguf_checkpoint(
     path: str | os.PathLike,
     dtype: torch.dtype = torch.float32,
     progress: bool | Callable[[int, int, str], None] = True,
-) -> tuple[dict, dict[str, torch.Tensor], dict]:
+    keep_blocks: bool = False,
+) -> tuple[dict, dict[str, torch.Tensor | GGUFBlocks], dict]:
     """``(config_dict, state_dict, tokenizer_dict)`` of a llama GGUF file, with HF names and dequantised weights.
 
     ``progress``: True shows a tqdm bar (only when stderr is a terminal), False nothing, or a callable
-    ``(done, total, gguf_name)`` called after each tensor.
+    ``(done, total, gguf_name)`` called after each tensor. ``keep_blocks``: quantised matrices come as
+    ``GGUFBlocks`` (copied out of the file, q/k rows unpermuted) instead of being dequantised.
     """
     gguf = read_gguf(path)
     config = gguf_config(gguf)
@@ -419,9 +438,13 @@ def load_gguf_checkpoint(
     names = [(name, hf) for name in gguf.tensors if (hf := hf_tensor_name(name)) is not None]
     state_dict = {}
     for done, (name, hf) in enumerate(_progress(names, progress), start=1):
-        tensor = gguf.load_tensor(name, dtype)
+        info = gguf.tensors[name]
+        _, block, _ = GGML_TYPES.get(info.ggml_type, (None, 1, 0))
+        keep = keep_blocks and block > 1 and len(info.shape) == 2 and info.ggml_type in _DEQUANTIZERS
+        tensor = gguf.raw_bytes(name).reshape(info.shape[0], -1) if keep else gguf.load_tensor(name, dtype)
         part = name.split(".")[2] if name.startswith("blk.") else None
-        state_dict[hf] = unpermute_qk(tensor, heads[part]) if part in heads else tensor
+        tensor = unpermute_qk(tensor, heads[part]) if part in heads else tensor
+        state_dict[hf] = GGUFBlocks(info.ggml_type, info.shape, tensor.clone()) if keep else tensor
         if callable(progress):
             progress(done, len(names), name)
     return config, state_dict, tokenizer_fields(gguf.metadata)

@@ -26,8 +26,9 @@ import types
 import torch
 
 from ..generation import StaticKVCache
+from .gguf_quantized import GGUFMatrix, keep_blocks, kept_type_names, tie_blocks
 from .layers import decode_layout
-from .quantized import quantize_linears
+from .quantized import SCHEMES, quantize_linears
 
 ENV_FLAG = "TINYFORMERS_COMPILE"
 
@@ -103,9 +104,9 @@ class CompiledDecodeStep:
 
     def allocate_cache(self, batch_size: int, max_length: int) -> StaticKVCache:
         layers, kv_heads, head_dim = self.model.backbone.cache_layout()
-        weight = self.model.backbone.get_input_embeddings().weight
         bucket = self.bucket(max_length)
-        return StaticKVCache(layers, batch_size, kv_heads, bucket, head_dim, weight.dtype, weight.device)
+        model = self.model
+        return StaticKVCache(layers, batch_size, kv_heads, bucket, head_dim, model.dtype, model.device)
 
     def __call__(self, input_ids, position_ids, cache: StaticKVCache) -> torch.Tensor:
         if cache.length >= cache.max_length:
@@ -143,6 +144,7 @@ class SpeedOptions:
     compiled_step_type = CompiledDecodeStep
     # Set by compile_decoding(): a compiled one-token step; None runs the eager path.
     _compiled_step = None
+    quantization: str | None = None
 
     def speed_options(self, compile: bool | None, quantize: str | None):
         """``from_pretrained``'s ``quantize=`` and ``compile=`` (default: on when ``TINYFORMERS_COMPILE=1``)."""
@@ -173,10 +175,30 @@ class SpeedOptions:
 
     def quantize_weights(self, scheme: str = "int8"):
         """Replace the float matrices of the layers and the LM head with weight-only quantised ones (see
-        ``models/quantized.py``); the embedding lookup and norms stay float. For inference; returns the model."""
-        quantize_linears(self, scheme)
+        ``models/quantized.py``); the embedding lookup and norms stay float. For inference; returns the model.
+
+        ``"gguf"`` is chosen at load instead (``from_pretrained(x.gguf, quantize="gguf")`` keeps the file's
+        blocks): here it only checks that the model holds some."""
+        if scheme == "gguf":
+            if not any(isinstance(m, GGUFMatrix) for m in self.modules()):
+                raise ValueError(
+                    f"quantize='gguf' found no {kept_type_names()} matrix to keep in this model; load a GGUF "
+                    "file quantised to one of those, or use quantize=None to load it dequantised"
+                )
+        elif scheme in SCHEMES and self.quantization == "gguf":
+            raise ValueError(
+                f"quantize='{scheme}' cannot re-quantise GGUF blocks; load the file without quantize="
+            )
+        else:
+            quantize_linears(self, scheme)
         self.quantization = scheme  # save_pretrained refuses: no checkpoint format here holds these matrices
         return self._recompile()
+
+    def keep_gguf_blocks(self, state, blocks, hf_state) -> None:
+        """``quantize="gguf"`` at load: matrices (and a tied head) on the file's blocks, ``gguf_quantized.py``."""
+        keep_blocks(self, state, blocks, lambda key: self._hf_keys(key, hf_state))
+        if getattr(self.config, "tie_word_embeddings", True):
+            tie_blocks(self, self.tied_weights)
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)  # every dtype or device change (.to, .float, ...) comes through here

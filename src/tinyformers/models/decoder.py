@@ -72,9 +72,7 @@ class DecoderBackbone:
                 "shorten the input (tokenize with truncation=True and max_length)"
             )
         if position_ids is None:  # as transformers: positions count from the cache length, padding or not
-            position_ids = torch.arange(
-                past, past + seq_len, device=self.get_input_embeddings().weight.device
-            )[None]
+            position_ids = torch.arange(past, past + seq_len, device=self.device)[None]
         if cache is not None:
             if attention_mask is not None and past == 0:
                 cache.set_padding(attention_mask)
@@ -123,8 +121,8 @@ class CausalLM(SpeedOptions, GenerationMixin):
         if self._compiled_step is not None:
             return self._compiled_step.allocate_cache(batch_size, max_length)
         layers, kv_heads, head_dim = self.backbone.cache_layout()
-        weight = self.backbone.get_input_embeddings().weight  # lm_head may be quantised (no float weight)
-        return StaticKVCache(layers, batch_size, kv_heads, max_length, head_dim, weight.dtype, weight.device)
+        # the activations' dtype: the norms' (matrices and the embedding may be quantised)
+        return StaticKVCache(layers, batch_size, kv_heads, max_length, head_dim, self.dtype, self.device)
 
     def next_token_logits(self, input_ids, position_ids, cache: StaticKVCache) -> torch.Tensor:
         if self._compiled_step is not None and input_ids.shape[1] == 1:
