@@ -21,7 +21,9 @@ def add_parser(subparsers) -> None:
         "  tinyformers chat                                  SmolLM2 (after tinyformers setup)\n"
         "  tinyformers chat --prompt 'What is the capital of France?'\n"
         "  tinyformers chat --model model.gguf --system 'Answer in one word.'\n"
-        "  tinyformers chat --quantize int8 --compile         fastest (answers may differ slightly)\n\n"
+        "  tinyformers chat --quantize int8 --compile         faster (answers may differ slightly)\n"
+        "  tinyformers chat --model m.gguf --quantize gguf --compile\n"
+        "                                                    fastest: the file's quantised blocks, ~file-size memory\n\n"
         f"In the conversation, {CHAT_HELP}.",
     )
     parser.add_argument(
@@ -37,7 +39,10 @@ def add_parser(subparsers) -> None:
         help="compile the decoding step (~20-60 s once, then ~2x faster answers; or TINYFORMERS_COMPILE=1)",
     )
     parser.add_argument(
-        "--quantize", choices=("int8",), help="int8 weights: ~2x faster again, answers may differ slightly"
+        "--quantize",
+        choices=("int8", "gguf"),
+        help="int8: int8 weights, ~2x faster again, answers may differ slightly; gguf (a .gguf model): keep the "
+        "file's quantised blocks in memory, same answers as the file dequantised; fast with --compile only",
     )
     parser.set_defaults(handler=handle)
 

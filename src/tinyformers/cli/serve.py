@@ -34,7 +34,11 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1/ routes")
     parser.add_argument("--compile", action="store_true", help="compile the decoding step (slower start)")
-    parser.add_argument("--quantize", choices=("int8",), help="int8 weights")
+    parser.add_argument(
+        "--quantize",
+        choices=("int8", "gguf"),
+        help="int8 weights, or (a .gguf model) gguf: the file's quantised blocks, best with --compile",
+    )
     parser.set_defaults(handler=handle)
 
 

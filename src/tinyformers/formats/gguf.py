@@ -14,7 +14,7 @@ import os
 import re
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +164,15 @@ class GGUFFile:
             return torch.empty(0, dtype=torch.uint8)
         return torch.frombuffer(self._map, dtype=torch.uint8, count=info.nbytes, offset=info.offset)
 
+    def release(self, name: str) -> None:
+        """Give back the memory of the tensor's pages that were read (only whole pages inside it: a neighbour
+        may be a float32 tensor still used through the map). Call once its values have been copied out."""
+        info = self.tensors[name]
+        start = -(-info.offset // mmap.PAGESIZE) * mmap.PAGESIZE
+        end = (info.offset + info.nbytes) // mmap.PAGESIZE * mmap.PAGESIZE
+        if end > start and hasattr(self._map, "madvise"):
+            self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
+
     def load_tensor(self, name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The tensor dequantised to float32 (then cast to ``dtype``), in torch's shape order."""
         info = self.tensors[name]
@@ -183,7 +192,9 @@ class GGUFBlocks:
 
     ggml_type: int
     shape: tuple[int, ...]  # of the float matrix, torch order
-    data: torch.Tensor
+    data: torch.Tensor  # may be a view of the memory-mapped file
+    # gives back the file pages ``data`` reads, once what is kept has been copied out of it
+    release: Callable[[], None] | None = field(default=None, compare=False)
 
     def dequantized(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return dequantize(self.data.reshape(-1), self.ggml_type).reshape(self.shape).to(dtype)
@@ -430,7 +441,7 @@ def load_gguf_checkpoint(
 
     ``progress``: True shows a tqdm bar (only when stderr is a terminal), False nothing, or a callable
     ``(done, total, gguf_name)`` called after each tensor. ``keep_blocks``: quantised matrices come as
-    ``GGUFBlocks`` (copied out of the file, q/k rows unpermuted) instead of being dequantised.
+    ``GGUFBlocks`` (views of the file, q/k rows unpermuted) instead of being dequantised.
     """
     gguf = read_gguf(path)
     config = gguf_config(gguf)
@@ -444,7 +455,14 @@ def load_gguf_checkpoint(
         tensor = gguf.raw_bytes(name).reshape(info.shape[0], -1) if keep else gguf.load_tensor(name, dtype)
         part = name.split(".")[2] if name.startswith("blk.") else None
         tensor = unpermute_qk(tensor, heads[part]) if part in heads else tensor
-        state_dict[hf] = GGUFBlocks(info.ggml_type, info.shape, tensor.clone()) if keep else tensor
+        if keep:
+            state_dict[hf] = GGUFBlocks(
+                info.ggml_type, info.shape, tensor, functools.partial(gguf.release, name)
+            )
+        else:
+            state_dict[hf] = tensor
+            if block > 1:  # dequantised into new memory: the mapped pages would only double it
+                gguf.release(name)
         if callable(progress):
             progress(done, len(names), name)
     return config, state_dict, tokenizer_fields(gguf.metadata)

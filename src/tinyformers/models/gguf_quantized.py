@@ -206,6 +206,11 @@ class GGUFMatrix(nn.Module):
             ggml_type, shape = blocks.ggml_type, blocks.shape
             _, block, size = GGML_TYPES[ggml_type]
             fields = LAYOUTS[ggml_type].fields(blocks.data.reshape(shape[0], shape[1] // block, size))
+            # own memory, never a view of the file (whose pages are given back after loading)
+            source = blocks.data.untyped_storage().data_ptr()
+            fields = {
+                n: t.clone() if t.untyped_storage().data_ptr() == source else t for n, t in fields.items()
+            }
         self.ggml_type, self.shape = ggml_type, tuple(shape)
         self.layout = LAYOUTS[ggml_type]
         for name, tensor in fields.items():
@@ -282,6 +287,7 @@ def keep_blocks(model: nn.Module, state: dict, blocks: dict[str, GGUFBlocks], so
         kept = len(kinds) == 1 and kinds <= set(LAYOUTS)
         if attr != "weight" or not kept or not isinstance(module, (nn.Linear, nn.Embedding)):
             state[key] = torch.cat([part.dequantized() for part in parts])
+            _release(parts)
             continue
         data = torch.cat([part.data for part in parts]) if len(parts) > 1 else parts[0].data
         merged = GGUFBlocks(parts[0].ggml_type, tuple(state.pop(key).shape), data)
@@ -292,6 +298,14 @@ def keep_blocks(model: nn.Module, state: dict, blocks: dict[str, GGUFBlocks], so
             replacement = GGUFLinear(merged, bias=state.pop(bias_key) if bias_key in state else None)
         parent, _, name = module_name.rpartition(".")
         setattr(model.get_submodule(parent), name, replacement)
+        _release(parts)
+
+
+def _release(parts: list[GGUFBlocks]) -> None:
+    """The module holds copies of the fields now: the file's pages need not stay in memory."""
+    for part in parts:
+        if part.release is not None:
+            part.release()
 
 
 def tie_blocks(model: nn.Module, tied_weights: dict[str, str]) -> None:

@@ -168,7 +168,8 @@ def pipeline(
     is used (feature-extraction and sentence-embedding: all-MiniLM-L6-v2; text-generation: SmolLM2-135M-Instruct).
     Without ``task`` it is read from the model's ``config.architectures``. ``batch_size``: inputs per forward
     pass (default 1, as in transformers; 32 for sentence-embedding, as in sentence-transformers).
-    ``quantize="int8"``: int8 matrices (``from_pretrained``'s option; encoders and decoders). Other keyword
+    ``quantize="int8"``: int8 matrices (``from_pretrained``'s option; encoders and decoders); ``"gguf"``: a .gguf
+    decoder's quantised blocks kept as they are. Other keyword
     arguments are the task's call parameters
     (``top_k=3``, ``max_new_tokens=20``...), used for every call unless the call overrides them.
     """
