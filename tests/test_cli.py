@@ -50,7 +50,11 @@ def test_info_bad_path_is_one_line_error(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("speed", [(), ("--quantize", "int8", "--compile")], ids=["fp32", "int8-compiled"])
+@pytest.mark.parametrize(
+    "speed",
+    [(), ("--quantize", "int8", "--compile"), ("--quantize", "gguf")],
+    ids=["fp32", "int8-compiled", "gguf"],
+)
 def test_chat_one_shot_answers_paris(smollm2_dir, speed):
     out = run(
         "--json",
@@ -65,7 +69,8 @@ def test_chat_one_shot_answers_paris(smollm2_dir, speed):
     )
     assert out.returncode == 0, out.stderr
     reply = json.loads(out.stdout)["reply"]
-    assert reply.startswith("The capital of France is Paris.") if not speed else "Paris" in reply
+    # the GGUF blocks multiply like the file dequantised; int8 weights may change the wording
+    assert reply.startswith("The capital of France is Paris.") if "int8" not in speed else "Paris" in reply
 
 
 @pytest.mark.slow
