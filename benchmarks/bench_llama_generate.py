@@ -24,21 +24,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from common import CHAT_QUESTIONS as QUESTIONS
 from tinyformers import AutoModelForCausalLM, AutoTokenizer
 from tinyformers.models.quantized import Int8Linear, greedy_agreement
 
 ASSETS = Path(os.environ.get("ASSETS_DIR", Path(__file__).resolve().parent.parent / ".assets"))
 GGUF = ASSETS / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-QUESTIONS = [
-    "What is the capital of France?",
-    "Write a haiku about the sea.",
-    "List three primary colors.",
-    "What is 2 + 2?",
-    "Explain photosynthesis in one sentence.",
-    "Name a famous painting by Leonardo da Vinci.",
-    "How many legs does a spider have?",
-    "Give me a synonym for happy.",
-]
 VARIANTS = {  # name -> how to derive it from the float32 eager model
     "eager": lambda m: m,
     "compile": lambda m: copy.deepcopy(m).compile_decoding(),

@@ -26,18 +26,9 @@ import time
 import torch
 
 from common import ASSETS
+from common import CHAT_QUESTIONS as QUESTIONS
 
 GGUF = ASSETS / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-QUESTIONS = [
-    "What is the capital of France?",
-    "Write a haiku about the sea.",
-    "List three primary colors.",
-    "What is 2 + 2?",
-    "Explain photosynthesis in one sentence.",
-    "Name a famous painting by Leonardo da Vinci.",
-    "How many legs does a spider have?",
-    "Give me a synonym for happy.",
-]
 
 
 def _variant(fp32, name: str):

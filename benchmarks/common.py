@@ -10,6 +10,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = Path(os.environ.get("ASSETS_DIR", ROOT / ".assets"))
+# Chat prompts for SmolLM2's decoding benchmarks (speed and agreement with float32).
+CHAT_QUESTIONS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "List three primary colors.",
+    "What is 2 + 2?",
+    "Explain photosynthesis in one sentence.",
+    "Name a famous painting by Leonardo da Vinci.",
+    "How many legs does a spider have?",
+    "Give me a synonym for happy.",
+]
 
 
 def single_threaded_tokenizers() -> None:
