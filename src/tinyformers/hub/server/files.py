@@ -1,6 +1,6 @@
 """File routes: ``resolve`` (GET and HEAD, with ranges), the tree listing and paths-info.
 
-Downloads stream from the blob store in 1 MiB chunks; a file is never read whole into memory.
+Downloads stream from the blob store in 1 MiB chunks; only a file of at most 1 MiB is read whole into memory.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .storage import FileEntry, Repo
 
 router = APIRouter()
 TREE_PAGE = 1000
+SMALL_FILE = 1 << 20  # bytes sent as one body rather than streamed
 
 
 def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -72,9 +73,12 @@ def serve_file(request: Request, repo: Repo, commit: str, entry: FileEntry, file
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
     length = end - start + 1 if entry.size else 0
-    return StreamingResponse(
-        service.blobs.read(entry.sha256, start, length), status_code=status, headers=headers
-    )
+    chunks = service.blobs.read(entry.sha256, start, length)
+    if length <= SMALL_FILE:
+        # Read here, in the request's worker thread: streaming hops to a thread for every chunk and once more
+        # for the end, which costs small files (configs, tokenizers) more than sending them.
+        return Response(b"".join(chunks), status_code=status, headers=headers)
+    return StreamingResponse(chunks, status_code=status, headers=headers)
 
 
 def _resolve(request: Request, type: str, namespace: str, name: str, marker_index: int) -> Response:
