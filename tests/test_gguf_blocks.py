@@ -111,7 +111,7 @@ def test_blocks_multiply_like_the_dequantised_model(tmp_path, qtype):
     # what the compiled step runs for one row (its loop, here evaluated eagerly)
     x = torch.randn(HIDDEN)
     for module in (layer.qkv, blocks.lm_head):
-        assert_relative(module.layout.matvec(x, *module.fields()), module.dequantized() @ x, 1e-5)
+        assert_relative(module.matvec(x), module.dequantized() @ x, 1e-5)
     prefix, forced = greedy_agreement(blocks, fp32, [PROMPT], new_tokens=12)
     assert (prefix, forced) == (1.0, 1.0)  # activations stay float32: nothing for a token to flip on
 

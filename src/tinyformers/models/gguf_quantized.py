@@ -247,10 +247,13 @@ class GGUFLinear(GGUFMatrix):
         self.out_features, self.in_features = self.shape
         self.bias = None if bias is None else nn.Parameter(bias.detach(), requires_grad=False)
 
+    def matvec(self, x: torch.Tensor) -> torch.Tensor:
+        """The product with one float32 row [in] as the compiled step runs it (eagerly it materialises)."""
+        return self.layout.matvec(x, *self.fields())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if runs_matvec(self, x):
-            y = self.layout.matvec(x.reshape(-1).float(), *self.fields()).to(x.dtype)
-            y = y.view(*x.shape[:-1], self.out_features)
+            y = self.matvec(x.reshape(-1).float()).to(x.dtype).view(*x.shape[:-1], self.out_features)
             return y if self.bias is None else y + self.bias
         return F.linear(x, self.dequantized().to(x.dtype), self.bias)
 
