@@ -103,20 +103,19 @@ if which == "llama.cpp":
 else:
     from tinyformers import AutoModelForCausalLM
     load = lambda: AutoModelForCausalLM.from_pretrained(path, quantize={"fp32": None}.get(which, which))
-growth = []
+growth, models = [], []
 for _ in range(2):
     before = rss()
-    model = load()
-    growth.append(rss() - before)
-    del model
+    models.append(load())
     gc.collect()
+    growth.append(rss() - before)
 print(*growth)
 """
 
 
 def resident_growth(which: str, threads: int) -> tuple[int, int]:
     """Bytes the resident set grows by while ``which`` loads the file in a fresh process (one-time imports and
-    allocator growth included), and again when it loads a second copy after dropping the first."""
+    allocator growth included), and while it loads a second copy beside the first (the model alone)."""
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_PROBE, which, str(GGUF), str(threads)],
         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
@@ -191,7 +190,7 @@ def main() -> None:
             first, second = resident_growth(which, args.threads)
             print(f"memory: loading {which:9s} grows the resident set by {first / 1e6:6.1f} MB in a fresh "
                   f"process ({first / size:4.2f}x the {size / 1e6:.1f} MB file), {second / 1e6:6.1f} MB "
-                  f"({second / size:4.2f}x) for a second copy")  # fmt: skip
+                  f"({second / size:4.2f}x) for a second copy beside it")  # fmt: skip
 
 
 if __name__ == "__main__":
