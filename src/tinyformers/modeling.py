@@ -428,7 +428,8 @@ class PreTrainedModel(nn.Module):
     ):
         # GGUF blocks (quantize="gguf") go through the renaming and shape checks as placeholders of their shape.
         blocks = {k: v for k, v in hf_state.items() if isinstance(v, GGUFBlocks)}
-        hf_state = {k: v.placeholder() if k in blocks else v for k, v in hf_state.items()}
+        if blocks:
+            hf_state = {k: v.placeholder() if k in blocks else v for k, v in hf_state.items()}
         model, state, info = cls._match_checkpoint(config, hf_state, source, ignore_mismatched_sizes)
         if blocks:
             model.keep_gguf_blocks(state, blocks, hf_state)

@@ -237,8 +237,8 @@ class GGUFMatrix(nn.Module):
 
 
 class GGUFLinear(GGUFMatrix):
-    """``nn.Linear`` without bias on a quantised matrix: one row inside the compiled decoding step multiplies
-    with the blocks (``matvec``); otherwise the matrix is dequantised and ``F.linear`` runs."""
+    """``nn.Linear`` on a quantised matrix (the bias, if any, stays float): one row inside the compiled decoding
+    step multiplies with the blocks (``matvec``); otherwise the matrix is dequantised and ``F.linear`` runs."""
 
     compiled_matvec = False
 
