@@ -5,7 +5,7 @@ matrices on the attention projections train (0.7 % of the weights); the base mod
 still knows what it knew ("What is the capital of France?" still gets Paris). The loss counts the assistant's
 answers only.
 
-    python examples/lora_facts.py [--steps 25] [--output-dir runs/bakery]
+    python examples/lora_facts.py [--steps 12] [--output-dir runs/bakery]
 
 The run is one ``tinyformers train`` job (``training.recipes.Job``) on chats built here; the same run from the
 command line is ``tinyformers train MODEL --data chats.jsonl --lora --lora-targets q_proj,k_proj,v_proj,o_proj``.
@@ -52,7 +52,7 @@ def answer(model, tokenizer, question: str) -> str:
     return tokenizer.decode(ids[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
-def main(steps: int = 25, output_dir: str = "runs/bakery", seed: int = 0) -> dict[str, str]:
+def main(steps: int = 12, output_dir: str = "runs/bakery", seed: int = 0) -> dict[str, str]:
     tokenizer = tf.AutoTokenizer.from_pretrained(GGUF)
     base = tf.AutoModelForCausalLM.from_pretrained(GGUF)
     chats = [
@@ -74,7 +74,7 @@ def main(steps: int = 25, output_dir: str = "runs/bakery", seed: int = 0) -> dic
         training=dict(
             max_steps=steps,
             per_device_train_batch_size=len(chats),
-            learning_rate=1e-3,
+            learning_rate=3e-3,
             warmup_ratio=0.1,
             logging_steps=10,
             save_strategy="no",
@@ -91,7 +91,7 @@ def main(steps: int = 25, output_dir: str = "runs/bakery", seed: int = 0) -> dic
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--output-dir", default="runs/bakery")
     parser.add_argument("--seed", type=int, default=0)
     main(**vars(parser.parse_args()))
