@@ -43,6 +43,16 @@ def _nibbles(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (packed & 15).float(), (packed >> 4).float()
 
 
+def _q4_values(qs: torch.Tensor, blocks: torch.Size) -> torch.Tensor:
+    """The 4-bit values of Q4_0/Q4_1 rows [..., blocks * 16 bytes] as float32 [..., blocks, 2, 16], written into
+    one new tensor (eager dequantisation runs at every step for each matrix: each pass over it counts)."""
+    packed = qs.view(*blocks, 16)
+    values = torch.empty(*blocks, 2, 16, device=qs.device)
+    values[..., 0, :] = packed & 15
+    values[..., 1, :] = packed >> 4
+    return values
+
+
 def _each(scales: torch.Tensor, n: int) -> torch.Tensor:
     """[rows, k] -> [rows, k * n], each value repeated n times: a broadcast view, so that inside the compiled
     step the scale is read by index in the same loop as the values (no repeated copy is made)."""
@@ -68,7 +78,7 @@ class Q8_0:
 
     @staticmethod
     def dequantize(d, q):
-        return q.view(*d.shape, 32).float() * d.float()[..., None]
+        return q.view(*d.shape, 32).float().mul_(d.float()[..., None])
 
     @staticmethod
     def matvec(x, d, q):
@@ -84,8 +94,7 @@ class Q4_0:
 
     @staticmethod
     def dequantize(d, qs):
-        low, high = _nibbles(qs.view(*d.shape, 16))
-        return d.float()[..., None, None] * (torch.stack([low, high], -2) - 8)
+        return _q4_values(qs, d.shape).sub_(8).mul_(d.float()[..., None, None])
 
     @staticmethod
     def matvec(x, d, qs):
@@ -104,8 +113,7 @@ class Q4_1:
 
     @staticmethod
     def dequantize(d, m, qs):
-        low, high = _nibbles(qs.view(*d.shape, 16))
-        return d.float()[..., None, None] * torch.stack([low, high], -2) + m.float()[..., None, None]
+        return _q4_values(qs, d.shape).mul_(d.float()[..., None, None]).add_(m.float()[..., None, None])
 
     @staticmethod
     def matvec(x, d, m, qs):
