@@ -197,3 +197,14 @@ def test_bad_requests_get_openai_errors(server, client):
         "POST", "/v1/embeddings", json.dumps({"model": GGUF, "input": "x"}).encode()
     )
     assert status == 400 and "encoder" in body["error"]["message"]
+
+
+def test_quantize_gguf_serves_the_files_blocks_with_the_same_answers(gguf, local):
+    """``--quantize gguf``: the matrices stay as the file's blocks and the answers are the dequantised file's."""
+    server = Server(str(gguf), "--quantize", "gguf", "--max-batch", "2", "--max-context", "128")
+    try:
+        expected = greedy(local, chat_ids(local[1], "What is the capital of France?"), 8)
+        reply = ask(openai_client(server), "What is the capital of France?", temperature=0, max_tokens=8)
+        assert reply.choices[0].message.content == expected
+    finally:
+        assert server.stop() == 0
