@@ -26,7 +26,8 @@ import types
 import torch
 
 from ..generation import StaticKVCache
-from .gguf_quantized import GGUFMatrix, keep_blocks, kept_type_names, tie_blocks
+from .gguf_layouts import kept_type_names
+from .gguf_quantized import GGUFMatrix, keep_blocks, tie_blocks
 from .layers import decode_layout
 from .quantized import SCHEMES, quantize_linears
 
