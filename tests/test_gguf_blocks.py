@@ -166,9 +166,8 @@ def test_smollm2_keeps_its_blocks_in_about_the_file_size(smollm2_models):
     tensors = {id(t): t for t in [*blocks.parameters(), *blocks.buffers()]}.values()
     resident = sum(t.numel() * t.element_size() for t in tensors)
     assert resident <= 1.3 * path.stat().st_size  # float32: 540 MB
-    assert blocks.model.embed_tokens.ggml_type == int(Q.Q8_0) and blocks.model.layers[
-        0
-    ].down.ggml_type == int(Q.Q4_1)
+    assert blocks.model.embed_tokens.ggml_type == int(Q.Q8_0)
+    assert blocks.model.layers[0].down.ggml_type == int(Q.Q4_1)
 
 
 @torch.inference_mode()
