@@ -52,6 +52,13 @@ def _halves(x: torch.Tensor, run: int) -> tuple[torch.Tensor, torch.Tensor]:
     return low.flatten(), high.flatten()
 
 
+def _q4_dot(x: torch.Tensor, d: torch.Tensor, qs: torch.Tensor) -> torch.Tensor:
+    """Q4_0/Q4_1: the row's sum of d * q * x over its blocks (the 4-bit values q, before any offset)."""
+    low, high = _nibbles(qs)
+    x_low, x_high = _halves(x, 16)
+    return (_each(d.float(), 16) * (low * x_low + high * x_high)).sum(-1)
+
+
 class Q8_0:
     """32 int8 values and one fp16 scale a block."""
 
@@ -81,10 +88,7 @@ class Q4_0:
 
     @staticmethod
     def matvec(x, d, qs):
-        low, high = _nibbles(qs)
-        x_low, x_high = _halves(x, 16)
-        dot = (_each(d.float(), 16) * (low * x_low + high * x_high)).sum(-1)
-        return dot - 8 * (d.float() * x.view(-1, 32).sum(-1)).sum(-1)
+        return _q4_dot(x, d, qs) - 8 * (d.float() * x.view(-1, 32).sum(-1)).sum(-1)
 
 
 class Q4_1:
@@ -100,10 +104,7 @@ class Q4_1:
 
     @staticmethod
     def matvec(x, d, m, qs):
-        low, high = _nibbles(qs)
-        x_low, x_high = _halves(x, 16)
-        dot = (_each(d.float(), 16) * (low * x_low + high * x_high)).sum(-1)
-        return dot + (m.float() * x.view(-1, 32).sum(-1)).sum(-1)
+        return _q4_dot(x, d, qs) + (m.float() * x.view(-1, 32).sum(-1)).sum(-1)
 
 
 class Q4_K:
