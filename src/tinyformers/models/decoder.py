@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from ..generation import GenerationMixin, StaticKVCache, causal_mask
 from ..outputs import BaseModelOutput, CausalLMOutputWithPast
 from .compiled import SpeedOptions
+from .inner_product import decoding_step, linear
 from .layers import input_length, recorded, recorders
 
 
@@ -124,6 +125,7 @@ class CausalLM(SpeedOptions, GenerationMixin):
         # the activations' dtype: the norms' (matrices and the embedding may be quantised)
         return StaticKVCache(layers, batch_size, kv_heads, max_length, head_dim, self.dtype, self.device)
 
+    @decoding_step
     def next_token_logits(self, input_ids, position_ids, cache: StaticKVCache) -> torch.Tensor:
         if self._compiled_step is not None and input_ids.shape[1] == 1:
             return self._compiled_step(input_ids, position_ids, cache)
@@ -139,7 +141,7 @@ class CausalLM(SpeedOptions, GenerationMixin):
         already stored that way (``decode_layout``), quantised heads have their own kernel.
         """
         head = self.head_in_out()
-        return self.lm_head(x) if head is None else x @ head
+        return self.lm_head(x) if head is None else linear(x, head.t())
 
     def head_in_out(self) -> torch.Tensor | None:
         """The float32 output matrix as an [in, out] copy (made once, reused while the weight is unchanged), or

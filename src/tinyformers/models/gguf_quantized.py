@@ -6,7 +6,7 @@ at load (4-bit nibbles, 6-bit scales, fp16 block scales...), unchanged or repack
 things about them:
 
 * ``dequantize``: the float32 matrix, bit-identical to ``formats.gguf.dequantize``. Used for many rows (prefill,
-  batches: ``F.linear`` on the dequantised matrix) and by eager code.
+  batches: ``layers.linear`` on the dequantised matrix) and by eager code.
 * ``matvec``: one row multiplied with the blocks, written as a multiply-and-sum over [out, in] rows that unpacks
   nibbles and applies block scales in the same expression. Inside the compiled decoding step (``runs_matvec``)
   inductor turns it into one loop that streams the blocks once (like ``layers.matvec``; the variants measured
@@ -21,11 +21,11 @@ dequantises only the rows it gathers, and a tied LM head multiplies with the sam
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..formats.gguf import GGML_TYPES, GGUFBlocks
 from .gguf_layouts import LAYOUTS
+from .inner_product import linear
 from .layers import runs_matvec
 
 
@@ -72,7 +72,7 @@ class GGUFMatrix(nn.Module):
 
 class GGUFLinear(GGUFMatrix):
     """``nn.Linear`` on a quantised matrix (the bias, if any, stays float): one row inside the compiled decoding
-    step multiplies with the blocks (``matvec``); otherwise the matrix is dequantised and ``F.linear`` runs."""
+    step multiplies with the blocks (``matvec``); otherwise the matrix is dequantised and ``layers.linear`` runs."""
 
     compiled_matvec = False
 
@@ -89,7 +89,7 @@ class GGUFLinear(GGUFMatrix):
         if runs_matvec(self, x):
             y = self.matvec(x.reshape(-1).float()).to(x.dtype).view(*x.shape[:-1], self.out_features)
             return y if self.bias is None else y + self.bias
-        return F.linear(x, self.dequantized().to(x.dtype), self.bias)
+        return linear(x, self.dequantized().to(x.dtype), self.bias)
 
     def _apply(self, fn, recurse=True):
         if self.bias is not None:

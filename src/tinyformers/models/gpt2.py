@@ -1,8 +1,9 @@
 """GPT-2: learned token + position embeddings, pre-LayerNorm decoder blocks with causal SDPA attention, heads.
 
-Matrices stay in GPT-2's own [in, out] layout (``Conv1D``) and ``x @ W`` runs as one ``addmm``: on CPU that
-mat-vec is faster than ``F.linear`` on [out, in] (benchmarks/README.md), and it is the same arithmetic
-transformers does, so results agree bit for bit. The checkpoint's attention projection is already fused (``c_attn`` = Q, K, V).
+Matrices stay in GPT-2's own [in, out] layout (``Conv1D``). In a forward ``x @ W + b`` is one ``addmm``, the same
+arithmetic transformers does, so results agree bit for bit; a decoding step's products run as oneDNN's inner
+product on the same memory, several times faster for a few rows (``inner_product.py``). The checkpoint's
+attention projection is already fused (``c_attn`` = Q, K, V).
 ``compile_decoding()`` and ``quantize_weights("int8")`` work as for Llama (``models/compiled.py``,
 ``models/quantized.py``): a compiled model keeps the same [in, out] parameters but stores them as [out, in] rows
 in memory, which the compiled step's one-row products (``layers.matvec``) stream fastest; saving is unchanged.
@@ -24,6 +25,7 @@ from ..generation import StaticKVCache
 from ..modeling import PreTrainedModel, Rename, WeightMap
 from ..outputs import SequenceClassifierOutput
 from .decoder import CausalLM, DecoderBackbone
+from .inner_product import linear
 from .layers import Conv1D, Linear, activation, attend, dropout, sequence_classification_loss
 
 
@@ -76,10 +78,11 @@ class GPT2Config(PretrainedConfig):
 
 
 def affine(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-    """``x @ W + b`` for a [tokens, in] matrix, one ``addmm``; a layer that LoRA wrapped or quantised, or one
-    that runs compiled, computes itself (the exact type test keeps the plain eager path a single op)."""
+    """``x @ W + b`` for a [tokens, in] matrix, one op (``inner_product.linear``); a layer that LoRA wrapped or
+    quantised, or one that runs compiled, computes itself (the exact type test keeps the plain eager path a single
+    op)."""
     if type(layer) is Conv1D and not layer.compiled_matvec:
-        return torch.addmm(layer.bias, x, layer.weight)
+        return linear(x, layer.weight.t(), layer.bias)
     return layer(x)
 
 
@@ -91,7 +94,7 @@ def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
 class GPT2Block(nn.Module):
     """x + attention(LN(x)), then x + MLP(LN(x)) (pre-norm).
 
-    Inside a block the hidden states are one [tokens, width] matrix, so each projection is a bare ``addmm``
+    Inside a block the hidden states are one [tokens, width] matrix, so each projection is a bare product
     called directly: no reshapes around it and no ``nn.Module`` call (per-step op counts and times:
     benchmarks/README.md).
     """

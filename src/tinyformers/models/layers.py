@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .inner_product import linear
+
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     return F.gelu(x, approximate="tanh")
@@ -213,7 +215,7 @@ def matvec(x: torch.Tensor, weight: torch.Tensor, bias=None, scales=None) -> tor
     faster than MKL's mat-vec on this CPU (benchmarks/README.md), and a decoding step's time is the time to
     stream its weights. int8 weights are widened to ``x``'s dtype inside the same loop (``scales`` then restores
     their per-row magnitude), a quarter of the bytes. Eagerly it would materialise the
-    product: eager calls keep ``F.linear``.
+    product: eager calls keep ``linear``.
     """
     y = (x.unsqueeze(-2) * weight).sum(-1)
     if scales is not None:
@@ -230,7 +232,8 @@ class Linear(nn.Linear):
     """``nn.Linear`` whose single-row products run as ``matvec`` inside a compiled decoding step.
 
     ``compile_decoding()`` sets ``compiled_matvec`` (and ``decode_layout`` then keeps the weight [out, in]);
-    outside a graph, and for more than one row, it is ``nn.Linear``.
+    outside a graph, and for more than one row, it is ``inner_product.linear`` (``F.linear`` but in a decoding
+    step).
     """
 
     compiled_matvec = False
@@ -238,13 +241,13 @@ class Linear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if runs_matvec(self, x):
             return matvec(x, self.weight, self.bias)
-        return F.linear(x, self.weight, self.bias)
+        return linear(x, self.weight, self.bias)
 
 
 class Conv1D(nn.Module):
     """A linear layer whose weight parameter is [in, out] (GPT-2's layout and name), ``x @ W + b`` as one
-    ``addmm``. Like ``Linear``, its one-row products run as ``matvec`` inside a compiled decoding step, where
-    ``decode_layout`` stores the same [in, out] parameter as contiguous [out, in] rows."""
+    product (``inner_product.linear``). Like ``Linear``, its one-row products run as ``matvec`` inside a compiled
+    decoding step, where ``decode_layout`` stores the same [in, out] parameter as contiguous [out, in] rows."""
 
     compiled_matvec = False
 
@@ -257,7 +260,7 @@ class Conv1D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if runs_matvec(self, x):
             return matvec(x, self.weight.t(), self.bias)
-        return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).view(*x.shape[:-1], -1)
+        return linear(x, self.weight.t(), self.bias)
 
 
 class RMSNorm(nn.Module):

@@ -15,6 +15,7 @@ from torch import nn
 from ..generation import GenerationMixin
 from ..generation.seq2seq import EncoderDecoderCache
 from .compiled import CompiledDecodeStep, SlotCache, SpeedOptions
+from .inner_product import decoding_step
 from .layers import decode_layout, padding_mask
 from .t5_layers import additive_mask
 
@@ -87,6 +88,7 @@ class T5Decoding(SpeedOptions, GenerationMixin):
             rows_per_input=per_input,
         )
 
+    @decoding_step
     def next_token_logits(self, input_ids, position_ids, cache: EncoderDecoderCache) -> torch.Tensor:
         if self._compiled_step is not None and input_ids.shape[1] == 1:
             return self._compiled_step(input_ids, position_ids, cache)

@@ -1,0 +1,71 @@
+"""oneDNN's inner product for the float32 products of decoding steps.
+
+For the few rows of a decoding step, and the tens of a prompt, MKL's gemm behind ``F.linear`` streams the weights
+several times slower than oneDNN's inner product reading the same memory (benchmarks/README.md). oneDNN rounds
+differently, though (1.3e-4 apart from transformers on SmolLM2's logits, with the same greedy ids), and a forward is
+held to transformers' logits within 1e-4 while decoding is held to its ids. So the model layers call ``linear``,
+which is ``F.linear`` except inside a model's ``next_token_logits`` (decorated with ``decoding_step``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+
+import torch
+import torch.nn.functional as F
+
+
+def _onednn_inner_product():
+    """torch's oneDNN inner product as an op, or None where torch was built without oneDNN."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._linear_pointwise.default
+    except (AttributeError, RuntimeError):
+        return None
+
+
+ONEDNN_INNER_PRODUCT = _onednn_inner_product()
+# Below this many weights a call's fixed cost (~15 us, against F.linear's ~2) outweighs what oneDNN saves.
+ONEDNN_MIN_WEIGHTS = 1 << 18
+_in_decoding_step = contextvars.ContextVar("in_decoding_step", default=False)
+
+
+def decoding_step(next_token_logits):
+    """Decorator for a model's ``next_token_logits``: inside it, float32 products run as oneDNN's (``linear``)."""
+
+    @functools.wraps(next_token_logits)
+    def run(*args, **kwargs):
+        token = _in_decoding_step.set(True)
+        try:
+            return next_token_logits(*args, **kwargs)
+        finally:
+            _in_decoding_step.reset(token)
+
+    return run
+
+
+def needs_grad(*tensors: torch.Tensor | None) -> bool:
+    return any(t is not None and t.requires_grad for t in tensors)
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``; inside a decoding step (``decoding_step``), as oneDNN's inner product where
+    that is faster: float32 on CPU, no gradient to record, eager, and at least ``ONEDNN_MIN_WEIGHTS`` weights.
+
+    On [in, out] storage (``layers.decode_layout``) oneDNN also gives every row the same result whatever other
+    rows share the call, so a served request's products do not depend on the requests batched with it.
+    """
+    if (
+        ONEDNN_INNER_PRODUCT is not None
+        and not torch.compiler.is_compiling()  # first: a graph never reads the context variable
+        and _in_decoding_step.get()
+        and x.dtype is torch.float32
+        and weight.dtype is torch.float32
+        and weight.numel() >= ONEDNN_MIN_WEIGHTS
+        and x.device.type == "cpu"
+        and not (torch.is_grad_enabled() and needs_grad(x, weight, bias))
+    ):
+        return ONEDNN_INNER_PRODUCT(x, weight, bias, "none", [], "")
+    return F.linear(x, weight, bias)
