@@ -9,6 +9,7 @@ from conftest import oracle
 from fixtures import assert_int8_close, llama_batch, llama_config, random_checkpoint
 from tinyformers import AutoModelForCausalLM, AutoTokenizer
 from tinyformers.models.compiled import ENV_FLAG
+from tinyformers.models.inner_product import ONEDNN_INNER_PRODUCT
 from tinyformers.models.quantized import Int8Linear, greedy_agreement
 
 transformers = oracle("transformers")
@@ -26,10 +27,14 @@ def _in_out(weight: torch.Tensor) -> bool:
     return weight.stride() == (1, weight.shape[0])
 
 
-def test_float32_matrices_are_stored_in_out_and_bf16_out_in(checkpoint, tmp_path):
+def test_float32_matrices_are_stored_for_their_kernel_and_bf16_out_in(checkpoint, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(checkpoint)
     block = model.model.layers[0]
-    assert all(_in_out(m.weight) for m in (block.qkv, block.attn_out, block.gate_up, block.down))
+    # oneDNN streams [out, in] rows fastest, MKL's mat-vec [in, out] memory (layers.decode_layout)
+    want_in_out = ONEDNN_INNER_PRODUCT is None
+    assert all(
+        _in_out(m.weight) == want_in_out for m in (block.qkv, block.attn_out, block.gate_up, block.down)
+    )
     assert model.lm_head.weight is model.model.embed_tokens.weight  # tied: the lookup keeps rows
     assert model.lm_head.weight.is_contiguous()
     model.to(torch.bfloat16)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..generation import GenerationMixin, StaticKVCache, causal_mask
 from ..outputs import BaseModelOutput, CausalLMOutputWithPast
 from .compiled import SpeedOptions
-from .inner_product import decoding_step, linear
+from .inner_product import ONEDNN_INNER_PRODUCT, decoding_step
 from .layers import input_length, recorded, recorders
 
 
@@ -136,18 +136,24 @@ class CausalLM(SpeedOptions, GenerationMixin):
     def output_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the last positions during generation.
 
-        A float32 head tied to the embedding is stored [vocab, width] for the lookup; ``x @ W`` on an [in, out]
-        copy is faster on CPU, and the head is the largest matrix (benchmarks/README.md). Untied heads are
-        already stored that way (``decode_layout``), quantised heads have their own kernel.
+        A float32 head tied to the embedding is stored [vocab, width] for the lookup. oneDNN multiplies those rows
+        fastest; without it, MKL's ``x @ W`` on an [in, out] copy is faster, and the head is the largest matrix
+        (benchmarks/README.md). Untied heads are stored the fast way already (``decode_layout``), quantised heads
+        have their own kernel.
         """
         head = self.head_in_out()
-        return self.lm_head(x) if head is None else linear(x, head.t())
+        return self.lm_head(x) if head is None else x @ head
 
     def head_in_out(self) -> torch.Tensor | None:
         """The float32 output matrix as an [in, out] copy (made once, reused while the weight is unchanged), or
         None where ``lm_head`` itself is the fast way."""
         weight = getattr(self.lm_head, "weight", None)
-        if weight is None or weight.dtype != torch.float32 or weight.stride(0) == 1:
+        if (
+            ONEDNN_INNER_PRODUCT is not None
+            or weight is None
+            or weight.dtype != torch.float32
+            or weight.stride(0) == 1
+        ):
             return None
         version = 0 if weight.is_inference() else weight._version  # inference tensors have no version counter
         key = (weight.data_ptr(), version, weight.shape, weight.dtype)

@@ -1,12 +1,11 @@
 """GPT-2: learned token + position embeddings, pre-LayerNorm decoder blocks with causal SDPA attention, heads.
 
-Matrices stay in GPT-2's own [in, out] layout (``Conv1D``). In a forward ``x @ W + b`` is one ``addmm``, the same
-arithmetic transformers does, so results agree bit for bit; a decoding step's products run as oneDNN's inner
-product on the same memory, several times faster for a few rows (``inner_product.py``). The checkpoint's
-attention projection is already fused (``c_attn`` = Q, K, V).
-``compile_decoding()`` and ``quantize_weights("int8")`` work as for Llama (``models/compiled.py``,
-``models/quantized.py``): a compiled model keeps the same [in, out] parameters but stores them as [out, in] rows
-in memory, which the compiled step's one-row products (``layers.matvec``) stream fastest; saving is unchanged.
+Matrices keep GPT-2's own [in, out] parameters (``Conv1D``) and the checkpoint's fused attention projection
+(``c_attn`` = Q, K, V). In a forward ``x @ W + b`` is one ``addmm``, the same arithmetic transformers does, so
+results agree bit for bit; a decoding step's products run as oneDNN's inner product, several times faster for a
+few rows (``inner_product.py``), which is why float32 parameters sit in memory as [out, in] rows
+(``layers.decode_layout``; saving is unchanged). ``compile_decoding()`` and ``quantize_weights("int8")`` work as
+for Llama (``models/compiled.py``, ``models/quantized.py``).
 
 Generation goes through ``tinyformers.generation``: this file only provides the model side of its protocol
 (``allocate_cache`` and ``next_token_logits``).

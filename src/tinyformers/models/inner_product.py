@@ -54,8 +54,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """``F.linear(x, weight, bias)``; inside a decoding step (``decoding_step``), as oneDNN's inner product where
     that is faster: float32 on CPU, no gradient to record, eager, and at least ``ONEDNN_MIN_WEIGHTS`` weights.
 
-    On [in, out] storage (``layers.decode_layout``) oneDNN also gives every row the same result whatever other
-    rows share the call, so a served request's products do not depend on the requests batched with it.
+    oneDNN streams [out, in] rows fastest, ``nn.Linear``'s own layout (``layers.decode_layout`` keeps them).
     """
     if (
         ONEDNN_INNER_PRODUCT is not None

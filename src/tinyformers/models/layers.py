@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .inner_product import linear
+from .inner_product import ONEDNN_INNER_PRODUCT, linear
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -186,14 +186,14 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def decode_layout(model: nn.Module) -> None:
-    """Store each float32 matrix as [in, out] in memory, whatever shape its parameter has (``nn.Linear``'s
-    [out, in] becomes a transposed view; ``Conv1D``'s [in, out] is that already).
+    """Store each float32 matrix the way a decoding step multiplies it fastest, whatever shape its parameter has.
 
-    ``x @ W`` then runs on contiguous [in, out] memory, which MKL's mat-vec streams faster than [out, in] on
-    this CPU (benchmarks/README.md). Other dtypes keep [out, in] rows: bf16 ``x @ W`` on [in, out] is many
-    times slower; so do layers whose one-row products run as the compiled ``matvec`` (``compiled_matvec``),
-    which streams rows. Weights shared with an embedding stay as they are (the lookup wants rows); the LM head
-    reads those through ``CausalLM.output_logits``.
+    With oneDNN (``inner_product.linear``) that is [out, in] rows, ``nn.Linear``'s own layout (``Conv1D``'s
+    [in, out] parameter becomes a transposed view of rows); so do other dtypes and layers whose one-row products
+    run as the compiled ``matvec`` (``compiled_matvec``), which streams rows. A torch without oneDNN multiplies
+    with MKL, whose mat-vec streams contiguous [in, out] memory faster (benchmarks/README.md): there float32
+    matrices are stored [in, out]. Weights shared with an embedding stay as they are (the lookup wants rows); the
+    LM head reads those through ``CausalLM.output_logits``.
     """
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     with torch.no_grad():
@@ -202,7 +202,11 @@ def decode_layout(model: nn.Module) -> None:
                 continue
             w, transposed = module.weight, isinstance(module, Conv1D)
             rows = w.t() if transposed else w  # [out, in]
-            want_in_out = w.dtype == torch.float32 and not getattr(module, "compiled_matvec", False)
+            want_in_out = (
+                ONEDNN_INNER_PRODUCT is None
+                and w.dtype == torch.float32
+                and not getattr(module, "compiled_matvec", False)
+            )
             if want_in_out != (rows.stride() == (1, rows.shape[0])):
                 rows = rows.detach().t().contiguous().t() if want_in_out else rows.detach().contiguous()
                 w.data = rows.t() if transposed else rows

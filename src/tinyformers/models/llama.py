@@ -4,9 +4,9 @@ grouped-query attention with SDPA, a SwiGLU MLP, and a tied or untied output hea
 Q, K and V are one fused projection and so are the MLP's gate and up projections (``RENAMES`` splits and joins
 them against the checkpoint's names). Rotary cos/sin come from a table computed once for every position.
 
-Decoding speed (SmolLM2-135M, 2-core CPU; numbers in ``benchmarks/bench_llama_generate.py``): float32 matrices are
-stored [in, out] (``decode_layout``), rotary runs once over Q and K together, and a one-token step folds the GQA
-query group into the length dimension. ``compile_decoding()`` and ``quantize_weights("int8")`` go further
+Decoding speed (SmolLM2-135M, 2-core CPU; numbers in ``benchmarks/bench_llama_generate.py``): matrices multiply
+as oneDNN's inner product (``inner_product.py``), rotary runs once over Q and K together, and a one-token step
+folds the GQA query group into the length dimension. ``compile_decoding()`` and ``quantize_weights("int8")`` go further
 (``models/compiled.py``, ``models/quantized.py``): inside the compiled step the matrices (``layers.Linear``) run as
 loops inductor generates and fuses.
 """
