@@ -117,6 +117,17 @@ def test_completions_equal_local_generate(client, local):
     assert reply.usage.prompt_tokens == len(ids)
 
 
+def test_a_repeated_question_reuses_its_prompt_and_answers_the_same(server, client, local):
+    text = "Which planet is known as the red planet?"
+    ids = chat_ids(local[1], text)
+    expected = greedy(local, ids, 6)
+    assert ask(client, text, temperature=0, max_tokens=6).choices[0].message.content == expected
+    before = server.metric("tinyformers_prompt_tokens_reused_total")
+    assert ask(client, text, temperature=0, max_tokens=6).choices[0].message.content == expected
+    # every prompt position but the last two (which run, to give the first token's logits) came from the cache
+    assert server.metric("tinyformers_prompt_tokens_reused_total") == before + len(ids) - 2
+
+
 def test_an_empty_prompt_starts_from_bos_like_local_generate(client, local):
     model, tokenizer = local
     out = model.generate(max_new_tokens=5, do_sample=False)  # no input: from bos

@@ -109,8 +109,9 @@ def test_a_dead_prefix_longer_than_the_live_timeline_is_compacted_early(model, t
 
 
 def test_prefill_groups_bound_padding_and_length():
-    def group_lengths(lengths):
-        requests = [SimpleNamespace(prompt_ids=[0] * n) for n in lengths]
+    def group_lengths(lengths, reused=None):
+        reused = reused or [0] * len(lengths)
+        requests = [SimpleNamespace(prompt_ids=[0] * n, reused=r) for n, r in zip(lengths, reused)]
         return [[len(r.prompt_ids) for r in group] for group in prefill_groups(requests)]
 
     assert group_lengths([10, 10, 10]) == [[10, 10, 10]]
@@ -118,6 +119,9 @@ def test_prefill_groups_bound_padding_and_length():
     assert group_lengths([100, 90, 95]) == [[90, 95, 100]]
     assert group_lengths([200, 200]) == [[200], [200]]  # long prompts: batching saves nothing
     assert group_lengths([]) == []
+    # a prompt counts for the tokens it runs: 300 tokens of which the prompt cache holds 296 run as 4
+    assert group_lengths([4, 300], reused=[0, 296]) == [[4, 300]]
+    assert group_lengths([4, 300], reused=[0, 200]) == [[4], [300]]
 
 
 def test_seeded_sampling_does_not_depend_on_the_batch(model, tokenizer):
@@ -154,3 +158,56 @@ def test_stop_strings_and_cancel(model, tokenizer):
     finally:
         scheduler.stop()
     assert scheduler.slots.running == 0
+
+
+def test_prompts_that_start_like_a_cached_one_reuse_it_and_answer_as_generate(model, tokenizer):
+    generator = torch.Generator().manual_seed(3)
+    vocab = model.config.vocab_size
+    first = torch.randint(3, vocab, (12,), generator=generator).tolist()
+    other = torch.randint(3, vocab, (9,), generator=generator).tolist()
+    params = SamplingParams(max_new_tokens=6, temperature=0)
+    scheduler = Scheduler(
+        model, tokenizer, max_batch=4, max_queue=8, max_length=48, prompt_cache_bytes=1 << 20
+    )
+    scheduler.start()
+    try:
+        run_requests(scheduler, [(first, params)])
+        assert scheduler.metrics.prompt_tokens_reused == 0
+        # joining together: the same prompt, a longer one starting with it, one sharing 5 tokens, a new one
+        prompts = [first, first + [7, 8, 9], first[:5] + other[:4], other]
+        sinks = [Collected() for _ in prompts]
+        with scheduler.wake:  # the model thread takes none before all are queued
+            for prompt, sink in zip(prompts, sinks):
+                scheduler.submit(prompt, params, sink)
+        for sink in sinks:
+            assert sink.done.wait(120)
+    finally:
+        scheduler.stop()
+    for prompt, sink in zip(prompts, sinks):
+        assert sink.tokens == local(model, prompt, 6, do_sample=False)
+    # Cached starts: 10 of 12 (two tokens always run), 12 of 15, 5 of 9, none of ``other``. The first three run
+    # together, each its last 4 positions (the most any of them needs), so they copy 8 + 11 + 5; ``other`` (9 to
+    # run) would pad that group too much and runs alone.
+    assert scheduler.metrics.prompt_tokens_reused == 8 + 11 + 5
+
+
+def test_the_prompt_cache_keeps_recent_prompts_within_its_bytes():
+    from tinyformers.serving.prompt_cache import PromptCache
+
+    def kv(n):  # one layer, 1 head of width 4: keys and values of a position take 32 bytes
+        return [(torch.full((1, n, 4), float(n)), torch.full((1, n, 4), float(n)))]
+
+    cache = PromptCache(max_bytes=32 * 10)  # room for 10 positions
+    cache.store([1, 2, 3, 4], kv(4))
+    cache.store([1, 2, 9], kv(3))
+    assert cache.match([1, 2, 3, 4, 5], limit=10)[0] == 4
+    assert cache.match([1, 2, 3, 4, 5], limit=3)[0] == 3  # at most ``limit``
+    assert cache.match([1, 2, 9, 9], limit=10)[0] == 3
+    assert cache.match([5, 1, 2], limit=10) == (0, None)
+    assert cache.match([1, 2, 3], limit=0) == (0, None)
+    cache.store([7] * 11, kv(11))  # larger than the whole cache: not kept
+    assert list(cache.entries) == [(1, 2, 3, 4), (1, 2, 9)]
+    cache.match([1, 2, 3, 4], limit=10)  # a hit makes [1, 2, 3, 4] the most recent
+    cache.store([8, 8, 8, 8], kv(4))  # 11 positions: over the bound, the least recent goes
+    assert list(cache.entries) == [(1, 2, 3, 4), (8, 8, 8, 8)]
+    assert cache.bytes == 32 * 8

@@ -32,6 +32,13 @@ def add_parser(subparsers) -> None:
         type=Number(int, low=2),
         help="cache positions per request, and prompt tokens for T5 (default: the model's, or 2048; T5 512)",
     )
+    parser.add_argument(
+        "--prompt-cache-mib",
+        type=non_negative_int,
+        default=256,
+        help="memory for the keys and values of recent prompts, reused by prompts that start the same way "
+        "(default 256; 0 turns it off)",
+    )
     parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1/ routes")
     parser.add_argument("--compile", action="store_true", help="compile the decoding step (slower start)")
     parser.add_argument(
@@ -56,4 +63,5 @@ def handle(args) -> None:
         api_key=args.api_key,
         compile=args.compile,
         quantize=args.quantize,
+        prompt_cache_mib=args.prompt_cache_mib,
     )

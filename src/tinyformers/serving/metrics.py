@@ -41,6 +41,7 @@ class Metrics:
         self.queued = 0
         self.running = 0
         self.prompt_tokens = 0
+        self.prompt_tokens_reused = 0
         self.generated_tokens = 0
         self.finished: dict[str, int] = {}  # finish reason -> requests
         self.rejected = 0  # queue full
@@ -56,9 +57,12 @@ class Metrics:
                 f"# HELP {prefix}_running_requests Requests in the running batch.",
                 f"# TYPE {prefix}_running_requests gauge",
                 f"{prefix}_running_requests {self.running}",
-                f"# HELP {prefix}_prompt_tokens_total Prompt tokens prefilled.",
+                f"# HELP {prefix}_prompt_tokens_total Prompt tokens of the requests that joined a batch.",
                 f"# TYPE {prefix}_prompt_tokens_total counter",
                 f"{prefix}_prompt_tokens_total {self.prompt_tokens}",
+                f"# HELP {prefix}_prompt_tokens_reused_total Prompt tokens copied from the prompt cache, not run.",
+                f"# TYPE {prefix}_prompt_tokens_reused_total counter",
+                f"{prefix}_prompt_tokens_reused_total {self.prompt_tokens_reused}",
                 f"# HELP {prefix}_generated_tokens_total Tokens generated.",
                 f"# TYPE {prefix}_generated_tokens_total counter",
                 f"{prefix}_generated_tokens_total {self.generated_tokens}",

@@ -1,7 +1,8 @@
 """Continuous batching: one model thread decodes every running request together, one token each per step.
 
 Between two steps, requests join (their prompts are prefilled into free ``SlotCache`` rows, short prompts of
-similar lengths in one forward: ``prefill_groups``) and leave (finished or cancelled; the row is reused). Each
+similar lengths in one forward: ``prefill_groups``; the first positions of a prompt that starts like a recent one
+are copied from the ``PromptCache`` instead of run) and leave (finished or cancelled; the row is reused). Each
 request carries what ``generate`` would have prepared for it (``params.prepare_request``: its logits processors
 and stop conditions) and its own random generator, and its token is picked with the same function ``generate``
 uses, so a greedy request gives ``generate``'s ids whatever else is in the batch. Waiting requests sit in a
@@ -31,6 +32,7 @@ from ..generation.prepare import Prepared
 from ..generation.sampling import pick_tokens
 from .metrics import Metrics
 from .params import SamplingParams, prepare_request
+from .prompt_cache import PromptCache
 from .seq2seq import EncoderDecoderSlots
 from .slots import SlotCache
 from .text import IncrementalText
@@ -82,6 +84,8 @@ class Request:
         self.length = self.start
         self.text = IncrementalText(tokenizer, params.stop)
         self.row: int | None = None
+        # First prompt positions whose keys and values ``prefix`` holds (from the prompt cache), and so need not run.
+        self.reused, self.prefix = 0, None
         self.arrived = time.perf_counter()
         self.last_token_at: float | None = None
 
@@ -95,6 +99,11 @@ class Request:
         return self.params.greedy and not self.p.processors and not self.params.logprobs
 
 
+def to_run(request: Request) -> int:
+    """The prompt tokens a request's prefill runs: those not reused from the prompt cache."""
+    return len(request.prompt_ids) - request.reused
+
+
 def prefill_groups(requests: list[Request]) -> list[list[Request]]:
     """Split the requests that join at one step into groups prefilled in one forward each.
 
@@ -102,14 +111,15 @@ def prefill_groups(requests: list[Request]) -> list[list[Request]]:
     most of the time; at a few hundred tokens the matrices are as busy with one prompt as with eight and
     batching saves nothing (benchmarks/README.md). Prompts are grouped by length (shortest first) so that
     padding stays under ``PREFILL_PADDING`` of the tokens computed, and only prompts of up to
-    ``PREFILL_BATCH_TOKENS`` tokens are batched; longer ones run alone.
+    ``PREFILL_BATCH_TOKENS`` tokens are batched; longer ones run alone. A prompt counts for the tokens it runs
+    (``to_run``).
     """
     groups: list[list[Request]] = []
-    for request in sorted(requests, key=lambda r: len(r.prompt_ids)):
-        length = len(request.prompt_ids)
+    for request in sorted(requests, key=to_run):
+        length = to_run(request)
         group = groups[-1] if groups else None
         if group is not None and length <= PREFILL_BATCH_TOKENS:
-            real = sum(len(r.prompt_ids) for r in group) + length
+            real = sum(to_run(r) for r in group) + length
             if (len(group) + 1) * length * (1 - PREFILL_PADDING) <= real:  # sorted: ``length`` is the longest
                 group.append(request)
                 continue
@@ -119,7 +129,13 @@ def prefill_groups(requests: list[Request]) -> list[list[Request]]:
 
 class Scheduler:
     def __init__(
-        self, model, tokenizer, max_batch: int = 8, max_queue: int = 64, max_length: int | None = None
+        self,
+        model,
+        tokenizer,
+        max_batch: int = 8,
+        max_queue: int = 64,
+        max_length: int | None = None,
+        prompt_cache_bytes: int = 0,
     ):
         if max_batch < 1 or max_queue < 0 or (max_length is not None and max_length < 2):
             raise ValueError(
@@ -132,6 +148,10 @@ class Scheduler:
         # cache positions per row (and, for an encoder-decoder model, prompt tokens)
         self.max_length = min((x for x in (max_length, limit) if x), default=slots.default_length)
         self.slots = slots(model, max_batch, self.max_length)
+        # An encoder-decoder model's decoder prompt is its start token: nothing there to reuse.
+        self.prompt_cache = (
+            PromptCache(prompt_cache_bytes) if prompt_cache_bytes and slots is SlotCache else None
+        )
         self.max_queue = max_queue
         self.metrics = Metrics()
         self.waiting: deque[Request] = deque()
@@ -201,7 +221,10 @@ class Scheduler:
                     free = self.slots.rows - len(self.running)
                     joining = [self.waiting.popleft() for _ in range(min(free, len(self.waiting)))]
                     self._count()
-                for group in prefill_groups([r for r in joining if not self._refuse_cancelled(r)]):
+                joining = [r for r in joining if not self._refuse_cancelled(r)]
+                for request in joining:
+                    self._find_prefix(request)
+                for group in prefill_groups(joining):
                     self._prefill(group)
                 for request in [r for r in self.running if r.cancelled]:
                     self._finish(request, "cancelled")
@@ -218,22 +241,38 @@ class Scheduler:
             self._report(request, Finished("cancelled", len(request.prompt_ids), 0))
         return request.cancelled
 
+    def _find_prefix(self, request: Request) -> None:
+        """Look ``request``'s prompt up in the prompt cache. At least two of its tokens are left to run, so that its
+        prefill stays a many-token forward (one token would be taken for a decoding step)."""
+        if self.prompt_cache is not None:
+            request.reused, request.prefix = self.prompt_cache.match(request.prompt_ids, request.start - 2)
+
     def _prefill(self, group: list[Request]) -> None:
-        """Run the prompts of ``group`` in one forward (left-padded to the longest) into fresh cache rows."""
+        """Run the prompts of ``group`` in one forward (left-padded to the longest) into fresh cache rows.
+
+        Each row runs the same number of last positions, as many as the request that reuses least needs; a row
+        with a longer cached prefix copies only what lies before those positions."""
         # What the decoder runs: the prompts (an encoder-decoder model: its start token).
         lengths = [r.start for r in group]
-        longest = max(lengths)
+        run = max(r.start - r.reused for r in group)
+        copied = [
+            max(0, length - run) for length in lengths
+        ]  # positions each row takes from its cached prefix
         device = group[0].p.input_ids.device
-        input_ids = torch.zeros((len(group), longest), dtype=torch.long, device=device)
+        input_ids = torch.zeros((len(group), run), dtype=torch.long, device=device)
         position_ids = torch.zeros_like(input_ids)
         for i, request in enumerate(group):
-            input_ids[i, longest - lengths[i] :] = request.p.input_ids[0]
-            position_ids[i, longest - lengths[i] :] = request.p.position_ids[0]
+            width = lengths[i] - copied[i]
+            input_ids[i, run - width :] = request.p.input_ids[0, copied[i] :]
+            position_ids[i, run - width :] = request.p.position_ids[0, copied[i] :]
         try:
-            view = self.slots.prefill_view(lengths, [r.prompt_ids for r in group])
-            for request in group:
+            view = self.slots.prefill_view(lengths, [r.prompt_ids for r in group], new_tokens=run)
+            for request, n in zip(group, copied):
                 request.row = len(self.running)
                 self.running.append(request)
+                if n:
+                    self.slots.place_prefix(request.row, request.prefix, n)
+                request.prefix = None
             logits = self.model.next_token_logits(input_ids, position_ids, view)
         except Exception as error:  # noqa: BLE001 - these requests fail, the others go on
             log.exception("prefill failed")
@@ -243,8 +282,12 @@ class Scheduler:
                 else:
                     self._report(request, Finished("error", len(request.prompt_ids), 0, error=str(error)))
             return
+        if self.prompt_cache is not None:
+            for request in group:
+                self.prompt_cache.store(request.prompt_ids, self.slots.prompt_kv(request.row, request.start))
         with self.metrics.lock:
             self.metrics.prompt_tokens += sum(len(r.prompt_ids) for r in group)
+            self.metrics.prompt_tokens_reused += sum(copied)
         for request in group:
             self.next_position[request.row] = request.start
         # Each request's own logits row (a request that finishes at once hands its row to the last one).

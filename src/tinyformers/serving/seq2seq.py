@@ -65,8 +65,10 @@ class EncoderDecoderSlots(SlotCache):
                 f"(--max-context {self.limit}, less the decoder's start token); lower max_tokens"
             )
 
-    def prefill_view(self, prompt_lengths: list[int], prompts: list[list[int]] | None = None) -> CacheView:
-        view = super().prefill_view(prompt_lengths)
+    def prefill_view(
+        self, prompt_lengths: list[int], prompts: list[list[int]] | None = None, new_tokens: int | None = None
+    ) -> CacheView:
+        view = super().prefill_view(prompt_lengths, new_tokens=new_tokens)
         first = self.running - len(prompt_lengths)
         for row, prompt in enumerate(prompts, first):
             self._encode(row, prompt)

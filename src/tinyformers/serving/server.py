@@ -38,6 +38,7 @@ def load(
     api_key: str | None = None,
     compile: bool = False,
     quantize: str | None = None,
+    prompt_cache_mib: int = 256,
 ) -> Served:
     """Load ``model`` as a causal LM or an encoder-decoder LM (both served through the scheduler), or an encoder
     (served for embeddings)."""
@@ -62,7 +63,9 @@ def load(
         if not speed:
             raise
         raise ValueError(f"{error}: serve '{model}' without --compile and --quantize") from None
-    served.scheduler = Scheduler(lm, tokenizer, max_batch, max_queue, max_context).start()
+    served.scheduler = Scheduler(
+        lm, tokenizer, max_batch, max_queue, max_context, prompt_cache_bytes=prompt_cache_mib << 20
+    ).start()
     return served
 
 

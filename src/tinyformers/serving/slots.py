@@ -74,11 +74,17 @@ class SlotCache:
                 f"{self.limit} tokens; lower max_tokens or shorten the prompt"
             )
 
-    def prefill_view(self, prompt_lengths: list[int], prompts: list[list[int]] | None = None) -> CacheView:
+    def prefill_view(
+        self, prompt_lengths: list[int], prompts: list[list[int]] | None = None, new_tokens: int | None = None
+    ) -> CacheView:
         """Take the next free rows for prompts of ``prompt_lengths`` tokens, each ending at the current position,
         and return a cache that sees only those rows' stretch of the timeline, as a left-padded ``generate``
         prefill of those prompts (a single prompt: no mask, plain causal attention). ``prompts`` (the requests'
-        prompts) matter only to models that condition a row on its prompt (``seq2seq.EncoderDecoderSlots``)."""
+        prompts) matter only to models that condition a row on its prompt (``seq2seq.EncoderDecoderSlots``).
+
+        ``new_tokens`` (default: the longest prompt) is how many last positions the forward runs: the view counts
+        the positions before them as written, and rows hold reused keys and values there (``place_prefix``).
+        """
         rows, longest = len(prompt_lengths), max(prompt_lengths)
         if self.running + rows > self.rows:
             raise RuntimeError(f"{rows} cache rows asked for, {self.rows - self.running} free")
@@ -94,7 +100,21 @@ class SlotCache:
         keys = [k[taken, :, span] for k in self.keys]
         values = [v[taken, :, span] for v in self.values]
         padded = min(prompt_lengths) < longest
-        return CacheView(keys, values, self.key_mask[taken, span] if padded else None)
+        view = CacheView(keys, values, self.key_mask[taken, span] if padded else None)
+        view.length = longest - (new_tokens or longest)
+        return view
+
+    def place_prefix(self, row: int, kv: list[tuple[torch.Tensor, torch.Tensor]], n: int) -> None:
+        """Copy the first ``n`` positions of a prompt's keys and values (``prompt_kv``) to the start of ``row``."""
+        start = self.starts[row]
+        for keys, values, (k, v) in zip(self.keys, self.values, kv):
+            keys[row, :, start : start + n] = k[:, :n]
+            values[row, :, start : start + n] = v[:, :n]
+
+    def prompt_kv(self, row: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """A copy of the keys and values of the ``length``-token prompt that starts ``row``."""
+        span = slice(self.starts[row], self.starts[row] + length)
+        return [(k[row, :, span].clone(), v[row, :, span].clone()) for k, v in zip(self.keys, self.values)]
 
     def step_view(self) -> CacheView:
         """The running rows as one batch at the current position, with room for one more token."""
