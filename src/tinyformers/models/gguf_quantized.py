@@ -6,7 +6,7 @@ at load (4-bit nibbles, 6-bit scales, fp16 block scales...), unchanged or repack
 things about them:
 
 * ``dequantize``: the float32 matrix, bit-identical to ``formats.gguf.dequantize``. Used for many rows (prefill,
-  batches: ``layers.linear`` on the dequantised matrix) and by eager code.
+  batches: ``inner_product.linear`` on the dequantised matrix) and by eager code.
 * ``matvec``: one row multiplied with the blocks, written as a multiply-and-sum over [out, in] rows that unpacks
   nibbles and applies block scales in the same expression. Inside the compiled decoding step (``runs_matvec``)
   inductor turns it into one loop that streams the blocks once (like ``layers.matvec``; the variants measured
@@ -72,7 +72,8 @@ class GGUFMatrix(nn.Module):
 
 class GGUFLinear(GGUFMatrix):
     """``nn.Linear`` on a quantised matrix (the bias, if any, stays float): one row inside the compiled decoding
-    step multiplies with the blocks (``matvec``); otherwise the matrix is dequantised and ``layers.linear`` runs."""
+    step multiplies with the blocks (``matvec``); otherwise the matrix is dequantised and multiplied
+    (``inner_product.linear``)."""
 
     compiled_matvec = False
 

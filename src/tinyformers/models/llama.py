@@ -6,9 +6,9 @@ them against the checkpoint's names). Rotary cos/sin come from a table computed 
 
 Decoding speed (SmolLM2-135M, 2-core CPU; numbers in ``benchmarks/bench_llama_generate.py``): matrices multiply
 as oneDNN's inner product (``inner_product.py``), rotary runs once over Q and K together, and a one-token step
-folds the GQA query group into the length dimension. ``compile_decoding()`` and ``quantize_weights("int8")`` go further
-(``models/compiled.py``, ``models/quantized.py``): inside the compiled step the matrices (``layers.Linear``) run as
-loops inductor generates and fuses.
+folds the GQA query group into the length dimension. ``compile_decoding()`` and ``quantize_weights("int8")`` go
+further (``models/compiled.py``, ``models/quantized.py``): inside the compiled step the matrices
+(``layers.Linear``) run as loops inductor generates and fuses.
 """
 
 from __future__ import annotations

@@ -248,16 +248,15 @@ class Scheduler:
             request.reused, request.prefix = self.prompt_cache.match(request.prompt_ids, request.start - 2)
 
     def _prefill(self, group: list[Request]) -> None:
-        """Run the prompts of ``group`` in one forward (left-padded to the longest) into fresh cache rows.
+        """Run the prompts of ``group`` in one forward (left-padded) into fresh cache rows.
 
         Each row runs the same number of last positions, as many as the request that reuses least needs; a row
         with a longer cached prefix copies only what lies before those positions."""
         # What the decoder runs: the prompts (an encoder-decoder model: its start token).
         lengths = [r.start for r in group]
         run = max(r.start - r.reused for r in group)
-        copied = [
-            max(0, length - run) for length in lengths
-        ]  # positions each row takes from its cached prefix
+        # positions each row takes from its cached prefix
+        copied = [max(0, length - run) for length in lengths]
         device = group[0].p.input_ids.device
         input_ids = torch.zeros((len(group), run), dtype=torch.long, device=device)
         position_ids = torch.zeros_like(input_ids)
