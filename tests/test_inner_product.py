@@ -73,3 +73,13 @@ def test_generate_runs_its_steps_through_onednn_and_a_forward_does_not():
         lambda: model.generate(ids, max_new_tokens=3, do_sample=False)
     )
     assert "mkldnn::_linear_pointwise" not in ops_run(lambda: model(ids))
+
+
+@torch.inference_mode()
+def test_a_compiled_graph_multiplies_several_rows_with_the_inner_product():
+    # the compiled decoding step's batches (one row runs as layers.matvec instead)
+    w = weight(1024, 512)
+    compiled = torch.compile(lambda x: linear(x, w), fullgraph=True)
+    x = torch.randn(4, 512)
+    assert "tinyformers::onednn_linear" in ops_run(lambda: compiled(x))
+    torch.testing.assert_close(compiled(x), F.linear(x, w), atol=1e-5, rtol=1e-5)

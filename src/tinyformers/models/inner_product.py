@@ -4,7 +4,8 @@ For the few rows of a decoding step, and the tens of a prompt, MKL's gemm behind
 several times slower than oneDNN's inner product reading the same memory (benchmarks/README.md). oneDNN rounds
 differently, though (1.3e-4 apart from transformers on SmolLM2's logits, with the same greedy ids), and a forward is
 held to transformers' logits within 1e-4 while decoding is held to its ids. So the model layers call ``linear``,
-which is ``F.linear`` except inside a model's ``next_token_logits`` (decorated with ``decoding_step``).
+which is ``F.linear`` except inside a model's ``next_token_logits`` (decorated with ``decoding_step``) and inside
+a compiled graph (the compiled decoding step's products of several rows, ``onednn_linear``).
 """
 
 from __future__ import annotations
@@ -46,25 +47,40 @@ def decoding_step(next_token_logits):
     return run
 
 
+@torch.library.custom_op("tinyformers::onednn_linear", mutates_args=())
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The inner product as an op of its own, which a compiled graph calls as it is (inductor's lowering of the
+    oneDNN op only takes weights it packed itself)."""
+    return ONEDNN_INNER_PRODUCT(x, weight, bias, "none", [], "")
+
+
+@onednn_linear.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return x.new_empty((*x.shape[:-1], weight.shape[0]))
+
+
 def needs_grad(*tensors: torch.Tensor | None) -> bool:
     return any(t is not None and t.requires_grad for t in tensors)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear(x, weight, bias)``; inside a decoding step (``decoding_step``), as oneDNN's inner product where
-    that is faster: float32 on CPU, no gradient to record, eager, and at least ``ONEDNN_MIN_WEIGHTS`` weights.
+    """``F.linear(x, weight, bias)``; inside a decoding step (``decoding_step``) or a compiled graph, as oneDNN's
+    inner product where that is faster: float32 on CPU, no gradient to record, at least ``ONEDNN_MIN_WEIGHTS``
+    weights.
 
     oneDNN streams [out, in] rows fastest, ``nn.Linear``'s own layout (``layers.decode_layout`` keeps them).
     """
     if (
-        ONEDNN_INNER_PRODUCT is not None
-        and not torch.compiler.is_compiling()  # first: a graph never reads the context variable
-        and _in_decoding_step.get()
-        and x.dtype is torch.float32
-        and weight.dtype is torch.float32
-        and weight.numel() >= ONEDNN_MIN_WEIGHTS
-        and x.device.type == "cpu"
-        and not (torch.is_grad_enabled() and needs_grad(x, weight, bias))
+        ONEDNN_INNER_PRODUCT is None
+        or x.dtype is not torch.float32
+        or weight.dtype is not torch.float32
+        or weight.numel() < ONEDNN_MIN_WEIGHTS
+        or x.device.type != "cpu"
+        or (torch.is_grad_enabled() and needs_grad(x, weight, bias))
     ):
+        return F.linear(x, weight, bias)
+    if torch.compiler.is_compiling():  # the compiled decoding step's products of several rows
+        return onednn_linear(x, weight, bias)
+    if _in_decoding_step.get():
         return ONEDNN_INNER_PRODUCT(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)

@@ -236,8 +236,8 @@ class Linear(nn.Linear):
     """``nn.Linear`` whose single-row products run as ``matvec`` inside a compiled decoding step.
 
     ``compile_decoding()`` sets ``compiled_matvec`` (and ``decode_layout`` then keeps the weight [out, in]);
-    outside a graph, and for more than one row, it is ``inner_product.linear`` (``F.linear`` but in a decoding
-    step).
+    outside a graph, and for more than one row, it is ``inner_product.linear`` (``F.linear``, or oneDNN's inner
+    product in a decoding step).
     """
 
     compiled_matvec = False
