@@ -51,11 +51,12 @@ class PromptCache:
         self.entries.move_to_end(found)
         return best, self.entries[found]
 
+    def __contains__(self, prompt_ids: list[int]) -> bool:
+        return tuple(prompt_ids) in self.entries
+
     def store(self, prompt_ids: list[int], kv: PromptKV) -> None:
+        """Keep ``kv`` for ``prompt_ids`` (not yet stored: check ``in`` before copying it out)."""
         key = tuple(prompt_ids)
-        if key in self.entries:
-            self.entries.move_to_end(key)
-            return
         size = sum(k.nbytes + v.nbytes for k, v in kv)
         if size > self.max_bytes:
             return

@@ -283,7 +283,10 @@ class Scheduler:
             return
         if self.prompt_cache is not None:
             for request in group:
-                self.prompt_cache.store(request.prompt_ids, self.slots.prompt_kv(request.row, request.start))
+                if request.prompt_ids not in self.prompt_cache:
+                    self.prompt_cache.store(
+                        request.prompt_ids, self.slots.prompt_kv(request.row, request.start)
+                    )
         with self.metrics.lock:
             self.metrics.prompt_tokens += sum(len(r.prompt_ids) for r in group)
             self.metrics.prompt_tokens_reused += sum(copied)
