@@ -30,6 +30,10 @@ def common_start(a: tuple[int, ...], b: list[int], limit: int) -> int:
     return n
 
 
+def nbytes(kv: PromptKV) -> int:
+    return sum(k.nbytes + v.nbytes for k, v in kv)
+
+
 class PromptCache:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
@@ -57,11 +61,11 @@ class PromptCache:
     def store(self, prompt_ids: list[int], kv: PromptKV) -> None:
         """Keep ``kv`` for ``prompt_ids`` (not yet stored: check ``in`` before copying it out)."""
         key = tuple(prompt_ids)
-        size = sum(k.nbytes + v.nbytes for k, v in kv)
+        size = nbytes(kv)
         if size > self.max_bytes:
             return
         self.entries[key] = kv
         self.bytes += size
         while self.bytes > self.max_bytes:
             _, dropped = self.entries.popitem(last=False)
-            self.bytes -= sum(k.nbytes + v.nbytes for k, v in dropped)
+            self.bytes -= nbytes(dropped)
