@@ -41,7 +41,10 @@ format: install
 	$(VENV)/bin/ruff format src tests benchmarks examples
 
 # Two pytest-xdist workers, each taking whole files (module fixtures load once) with one thread on two cores.
+# The package's bytecode is compiled first: the tests start a few hundred CLI and server processes, and where
+# PYTHONDONTWRITEBYTECODE is set each would otherwise compile every module it imports again.
 test: install assets lint
+	$(PY) -m compileall -q src
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: install assets

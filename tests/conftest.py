@@ -9,6 +9,7 @@ test, a fixture or at module level) into failures. A skip that is meant to happe
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -116,7 +117,12 @@ def pytest_report_header(config):
 
 # -- slow oracle results, computed once per library versions and inputs ------------------------------------------
 
-ORACLE_CACHE = Path(os.environ.get("ORACLE_CACHE_DIR", ASSETS / ".oracle-cache"))
+# Outside the checkout, like torch's compiled-kernel cache: a fresh clone on the same machine (as CI makes) reuses
+# what an earlier run computed. Inputs are keyed by content, so freshly fetched copies of the same files hit.
+ORACLE_CACHE = Path(
+    os.environ.get("ORACLE_CACHE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinyformers-tests" / "oracles"
+)
 ORACLE_PACKAGES = ("torch", "transformers", "tokenizers", "sentencepiece", "gguf", "numpy", "safetensors")
 
 
@@ -130,16 +136,26 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+@functools.cache
+def _content_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def file_key(path: Path) -> dict:
-    """What identifies an input file in a cache key: its name, size and modification time."""
+    """What identifies an input file in a cache key: its name and the sha256 of its bytes (hashed once per
+    process, size and modification time telling when to hash again)."""
     stat = Path(path).stat()
-    return {"name": Path(path).name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"name": Path(path).name, "sha256": _content_sha256(str(path), stat.st_size, stat.st_mtime_ns)}
 
 
 def cached_oracle(name: str, inputs, compute):
     """``compute()`` (an oracle's slow result: tensors, lists, dicts, numbers, strings) kept on disk in
-    ``$ORACLE_CACHE_DIR`` (default ``$ASSETS_DIR/.oracle-cache``), keyed by ``name``, ``inputs`` (JSON-able, e.g.
-    with ``file_key``) and the versions of python, torch and the oracle libraries. Where that folder cannot be
+    ``$ORACLE_CACHE_DIR`` (default ``~/.cache/tinyformers-tests/oracles``), keyed by ``name``, ``inputs``
+    (JSON-able, e.g. with ``file_key``) and the versions of python, torch and the oracle libraries. Where that folder cannot be
     written the result is computed each time. The key does not see ``compute``'s code: a change to what it
     returns needs a new ``name``."""
     import torch  # the cache files are torch.save archives; conftest itself stays importable without torch
@@ -155,7 +171,7 @@ def cached_oracle(name: str, inputs, compute):
         torch.save(value, partial)
         os.replace(partial, path)  # whole or absent: a run stopped half way leaves no broken entry
     except OSError:
-        pass  # read-only assets: the result is still right, only not kept
+        pass  # a read-only cache folder: the result is still right, only not kept
     return value
 
 

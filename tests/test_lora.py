@@ -15,9 +15,15 @@ from tinyformers.models.gpt2 import Conv1D
 from tinyformers.training.lora import LoraConfig, LoraModel, get_peft_model
 
 transformers = oracle("transformers")
-peft = oracle("peft")
 
 IDS = torch.tensor([[5, 17, 42, 9, 77, 3, 61], [8, 2, 33, 90, 14, 51, 6]])
+
+
+@pytest.fixture(scope="module")
+def peft():
+    """The oracle, imported by the tests that use it (its import takes seconds, and every worker collects this
+    file)."""
+    return oracle("peft")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +74,7 @@ def our_logits(model) -> torch.Tensor:
 LLAMA_TARGETS = ["q_proj", "v_proj", "o_proj", "up_proj"]
 
 
-def test_llama_adapter_saved_here_loads_in_peft(llama_dir, tmp_path):
+def test_llama_adapter_saved_here_loads_in_peft(peft, llama_dir, tmp_path):
     torch.manual_seed(2)
     ours = get_peft_model(
         AutoModelForCausalLM.from_pretrained(llama_dir),
@@ -88,7 +94,7 @@ def test_llama_adapter_saved_here_loads_in_peft(llama_dir, tmp_path):
     torch.testing.assert_close(our_logits(ours.eval()), expected, atol=1e-4, rtol=1e-4)
 
 
-def test_llama_adapter_saved_by_peft_loads_here(llama_dir, tmp_path):
+def test_llama_adapter_saved_by_peft_loads_here(peft, llama_dir, tmp_path):
     torch.manual_seed(3)
     theirs = peft.get_peft_model(
         transformers.AutoModelForCausalLM.from_pretrained(llama_dir),
@@ -102,7 +108,7 @@ def test_llama_adapter_saved_by_peft_loads_here(llama_dir, tmp_path):
     assert not any(p.requires_grad for p in ours.parameters()), "a loaded adapter is for inference by default"
 
 
-def test_classifier_adapter_trains_head_too_and_round_trips(bert_dir, tmp_path):
+def test_classifier_adapter_trains_head_too_and_round_trips(peft, bert_dir, tmp_path):
     torch.manual_seed(4)
     theirs = peft.get_peft_model(
         transformers.AutoModelForSequenceClassification.from_pretrained(bert_dir),
@@ -123,7 +129,7 @@ def test_classifier_adapter_trains_head_too_and_round_trips(bert_dir, tmp_path):
     torch.testing.assert_close(hf_logits(back), hf_logits(theirs), atol=1e-5, rtol=1e-5)
 
 
-def test_merge_and_unload_equals_adapter_and_saves_for_transformers(llama_dir, tmp_path):
+def test_merge_and_unload_equals_adapter_and_saves_for_transformers(peft, llama_dir, tmp_path):
     torch.manual_seed(5)
     ours = get_peft_model(
         AutoModelForCausalLM.from_pretrained(llama_dir),
@@ -202,7 +208,7 @@ def test_all_linear_adapts_every_projection_but_the_head(llama_dir):
 GPT2_TARGETS = ["c_attn", "c_proj", "c_fc"]  # peft's GPT-2 layers: attention in and out, MLP in and out
 
 
-def test_gpt2_adapter_saved_here_loads_in_peft(gpt2_dir, tmp_path):
+def test_gpt2_adapter_saved_here_loads_in_peft(peft, gpt2_dir, tmp_path):
     torch.manual_seed(8)
     ours = get_peft_model(
         AutoModelForCausalLM.from_pretrained(gpt2_dir),
@@ -222,7 +228,7 @@ def test_gpt2_adapter_saved_here_loads_in_peft(gpt2_dir, tmp_path):
     torch.testing.assert_close(our_logits(ours), expected, atol=1e-4, rtol=1e-4)
 
 
-def test_gpt2_adapter_saved_by_peft_loads_here_and_merges(gpt2_dir, tmp_path):
+def test_gpt2_adapter_saved_by_peft_loads_here_and_merges(peft, gpt2_dir, tmp_path):
     torch.manual_seed(9)
     theirs = peft.get_peft_model(
         transformers.AutoModelForCausalLM.from_pretrained(gpt2_dir),
