@@ -94,6 +94,33 @@ def test_chat_bad_model_path(tmp_path):
     assert out.returncode == 2 and "neither a local directory nor a hub id" in out.stderr
 
 
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["chat", "--model", "MISSING", "--prompt", "hi"], "neither a local directory nor a hub id"),
+        (["chat", "--prompt", "hi"], "the default model for 'text-generation' is not set up"),
+    ],
+    ids=["missing-model", "missing-default"],
+)
+def test_chat_and_setup_answer_before_loading_torch(tmp_path, args, error):
+    """A wrong model path or a home without the default model is a one-line error at once, with no seconds
+    spent importing torch first."""
+    args = [str(tmp_path / "nope.gguf") if a == "MISSING" else a for a in args]
+    code = (
+        "import contextlib, sys\n"
+        "from tinyformers.cli.main import main\n"
+        "with contextlib.suppress(SystemExit):\n"
+        f"    code = main({args!r})\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    env = {**os.environ, "TINYFORMERS_HOME": str(tmp_path / "empty-home")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2 and error in lines[0], out.stderr
+    assert lines[1] == "False", "torch was imported"
+
+
 # -- help, errors ----------------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ..defaults import default_model
 from .common import add_command
 from .sampling import add_sampling_options, generation_options
 
@@ -79,8 +80,6 @@ class ChatSession:
 
 
 def handle(args) -> int:
-    from ..pipelines import default_model
-
     model = args.model or default_model("text-generation")
     # compile=None leaves it to $TINYFORMERS_COMPILE
     speed = {"quantize": args.quantize, "compile": True if args.compile else None}

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ..defaults import DEFAULT_MODELS, models_home
 from .common import CommandError, add_command
 from .output import print_data
 
@@ -32,14 +33,10 @@ def add_parser(subparsers) -> None:
 
 def default_model_assets() -> list[str]:
     """The asset folders the default models live in (``minilm``, ``smollm2``)."""
-    from ..pipelines import DEFAULT_MODELS
-
     return sorted({Path(path).parts[0] for path in DEFAULT_MODELS.values()})
 
 
 def handle(args) -> None:
-    from ..pipelines import models_home
-
     home, assets = models_home(), default_model_assets()
     environment = {**os.environ, "ASSETS": " ".join(assets), "PYTHON": sys.executable}
     # The script's progress goes to stderr: stdout carries the result (JSON with --json).

@@ -10,11 +10,13 @@ One module per task family, over the ``Pipeline`` base class (``base.py``):
 * ``text_generation.py`` — text-generation (plain text and chat messages);
 * ``text2text.py`` — for seq2seq models (T5, Flan-T5): text2text-generation, summarization and
   translation_xx_to_yy (transformers 4's pipelines: transformers 5 dropped them);
-* ``registry.py`` — the task names, aliases and default models, and ``pipeline(...)`` itself.
+* ``registry.py`` — the task names and aliases, and ``pipeline(...)`` itself (the default models live in
+  ``tinyformers.defaults``, re-exported here).
 """
 
 from __future__ import annotations
 
+from ..defaults import DEFAULT_MODELS, default_model, models_home
 from ..errors import UnknownTaskError
 from .base import (
     PROGRESS_MIN_ITEMS,
@@ -45,14 +47,11 @@ from .features import (
 from .fill_mask import FillMaskPipeline
 from .registry import (
     ARCHITECTURE_TASKS,
-    DEFAULT_MODELS,
     TASK_ALIASES,
     TASKS,
     available,
     canonical_task,
     check_fits,
-    default_model,
-    models_home,
     pipeline,
     supported_tasks,
     task_from_architecture,

@@ -1,12 +1,12 @@
-"""The tasks, their aliases and offline default models, and ``pipeline(task, model)`` that builds one."""
+"""The tasks and their aliases, and ``pipeline(task, model)`` that builds one (the default models: ``defaults.py``)."""
 
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from ..auto import MODELS, AutoConfig, AutoTokenizer, import_object
+from ..defaults import default_model
 from ..errors import UnknownTaskError
 from ..hub import pin_revision
 from .base import Pipeline
@@ -33,14 +33,6 @@ TASK_ALIASES = {
     "sentiment-analysis": "text-classification",
     "ner": "token-classification",
     "sentence-embeddings": "sentence-embedding",
-}
-
-# Default models: real checkpoints in the models home (``models_home()``), where `tinyformers setup` fetches
-# them. Tasks that need a trained head have none: a random head would give confident nonsense.
-DEFAULT_MODELS = {
-    "feature-extraction": "minilm",
-    "sentence-embedding": "minilm",
-    "text-generation": os.path.join("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 
 # Architecture-name endings -> the task they serve, for pipeline(model=...) without a task.
@@ -97,29 +89,6 @@ def check_fits(task: str, model_type: str, where: str) -> None:
             f"{where} is a '{model_type}' model, which does not fit task '{task}'; "
             f"it fits: {', '.join(fits) if fits else 'no pipeline task'}"
         )
-
-
-def models_home() -> Path:
-    """Where the default models live, whatever the current directory: ``$TINYFORMERS_HOME``, else
-    ``tinyformers`` in the user's cache folder (``$XDG_CACHE_HOME``, default ``~/.cache``)."""
-    if os.environ.get("TINYFORMERS_HOME"):
-        return Path(os.environ["TINYFORMERS_HOME"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "tinyformers"
-
-
-def default_model(task: str) -> str:
-    if task not in DEFAULT_MODELS:
-        raise ValueError(
-            f"task '{task}' has no default model (it needs a trained head); pass a model fine-tuned for it "
-            "(model=... or --model)"
-        )
-    path = models_home() / DEFAULT_MODELS[task]
-    if not path.exists():
-        raise FileNotFoundError(
-            f"the default model for '{task}' is not set up ({path} is missing): run `tinyformers setup` to "
-            "fetch it (into $TINYFORMERS_HOME), or pass a model (model=... or --model)"
-        )
-    return str(path)
 
 
 def untrained_weights(task: str, config, hf_state: dict) -> list[str]:
