@@ -1,5 +1,6 @@
 """Decoding steps multiply float32 matrices with oneDNN's inner product (``models/inner_product.py``); a forward,
-training and other dtypes keep ``F.linear``."""
+training and other dtypes keep ``F.linear``. On a machine that does not use it (an Intel CPU), this file runs
+with ``TINYFORMERS_ONEDNN=1`` from ``test_inner_product_choice.py``."""
 
 import pytest
 import torch
@@ -8,7 +9,11 @@ import torch.nn.functional as F
 from tinyformers import GPT2Config, GPT2LMHeadModel
 from tinyformers.models.inner_product import ONEDNN_INNER_PRODUCT, ONEDNN_MIN_WEIGHTS, decoding_step, linear
 
-pytestmark = pytest.mark.skipif(ONEDNN_INNER_PRODUCT is None, reason="this torch has no oneDNN")
+pytestmark = pytest.mark.skipif(
+    ONEDNN_INNER_PRODUCT is None,
+    reason="decoding does not use oneDNN here (an Intel CPU, or a torch without oneDNN); "
+    "test_inner_product_choice.py runs this file with TINYFORMERS_ONEDNN=1",
+)
 
 
 @decoding_step

@@ -1,7 +1,9 @@
-"""oneDNN's inner product for the float32 products of decoding steps.
+"""oneDNN's inner product for the float32 products of decoding steps, on CPUs where MKL is slow.
 
 For the few rows of a decoding step, and the tens of a prompt, MKL's gemm behind ``F.linear`` streams the weights
-several times slower than oneDNN's inner product reading the same memory (benchmarks/README.md). oneDNN rounds
+several times slower than oneDNN's inner product reading the same memory on AMD CPUs (benchmarks/README.md). On
+Intel CPUs MKL takes its fast paths and streams them faster than oneDNN does, so there ``F.linear`` stays
+(``TINYFORMERS_ONEDNN=1`` or ``0`` overrides the choice). oneDNN rounds
 differently, though (1.3e-4 apart from transformers on SmolLM2's logits, with the same greedy ids), and a forward is
 held to transformers' logits within 1e-4 while decoding is held to its ids. So the model layers call ``linear``,
 which is ``F.linear`` except inside a model's ``next_token_logits`` (decorated with ``decoding_step``) and inside
@@ -12,14 +14,36 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import os
 
 import torch
 import torch.nn.functional as F
 
 
+def cpu_vendor() -> str | None:
+    """``GenuineIntel``, ``AuthenticAMD``, ...: the first ``vendor_id`` of /proc/cpuinfo (None elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return None
+
+
+def onednn_wanted(environ=os.environ, vendor=cpu_vendor) -> bool:
+    """Whether decoding steps should use oneDNN: ``$TINYFORMERS_ONEDNN`` if set, else on every CPU but Intel's."""
+    forced = environ.get("TINYFORMERS_ONEDNN", "").strip().lower()
+    if forced in ("0", "1", "true", "false", "yes", "no"):
+        return forced in ("1", "true", "yes")
+    return vendor() != "GenuineIntel"
+
+
 def _onednn_inner_product():
-    """torch's oneDNN inner product as an op, or None where torch was built without oneDNN."""
-    if not torch.backends.mkldnn.is_available():
+    """torch's oneDNN inner product as an op where decoding steps use it, or None: on an Intel CPU (unless
+    forced), or where torch was built without oneDNN."""
+    if not onednn_wanted() or not torch.backends.mkldnn.is_available():
         return None
     try:
         return torch.ops.mkldnn._linear_pointwise.default
