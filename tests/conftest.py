@@ -155,9 +155,9 @@ def file_key(path: Path) -> dict:
 def cached_oracle(name: str, inputs, compute):
     """``compute()`` (an oracle's slow result: tensors, lists, dicts, numbers, strings) kept on disk in
     ``$ORACLE_CACHE_DIR`` (default ``~/.cache/tinyformers-tests/oracles``), keyed by ``name``, ``inputs``
-    (JSON-able, e.g. with ``file_key``) and the versions of python, torch and the oracle libraries. Where that folder cannot be
-    written the result is computed each time. The key does not see ``compute``'s code: a change to what it
-    returns needs a new ``name``."""
+    (JSON-able, e.g. with ``file_key``) and the versions of python, torch and the oracle libraries. Where that
+    folder cannot be written the result is computed each time. The key does not see ``compute``'s code: a change
+    to what it returns needs a new ``name``."""
     import torch  # the cache files are torch.save archives; conftest itself stays importable without torch
 
     key = json.dumps({"name": name, "inputs": inputs, "versions": library_versions()}, sort_keys=True)
