@@ -14,8 +14,9 @@ the graph to be traced once and reused, every step must look the same to it:
 Prefill (many tokens, a new length every call) stays eager; it writes the same cache buffers.
 
 Inside the graph every one-row matrix product is a multiply-and-sum loop that inductor generates
-(``layers.matvec``): it streams weights faster than MKL's mat-vec here (benchmarks/README.md), and streaming
-weights is most of a step's time.
+(``layers.matvec``): it streams weights faster than MKL's mat-vec on AMD CPUs (benchmarks/README.md), and
+streaming weights is most of a step's time. On Intel's, where MKL is faster (``inner_product.PREFER_MKL``),
+float32 matrices keep MKL's product in the graph; int8 and GGUF blocks always run the loop, which widens them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import torch
 from ..generation import StaticKVCache
 from .gguf_layouts import kept_type_names
 from .gguf_quantized import GGUFMatrix, keep_blocks, tie_blocks
-from .layers import decode_layout
+from .inner_product import PREFER_MKL
+from .layers import decode_layout, is_float32_matrix
 from .quantized import SCHEMES, quantize_linears
 
 ENV_FLAG = "TINYFORMERS_COMPILE"
@@ -127,7 +129,8 @@ class CompiledDecodeStep:
     def inputs(self, input_ids, position_ids, cache: StaticKVCache, key_mask, slot) -> tuple:
         """``function``'s arguments after the model."""
         # one row: the head's own compiled matvec streams the [vocab, width] rows faster than any copy
-        head_in_out = self.model.head_in_out() if input_ids.shape[0] > 1 else None
+        one_row_matvec = input_ids.shape[0] == 1 and getattr(self.model.lm_head, "compiled_matvec", False)
+        head_in_out = None if one_row_matvec else self.model.head_in_out()
         return input_ids, position_ids, cache.keys, cache.values, key_mask, slot, head_in_out
 
     def _no_padding(self, cache: StaticKVCache) -> torch.Tensor:
@@ -165,7 +168,7 @@ class SpeedOptions:
         Returns the model."""
         for module in self.modules():
             if hasattr(module, "compiled_matvec"):
-                module.compiled_matvec = True
+                module.compiled_matvec = not (PREFER_MKL and is_float32_matrix(module))
         self.decoding_layout()
         self._compiled_step = self.compiled_step_type(self, max_length_step)
         return self

@@ -33,7 +33,8 @@ def cpu_vendor() -> str | None:
 
 
 def onednn_wanted(environ=os.environ, vendor=cpu_vendor) -> bool:
-    """Whether decoding steps should use oneDNN: ``$TINYFORMERS_ONEDNN`` if set, else on every CPU but Intel's."""
+    """Whether MKL's one-row products are the slow choice here, so that decoding uses oneDNN's inner product and
+    the compiled step's matvec loop: ``$TINYFORMERS_ONEDNN`` if set, else on every CPU but Intel's."""
     forced = environ.get("TINYFORMERS_ONEDNN", "").strip().lower()
     if forced in ("0", "1", "true", "false", "yes", "no"):
         return forced in ("1", "true", "yes")
@@ -41,9 +42,8 @@ def onednn_wanted(environ=os.environ, vendor=cpu_vendor) -> bool:
 
 
 def _onednn_inner_product():
-    """torch's oneDNN inner product as an op where decoding steps use it, or None: on an Intel CPU (unless
-    forced), or where torch was built without oneDNN."""
-    if not onednn_wanted() or not torch.backends.mkldnn.is_available():
+    """torch's oneDNN inner product as an op, or None where torch was built without oneDNN."""
+    if not torch.backends.mkldnn.is_available():
         return None
     try:
         return torch.ops.mkldnn._linear_pointwise.default
@@ -51,7 +51,11 @@ def _onednn_inner_product():
         return None
 
 
-ONEDNN_INNER_PRODUCT = _onednn_inner_product()
+# Where MKL takes its fast paths (Intel's CPUs), ``F.linear`` streams one row's weights faster than both oneDNN's
+# inner product and the compiled step's ``layers.matvec`` loop; elsewhere both of those beat it.
+PREFER_MKL = not onednn_wanted()
+# The op decoding steps use, or None (Intel's CPUs, or a torch without oneDNN).
+ONEDNN_INNER_PRODUCT = None if PREFER_MKL else _onednn_inner_product()
 # Below this many weights a call's fixed cost (~15 us, against F.linear's ~2) outweighs what oneDNN saves.
 ONEDNN_MIN_WEIGHTS = 1 << 18
 _in_decoding_step = contextvars.ContextVar("in_decoding_step", default=False)

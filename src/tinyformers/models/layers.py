@@ -212,11 +212,16 @@ def decode_layout(model: nn.Module) -> None:
                 w.data = rows.t() if transposed else rows
 
 
+def is_float32_matrix(module: nn.Module) -> bool:
+    """A float32 linear layer (``nn.Linear`` and its subclasses, or ``Conv1D``), as opposed to a quantised one."""
+    return isinstance(module, (nn.Linear, Conv1D)) and module.weight.dtype == torch.float32
+
+
 def matvec(x: torch.Tensor, weight: torch.Tensor, bias=None, scales=None) -> torch.Tensor:
     """``x @ weight.T`` for one row, written as multiply-and-sum over contiguous [out, in] rows.
 
     Only meant inside ``torch.compile``: inductor turns it into one vectorised loop that streams the weight once,
-    faster than MKL's mat-vec on this CPU (benchmarks/README.md), and a decoding step's time is the time to
+    faster than MKL's mat-vec on AMD CPUs (benchmarks/README.md), and a decoding step's time is the time to
     stream its weights. int8 weights are widened to ``x``'s dtype inside the same loop (``scales`` then restores
     their per-row magnitude), a quarter of the bytes. Eagerly it would materialise the
     product: eager calls keep ``linear``.
