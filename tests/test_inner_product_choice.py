@@ -1,5 +1,6 @@
-"""Which CPUs decode with oneDNN's inner product: all but Intel's, whose MKL streams weights faster
-(benchmarks/README.md); ``TINYFORMERS_ONEDNN`` overrides. Whatever this machine is, the oneDNN path is tested."""
+"""Which CPUs decode with oneDNN's inner product (eager) and the matvec loop (compiled): all but Intel's, whose MKL
+streams weights faster (benchmarks/README.md); ``TINYFORMERS_ONEDNN`` overrides. Whatever this machine is, the
+oneDNN path is tested."""
 
 import os
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinyformers.models.inner_product import ONEDNN_INNER_PRODUCT, cpu_vendor, onednn_wanted
+from tinyformers.models.inner_product import ONEDNN_INNER_PRODUCT, PREFER_MKL, cpu_vendor, onednn_wanted
 
 HERE = Path(__file__).resolve().parent
 
@@ -24,6 +25,7 @@ def test_the_cpu_vendor_decides_unless_the_environment_does():
 
 
 def test_this_machine_follows_the_rule():
+    assert PREFER_MKL is not onednn_wanted()
     if not torch.backends.mkldnn.is_available():
         assert ONEDNN_INNER_PRODUCT is None
     else:
