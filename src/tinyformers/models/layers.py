@@ -190,9 +190,9 @@ def decode_layout(model: nn.Module) -> None:
 
     With oneDNN (``inner_product.linear``) that is [out, in] rows, ``nn.Linear``'s own layout (``Conv1D``'s
     [in, out] parameter becomes a transposed view of rows); so do other dtypes and layers whose one-row products
-    run as the compiled ``matvec`` (``compiled_matvec``), which streams rows. A torch without oneDNN multiplies
-    with MKL, whose mat-vec streams contiguous [in, out] memory faster (benchmarks/README.md): there float32
-    matrices are stored [in, out]. Weights shared with an embedding stay as they are (the lookup wants rows); the
+    run as the compiled ``matvec`` (``compiled_matvec``), which streams rows. Where decoding multiplies with MKL
+    (Intel's CPUs, or a torch without oneDNN), its mat-vec streams contiguous [in, out] memory faster
+    (benchmarks/README.md): there float32 matrices are stored [in, out]. Weights shared with an embedding stay as they are (the lookup wants rows); the
     LM head reads those through ``CausalLM.output_logits``.
     """
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}

@@ -54,10 +54,11 @@ class T5Decoding(SpeedOptions, GenerationMixin):
         return self
 
     def decoding_layout(self) -> None:
-        # With MKL (a torch without oneDNN), one-row products with a matrix stored [in, out] are faster where it
-        # widens its input and slower where it narrows it, so only the widening ones move (benchmarks/README.md);
-        # oneDNN and the compiled step stream [out, in] rows (``decode_layout`` keeps those). The encoder, run
-        # once per input over many rows, keeps transformers' layout and stays bit-identical to it.
+        # With MKL (Intel's CPUs, or a torch without oneDNN), one-row products with a matrix stored [in, out] are
+        # faster where it widens its input and slower where it narrows it, so only the widening ones move
+        # (benchmarks/README.md); oneDNN and the compiled matvec stream [out, in] rows (``decode_layout`` keeps
+        # those). The encoder, run once per input over many rows, keeps transformers' layout and stays
+        # bit-identical to it.
         decoder, head = getattr(self, "decoder", None), getattr(self, "lm_head", None)
         matrices = [m for m in decoder.modules() if isinstance(m, nn.Linear)] if decoder is not None else []
         if isinstance(head, nn.Linear) and head.weight is not self.shared.weight:  # a tied head stays rows
