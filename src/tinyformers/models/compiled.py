@@ -128,7 +128,8 @@ class CompiledDecodeStep:
 
     def inputs(self, input_ids, position_ids, cache: StaticKVCache, key_mask, slot) -> tuple:
         """``function``'s arguments after the model."""
-        # one row: the head's own compiled matvec streams the [vocab, width] rows faster than any copy
+        # one row through the head's compiled matvec: it streams the [vocab, width] rows faster than any copy;
+        # otherwise (several rows, or MKL's product on Intel's CPUs) the head's [in, out] copy where it has one
         one_row_matvec = input_ids.shape[0] == 1 and getattr(self.model.lm_head, "compiled_matvec", False)
         head_in_out = None if one_row_matvec else self.model.head_in_out()
         return input_ids, position_ids, cache.keys, cache.values, key_mask, slot, head_in_out

@@ -3,11 +3,11 @@
 For the few rows of a decoding step, and the tens of a prompt, MKL's gemm behind ``F.linear`` streams the weights
 several times slower than oneDNN's inner product reading the same memory on AMD CPUs (benchmarks/README.md). On
 Intel CPUs MKL takes its fast paths and streams them faster than oneDNN does, so there ``F.linear`` stays
-(``TINYFORMERS_ONEDNN=1`` or ``0`` overrides the choice). oneDNN rounds
-differently, though (1.3e-4 apart from transformers on SmolLM2's logits, with the same greedy ids), and a forward is
-held to transformers' logits within 1e-4 while decoding is held to its ids. So the model layers call ``linear``,
-which is ``F.linear`` except inside a model's ``next_token_logits`` (decorated with ``decoding_step``) and inside
-a compiled graph (the compiled decoding step's products of several rows, ``onednn_linear``).
+(``TINYFORMERS_ONEDNN=1`` or ``0`` overrides the choice). oneDNN rounds differently, though (1.3e-4 apart from
+transformers on SmolLM2's logits, with the same greedy ids), and a forward is held to transformers' logits within
+1e-4 while decoding is held to its ids. So the model layers call ``linear``, which is ``F.linear`` except inside a
+model's ``next_token_logits`` (decorated with ``decoding_step``) and inside a compiled graph (the compiled
+decoding step's products of several rows, ``onednn_linear``).
 """
 
 from __future__ import annotations

@@ -192,8 +192,8 @@ def decode_layout(model: nn.Module) -> None:
     [in, out] parameter becomes a transposed view of rows); so do other dtypes and layers whose one-row products
     run as the compiled ``matvec`` (``compiled_matvec``), which streams rows. Where decoding multiplies with MKL
     (Intel's CPUs, or a torch without oneDNN), its mat-vec streams contiguous [in, out] memory faster
-    (benchmarks/README.md): there float32 matrices are stored [in, out]. Weights shared with an embedding stay as they are (the lookup wants rows); the
-    LM head reads those through ``CausalLM.output_logits``.
+    (benchmarks/README.md): there float32 matrices are stored [in, out]. Weights shared with an embedding stay as
+    they are (the lookup wants rows); the LM head reads those through ``CausalLM.output_logits``.
     """
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
     with torch.no_grad():
