@@ -1,6 +1,7 @@
 """The command line as users meet it: empty prompts, Ctrl-C, pipes into `head`, seeds, warnings, progress bars,
-and right-padded batches in generate. The commands run as subprocesses on small random checkpoints saved by
-transformers, which is also the oracle for what the models write."""
+and right-padded batches in generate. The commands run on small random checkpoints saved by transformers, which is
+also the oracle for what the models write: in this process (``cli_runner``), and as subprocesses where a signal or
+a pipe is the point."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 import pytest
 import torch
 
+from cli_runner import run_cli as tinyformers
 from conftest import cached_oracle, oracle
 from fixtures import bert_with_minilm_tokenizer, gpt2_with_gpt2_tokenizer, llama_config, random_checkpoint
 from tinyformers.auto import AutoModelForCausalLM
@@ -27,12 +29,6 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}assistant:{% endif %}"
 )
 LONG = 500  # new tokens: long enough that a run is still writing when Ctrl-C comes
-
-
-def tinyformers(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tinyformers", *args], capture_output=True, text=True, timeout=600, **kwargs
-    )
 
 
 def edit_json(path, **fields) -> None:

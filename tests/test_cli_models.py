@@ -7,14 +7,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 
+from cli_runner import run_cli
 from conftest import oracle
 from fixtures import bert_with_minilm_tokenizer, gpt2_with_gpt2_tokenizer
 from hubserver import HubServer
@@ -25,15 +24,10 @@ MASKED = "Paris is the [MASK] of France."
 
 
 def tinyformers(*args: str, cwd: Path, home: Path, stdin: str | None = None, **extra: str):
-    """``python -m tinyformers ARGS`` run from ``cwd`` with the models home ``home``; the test assets' own
-    variable (ASSETS_DIR) is removed, so nothing can come from it."""
+    """``tinyformers ARGS`` (in this process, ``cli_runner``) run from ``cwd`` with the models home ``home``; the
+    test assets' own variable (ASSETS_DIR) is removed, so nothing can come from it."""
     env = {k: v for k, v in os.environ.items() if k != "ASSETS_DIR"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
-    env.update(TINYFORMERS_HOME=str(home), **extra)
-    return subprocess.run(
-        [sys.executable, "-m", "tinyformers", *args],
-        cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    return run_cli(*args, cwd=cwd, env=env, input=stdin, TINYFORMERS_HOME=home, **extra)
 
 
 def ok(done) -> str:

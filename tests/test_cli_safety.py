@@ -1,7 +1,8 @@
 """The command line does not lose the user's work: ``convert`` writes only its own files, batch jobs keep what
 they finished when stopped and resume from there, numeric flags are checked, and inputs come from files of
-JSON lines or plain text or from stdin. Every test runs ``tinyformers`` as a subprocess and looks at the files
-it leaves, its exit code and its one-line error."""
+JSON lines or plain text or from stdin. Every test runs ``tinyformers`` (in this process, ``cli_runner``, or as
+a subprocess where a signal or the umask is the point) and looks at the files it leaves, its exit code and its
+one-line error."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_runner import run_cli
 from fixtures import bert_with_minilm_tokenizer
 
 # One thread: the batches of a tiny model are fast and steady even on a busy machine (and every run here uses
@@ -25,9 +27,7 @@ UMASK = 0o027  # not the usual 022, so that files that ignore the umask stand ou
 
 
 def tinyformers(*args: str, cwd=None, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tinyformers.cli", *args], cwd=cwd, input=stdin, capture_output=True, env=ENV
-    )
+    return run_cli(*args, cwd=cwd, input=stdin, text=False, threads=1)
 
 
 def one_line_error(out: subprocess.CompletedProcess) -> str:
@@ -72,12 +72,11 @@ def test_convert_refuses_a_destination_that_is_or_holds_the_source(encoder, tmp_
 
 def test_convert_writes_its_files_with_the_umask_and_keeps_the_others(encoder, tmp_path):
     def convert(*args):
-        out = subprocess.run(
-            [sys.executable, "-m", "tinyformers.cli", "--json", "convert", *args],
-            capture_output=True,
-            env=ENV,
-            preexec_fn=lambda: os.umask(UMASK),
-        )
+        previous = os.umask(UMASK)
+        try:
+            out = tinyformers("--json", "convert", *args)
+        finally:
+            os.umask(previous)
         assert out.returncode == 0, out.stderr.decode()
         return json.loads(out.stdout)
 

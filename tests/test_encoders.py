@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import tinyformers.pipelines.base as pipeline_base
+from cli_runner import run_cli
 from tinyformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 from tinyformers.pipelines import pipeline
 
@@ -159,12 +158,10 @@ def test_int8_encoder_refuses_what_it_cannot_do(minilm_dir, tmp_path):
 
 
 def test_embed_command_quantizes(minilm_dir):
-    command = [sys.executable, "-m", "tinyformers.cli", "--json", "embed", "A man eats.", "A man eats food."]
-    out = subprocess.run(
-        [*command, "--model", str(minilm_dir), "--quantize", "int8"], capture_output=True, text=True
-    )
+    command = ["--json", "embed", "A man eats.", "A man eats food."]
+    out = run_cli(*command, "--model", str(minilm_dir), "--quantize", "int8")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert len(data["results"][0]["result"]) == 384 and data["similarity"][0][1] > 0.8
-    bad = subprocess.run([*command, "--quantize", "int4"], capture_output=True, text=True)
+    bad = run_cli(*command, "--quantize", "int4")
     assert bad.returncode == 2 and "invalid choice: 'int4'" in bad.stderr

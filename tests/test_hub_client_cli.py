@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from cli_runner import run_cli
 from conftest import oracle
 from hubserver import cli_env, hub_with_write_token, tinyformers_cli
 from tinyformers import AutoModelForSequenceClassification, BertConfig
@@ -61,10 +62,7 @@ def uploaded(hub, model_dir, tmp_path_factory):
 
 
 def run(env, *args, stdin=None):
-    command = [sys.executable, "-m", "tinyformers.cli", "hub", *args]
-    return subprocess.run(
-        command, env=cli_env(**env), capture_output=True, text=True, input=stdin, timeout=300
-    )
+    return run_cli("hub", *args, input=stdin, **env)
 
 
 def ok(env, *args, stdin=None):
@@ -193,10 +191,7 @@ def test_info_reads_config_and_card_but_never_the_weights(hub, env, model_dir, u
         cache = tmp_path / f"cache-{len(command)}"
         env = {**env, "HF_HUB_CACHE": str(cache)}
         mark = hub.mark()
-        done = subprocess.run(
-            [sys.executable, "-m", "tinyformers.cli", *command, "alice/tiny-cls", "--json"],
-            env=cli_env(**env), capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        done = run_cli(*command, "alice/tiny-cls", "--json", **env)
         assert done.returncode == 0, done.stderr
         shown = json.loads(done.stdout)
         assert (shown["model_type"], shown["license"], shown["context_length"]) == ("bert", "mit", 512)

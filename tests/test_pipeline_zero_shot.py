@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import pytest
 
+from cli_runner import run_cli
 from conftest import oracle
 from fixtures import bert_with_minilm_tokenizer, gpt2_with_gpt2_tokenizer
 from tinyformers.pipelines import pipeline
@@ -230,9 +229,9 @@ def test_bad_inputs(pipes):
 
 
 def test_cli_run(checkpoints, reference):
-    command = [sys.executable, "-m", "tinyformers.cli", "run", "zero-shot-classification", TEXTS[0]]
+    command = ["run", "zero-shot-classification", TEXTS[0]]
     command += ["-p", f"candidate_labels={','.join(LABELS)}", "--model", checkpoints["nli"], "--json"]
-    out = subprocess.run(command, capture_output=True, text=True)
+    out = run_cli(*command)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["task"] == "zero-shot-classification"

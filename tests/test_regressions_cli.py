@@ -12,6 +12,7 @@ import types
 
 import pytest
 
+from cli_runner import run_cli
 from tinyformers.cli import COMMANDS, build_parser, main
 from tinyformers.cli.common import CommandError, add_command
 from tinyformers.cli.main import is_user_error
@@ -109,12 +110,7 @@ def pythonpath(folder) -> dict:
 
 
 def test_a_pipeline_option_typo_is_a_user_error(minilm_dir):
-    out = subprocess.run(
-        [sys.executable, "-m", "tinyformers.cli", "run", "feature-extraction", "hi", "--model", str(minilm_dir),
-         "-p", "tokenize_kwarg={}"],
-        capture_output=True,
-        text=True,
-    )  # fmt: skip
+    out = run_cli("run", "feature-extraction", "hi", "--model", str(minilm_dir), "-p", "tokenize_kwarg={}")
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and "unexpected argument(s) tokenize_kwarg" in out.stderr
 

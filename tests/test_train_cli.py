@@ -1,4 +1,4 @@
-"""``tinyformers train`` as a user runs it (a subprocess): a classifier from a CSV of real movie-review snippets, a
+"""``tinyformers train`` as a user runs it (in this process, ``cli_runner``): a classifier from a CSV of real movie-review snippets, a
 chat model with LoRA from JSON lines, and the one-line errors for bad data. What it saves is checked with
 transformers and peft."""
 
@@ -7,11 +7,11 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
 
+from cli_runner import run_cli
 from conftest import asset, oracle
 from tinyformers import AutoModelForCausalLM, AutoTokenizer
 from tinyformers.training.recipes import chat_example, encode_labels, is_held_out
@@ -20,9 +20,7 @@ SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def train(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "tinyformers.cli", "train", *args], capture_output=True, text=True, timeout=900
-    )
+    return run_cli("train", *args)
 
 
 def front_matter(readme) -> dict:

@@ -7,14 +7,14 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
 
+from cli_runner import run_cli
 from conftest import asset, oracle
 from fixtures import bert_with_minilm_tokenizer
-from hubserver import cli_env, free_port, hub_with_write_token
+from hubserver import free_port, hub_with_write_token
 from tinyformers import AutoModelForSequenceClassification, AutoTokenizer
 from tinyformers.hub.card import front_matter
 
@@ -48,11 +48,10 @@ def reviews(tmp_path_factory):
 
 
 def train_and_push(model: str, data, out, repo_id: str, **env) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable, "-m", "tinyformers.cli", "train", model, "--data", str(data), "--output-dir", str(out),
-        "--max-steps", "2", "--batch-size", "4", "--save-steps", "1", "--push-to-hub", repo_id, "--json",
-    ]  # fmt: skip
-    return subprocess.run(command, env=cli_env(**env), capture_output=True, text=True, timeout=900)
+    return run_cli(
+        "train", model, "--data", str(data), "--output-dir", str(out), "--max-steps", "2", "--batch-size", "4",
+        "--save-steps", "1", "--push-to-hub", repo_id, "--json", **env,
+    )  # fmt: skip
 
 
 def test_push_uploads_model_card_and_loads_back(hub, tiny_classifier, reviews, tmp_path, monkeypatch):
