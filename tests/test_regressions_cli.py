@@ -3,11 +3,14 @@ commands from one list."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import types
 
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from cli_runner import run_cli
 from tinyformers.cli import COMMANDS, build_parser, main
 from tinyformers.cli.common import CommandError, add_command
+from tinyformers.cli.jobs import LineWriter, signals_as_interrupts
 from tinyformers.cli.main import is_user_error
 from tinyformers.cli.sampling import generation_options
 
@@ -131,3 +135,37 @@ def test_generate_and_chat_share_their_sampling_flags(command):
         "max_new_tokens": 50 if command == "generate" else 256,
         "do_sample": False,
     }
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_a_batch_is_written_waits_until_its_lines_are_counted(signum):
+    """A batch job's lines and their count change together, so that the "holds the first N results" a stopped
+    job prints is what its file holds. The signal here comes to another thread, as it can in a real job (torch's
+    worker threads, tqdm's monitor): blocking it in the writing thread alone did not hold it."""
+    go, sent = threading.Event(), threading.Event()
+
+    def send():
+        go.wait(10)
+        os.kill(os.getpid(), signum)
+        sent.set()
+
+    class Output(io.BytesIO):
+        def write(self, data):
+            written = super().write(data)
+            go.set()
+            sent.wait(10)  # the signal is pending for this thread's Python code from here on
+            return written
+
+    helper = threading.Thread(target=send)  # started here, it does not block the signal
+    helper.start()
+    writer = LineWriter(Output(), batch_size=2)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as in a command
+    try:
+        with signals_as_interrupts(), pytest.raises(KeyboardInterrupt):
+            writer.add({"text": "a", "result": 1})
+            writer.add({"text": "b", "result": 2})  # a full batch: written and counted, then the signal acts
+            writer.add({"text": "c", "result": 3})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        helper.join()
+    assert writer.written == 2 and writer.stream.getvalue().count(b"\n") == 2

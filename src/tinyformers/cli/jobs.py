@@ -154,12 +154,28 @@ def signals_as_interrupts():
 
 @contextmanager
 def signals_held():
-    """Hold SIGINT and SIGTERM for a moment: a batch's lines are written and counted together, or not at all."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    """Hold SIGINT and SIGTERM for a moment: a batch's lines are written and counted together, or not at all.
+
+    A signal that comes meanwhile is kept and acted on (its handler is called) at the end. Blocking the signals
+    with a thread's signal mask would not do: the kernel hands a process's signal to any thread that does not
+    block it (torch's worker threads, tqdm's monitor), and Python then runs the handler in the main thread at
+    once."""
+    caught = []
+    previous = {
+        signum: signal.signal(signum, lambda n, frame: caught.append(n))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a held signal is delivered here
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if caught:  # the first signal acts, as it would have without the hold
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(caught[0])
 
 
 class LineWriter:
