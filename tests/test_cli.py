@@ -93,15 +93,23 @@ def test_chat_bad_model_path(tmp_path):
     assert out.returncode == 2 and "neither a local directory nor a hub id" in out.stderr
 
 
+NOT_FOUND = "neither a local directory nor a hub id"
+
+
 @pytest.mark.parametrize(
     "args, error",
     [
-        (["chat", "--model", "MISSING", "--prompt", "hi"], "neither a local directory nor a hub id"),
+        (["chat", "--model", "MISSING", "--prompt", "hi"], NOT_FOUND),
         (["chat", "--prompt", "hi"], "the default model for 'text-generation' is not set up"),
+        (["embed", "hi", "--model", "MISSING"], NOT_FOUND),
+        (["run", "fill-mask", "a [MASK]", "--model", "MISSING"], NOT_FOUND),
+        (["classify", "great", "--model", "MISSING"], NOT_FOUND),
+        (["generate", "hi", "--model", "MISSING"], NOT_FOUND),
+        (["serve", "MISSING"], NOT_FOUND),
     ],
-    ids=["missing-model", "missing-default"],
+    ids=["chat", "chat-default", "embed", "run", "classify", "generate", "serve"],
 )
-def test_chat_model_errors_come_before_loading_torch(tmp_path, args, error):
+def test_model_errors_come_before_loading_torch(tmp_path, args, error):
     """A wrong model path or a home without the default model is a one-line error at once, with no seconds
     spent importing torch first."""
     args = [str(tmp_path / "nope.gguf") if a == "MISSING" else a for a in args]

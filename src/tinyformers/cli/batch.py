@@ -80,9 +80,9 @@ def run_texts(task: str, args, params: dict) -> dict | None:
     if args.input:
         run_job(task, args, params)
         return None
+    refuse_untrained(task, args.model)
     from ..pipelines import pipeline
 
-    refuse_untrained(task, args.model)
     pipe = pipeline(task, model=args.model, batch_size=args.batch_size, **params)
     # An iterable, not a list: one result per text (a list of one text gets transformers' unwrapped result)
     results = list(pipe(Sized(list(args.texts)), progress=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .batch import add_pipeline_options, run_texts, show
+from .checkpoints import check_found
 from .common import add_command
 from .sampling import add_sampling_options, generation_options, warn
 
@@ -50,6 +51,7 @@ def handle(args) -> None:
 def stream_generations(args, params: dict) -> None:
     """Print each text's generation as it is written, one text after the other, as ``print_generations`` lays
     them out: a stopped run keeps what it showed."""
+    check_found(args.model)
     from ..generation import TextStreamer
     from ..pipelines import pipeline
 

@@ -5,6 +5,7 @@ FastAPI and uvicorn are imported by ``serving.server`` only when the command run
 
 from __future__ import annotations
 
+from .checkpoints import check_found
 from .common import Number, add_command, non_negative_int, port, positive_int
 
 
@@ -50,6 +51,7 @@ def add_parser(subparsers) -> None:
 
 
 def handle(args) -> None:
+    check_found(args.model)
     from ..serving.server import serve
 
     serve(
