@@ -45,7 +45,7 @@ format: install
 # PYTHONDONTWRITEBYTECODE is set each would otherwise compile every module it imports again.
 test: install assets lint
 	$(PY) -m compileall -q src
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: install assets
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -77,7 +77,9 @@ share_the_cores_between_workers()
 
 def pytest_collection_modifyitems(session, config, items):
     """Files with ``slow`` tests first (in their own order): with two workers each taking whole files
-    (``--dist loadfile``), a long file started last would leave the other worker idle until it ends."""
+    (``--dist loadfile``), a long file started last would leave the other worker idle until it ends. xdist keeps
+    this order only with ``--no-loadscope-reorder`` (as `make test` runs it); by default it hands out the files
+    with the most tests first."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.path not in slow_files)
 
