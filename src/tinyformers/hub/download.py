@@ -58,24 +58,26 @@ def for_from_pretrained(paths: Iterable[str], extra: Iterable[str] = ()) -> set[
     return {p for p in paths if p in extra or not any(fnmatch.fnmatch(p, pattern) for pattern in skip)}
 
 
-def _git_blob_sha1(path: Path, size: int) -> str:
-    digest = hashlib.sha1(f"blob {size}\0".encode())
-    return _digest_file(path, digest)
-
-
-def _digest_file(path: Path, digest) -> str:
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def is_intact(path: Path, file: RepoFile) -> bool:
-    if path.stat().st_size != file.size:
-        return False
+def _new_digest(file: RepoFile):
+    """The hash a file's id is: sha256 of the bytes for an LFS file, else git's blob sha1 (a header, then the
+    bytes)."""
     if file.lfs_sha256:
-        return _digest_file(path, hashlib.sha256()) == file.lfs_sha256
-    return _git_blob_sha1(path, file.size) == file.blob_id
+        return hashlib.sha256()
+    return hashlib.sha1(f"blob {file.size}\0".encode())
+
+
+def _digest_prefix(path: Path, file: RepoFile, size: int):
+    """A digest fed the first ``size`` bytes of ``path``: what a resumed download has already kept."""
+    digest = _new_digest(file)
+    with open(path, "rb") as f:
+        while size > 0 and (chunk := f.read(min(CHUNK, size))):
+            digest.update(chunk)
+            size -= len(chunk)
+    return digest
+
+
+def _expected_digest(file: RepoFile) -> str:
+    return file.lfs_sha256 or file.blob_id
 
 
 @contextmanager
@@ -103,14 +105,16 @@ def download_timeout() -> float:
         raise ValueError(f"HF_HUB_DOWNLOAD_TIMEOUT must be a number of seconds, not {value!r}") from None
 
 
-def _fetch_once(url: str, incomplete: Path, file: RepoFile, token, bar) -> None:
-    """One GET into ``incomplete``, continuing from its current size with a Range request."""
+def _fetch_once(url: str, incomplete: Path, file: RepoFile, token, bar) -> str:
+    """One GET into ``incomplete``, continuing from its current size with a Range request; returns the hash of
+    what ``incomplete`` then holds. The bytes are hashed as they arrive, so a finished file is not read again."""
     have = incomplete.stat().st_size if incomplete.exists() else 0
     if have > file.size:
         incomplete.unlink()
         have = 0
+    digest = _digest_prefix(incomplete, file, have) if have else _new_digest(file)
     if have == file.size:
-        return
+        return digest.hexdigest()
     headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
     # One try here: download_blob retries, resuming from what arrived.
     with request(
@@ -118,15 +122,17 @@ def _fetch_once(url: str, incomplete: Path, file: RepoFile, token, bar) -> None:
     ) as response:
         if have and response.status != 206:  # the server ignored the range: start over
             bar.update(-have)
-            have = 0
+            have, digest = 0, _new_digest(file)
         announced, got = int(response.headers.get("Content-Length") or -1), 0
         with open(incomplete, "ab" if have else "wb") as out:
             while chunk := response.read1(CHUNK):  # what arrived, without waiting for a whole CHUNK
                 out.write(chunk)
+                digest.update(chunk)
                 got += len(chunk)
                 bar.update(len(chunk))
         if got < announced:  # http.client ends a cut-off body quietly
             raise ConnectionError(f"the connection closed after {got:,} of {announced:,} bytes")
+    return digest.hexdigest()
 
 
 def _worth_retrying(error: Exception) -> bool:
@@ -155,7 +161,7 @@ def download_blob(repo_id: str, commit: str, file: RepoFile, *, token=None, bar=
         corrupt = 0
         for attempt in range(ATTEMPTS):
             try:
-                _fetch_once(url, incomplete, file, token, bar)
+                digest = _fetch_once(url, incomplete, file, token, bar)
             except Exception as e:
                 if not _worth_retrying(e):
                     raise
@@ -172,10 +178,10 @@ def download_blob(repo_id: str, commit: str, file: RepoFile, *, token=None, bar=
                 )
                 time.sleep(retry_delay(attempt, getattr(e, "retry_after", None)))
                 continue
-            if is_intact(incomplete, file):
+            got = incomplete.stat().st_size
+            if got == file.size and digest == _expected_digest(file):
                 os.replace(incomplete, blob)
                 return blob
-            got = incomplete.stat().st_size
             incomplete.unlink()
             corrupt += 1
             if corrupt == 2:
