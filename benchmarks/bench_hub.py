@@ -28,6 +28,7 @@ from common import ASSETS, ROOT, compare
 
 sys.path.insert(0, str(ROOT / "tests"))  # the same server launcher the tests use
 from hubserver import HubServer, cli_env  # noqa: E402
+from tinyformers.hub.download import snapshot_download as tinyformers_snapshot  # noqa: E402
 
 MiB = 1 << 20
 TASKS = ["text-classification", "fill-mask", "text-generation", "feature-extraction", "sentence-similarity"]
@@ -90,6 +91,17 @@ def bench_snapshot(work: Path, runs: int) -> None:
         print(
             f"snapshot_download MiniLM ({size / 1e6:.1f} MB): {ours:.3f} s   cp -r: {cp:.3f} s   ratio {ours / cp:.2f}x"
         )
+
+        def tinyformers_download():
+            # tinyformers' own client: parallel, and every byte hashed against the file's id
+            shutil.rmtree(target, ignore_errors=True)
+            os.environ.update(
+                HF_ENDPOINT=server.url, HF_HUB_CACHE=str(target), HF_HUB_DISABLE_PROGRESS_BARS="1"
+            )
+            tinyformers_snapshot("bench/minilm")
+
+        client, cp = compare(tinyformers_download, copy, repeat=runs)
+        print(f"tinyformers snapshot_download: {client:.3f} s   cp -r: {cp:.3f} s   ratio {client / cp:.2f}x")
         before = cpu_seconds(server.process.pid)
         download()
         print(f"  server CPU per snapshot_download: {cpu_seconds(server.process.pid) - before:.3f} s")
