@@ -1,6 +1,6 @@
-"""``tinyformers train`` as a user runs it (in this process, ``cli_runner``): a classifier from a CSV of real movie-review snippets, a
-chat model with LoRA from JSON lines, and the one-line errors for bad data. What it saves is checked with
-transformers and peft."""
+"""``tinyformers train`` as a user runs it (in this process, ``cli_runner``): a classifier from a CSV of real
+movie-review snippets, a chat model with LoRA from JSON lines, and the one-line errors for bad data. What it
+saves is checked with transformers and peft."""
 
 from __future__ import annotations
 
