@@ -40,12 +40,14 @@ format: install
 	$(VENV)/bin/ruff check --fix src tests benchmarks examples
 	$(VENV)/bin/ruff format src tests benchmarks examples
 
-# Two pytest-xdist workers, each taking whole files (module fixtures load once) with one thread on two cores.
+# Three pytest-xdist workers on two cores, each taking whole files (module fixtures load once) with one thread:
+# while one waits on a server or CLI process starting, a retry's backoff or a subprocess, the other two keep
+# both cores busy (benchmarks/README.md has the suite's times with two and three).
 # The package's bytecode is compiled first: the tests start a few hundred CLI and server processes, and where
 # PYTHONDONTWRITEBYTECODE is set each would otherwise compile every module it imports again.
 test: install assets lint
 	$(PY) -m compileall -q src
-	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	$(PY) -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder
 
 bench: install assets
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

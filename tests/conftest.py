@@ -52,14 +52,15 @@ def oracle(name: str):
         missing(f"test dependency '{name}' cannot be imported ({error}): pip install -e '.[test]'")
 
 
-# -- parallel workers (`make test` runs `pytest -n 2`: pytest-xdist) -------------------------------------------------
+# -- parallel workers (`make test` runs `pytest -n 3`: pytest-xdist) -------------------------------------------------
 
 
 def share_the_cores_between_workers(environ=os.environ) -> None:
-    """Set up one pytest-xdist worker before anything imports torch: ``cores / workers`` threads (an explicit
-    ``OMP_NUM_THREADS`` wins). The environment carries it to the CLI and server subprocesses the tests start.
+    """Set up one pytest-xdist worker before anything imports torch: ``cores / workers`` threads, at least one
+    (an explicit ``OMP_NUM_THREADS`` wins). The environment carries it to the CLI and server subprocesses the
+    tests start.
 
-    Both workers keep compiling into torch's one inductor cache folder: torch takes a file lock per kernel while
+    All workers keep compiling into torch's one inductor cache folder: torch takes a file lock per kernel while
     it builds one and writes cache entries atomically, and a shared folder stays warm from run to run whichever
     worker a compiling test file lands on (one folder per worker would compile cold whenever it moved)."""
     worker = environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ...: set in xdist's workers only
@@ -76,8 +77,8 @@ share_the_cores_between_workers()
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Files with ``slow`` tests first (in their own order): with two workers each taking whole files
-    (``--dist loadfile``), a long file started last would leave the other worker idle until it ends. xdist keeps
+    """Files with ``slow`` tests first (in their own order): with workers each taking whole files
+    (``--dist loadfile``), a long file started last would leave the others idle until it ends. xdist keeps
     this order only with ``--no-loadscope-reorder`` (as `make test` runs it); by default it hands out the files
     with the most tests first."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
