@@ -6,9 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from conftest import oracle
+from conftest import cached_oracle, file_key, oracle, tensor_digest
 
 MINILM_TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -133,3 +134,30 @@ def write_t5_spiece(source: Path, folder: Path) -> Path:
     path = Path(folder) / "spiece.model"
     path.write_bytes(model.SerializeToString())
     return path
+
+
+def gguf_reading(path: Path) -> dict:
+    """What the ``gguf`` package's reader makes of a GGUF file: its metadata (the ``GGUF.*`` header fields left
+    out), where the tensor data starts, and each tensor's type, shape, element count and dequantised values (as a
+    digest). The reader takes seconds on a real file, so this is cached on disk per library versions."""
+
+    def read() -> dict:
+        gguf = oracle("gguf")
+        reader = gguf.GGUFReader(path)
+        tensors = [
+            {
+                "name": tensor.name,
+                "type": int(tensor.tensor_type),
+                "type_name": tensor.tensor_type.name,
+                "shape": [int(n) for n in reversed(tensor.shape.tolist())],
+                "n_elements": int(tensor.n_elements),
+                "digest": tensor_digest(
+                    torch.from_numpy(np.array(gguf.quants.dequantize(tensor.data, tensor.tensor_type)))
+                ),
+            }
+            for tensor in reader.tensors
+        ]
+        metadata = {k: f.contents() for k, f in reader.fields.items() if not k.startswith("GGUF.")}
+        return {"metadata": metadata, "data_offset": int(reader.data_offset), "tensors": tensors}
+
+    return cached_oracle("gguf-reading", file_key(path), read)

@@ -18,9 +18,10 @@ import pytest
 import torch
 
 import tinyformers.tokenization
+from conftest import oracle
 
-transformers = pytest.importorskip("transformers")
-tokenizers = pytest.importorskip("tokenizers")
+transformers = oracle("transformers")
+tokenizers = oracle("tokenizers")
 
 
 # ---- 1. stop strings with sentencepiece tokenizers -----------------------------------------------------------

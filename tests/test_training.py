@@ -9,10 +9,11 @@ import pytest
 import torch
 
 import tinyformers as tf
+from conftest import oracle
 from tinyformers.training import checkpoints
 from training_fixtures import VOCAB, one_thread, pad_collator, tiny_bert, token_rows
 
-transformers = pytest.importorskip("transformers")
+transformers = oracle("transformers")
 
 
 @pytest.fixture(autouse=True)
@@ -315,7 +316,7 @@ def test_group_by_length_and_torch_datasets(bert_dir, tmp_path):
 
 
 def test_datasets_dataset(bert_dir, tmp_path):
-    datasets = pytest.importorskip("datasets")
+    datasets = oracle("datasets")
     rows = token_rows(16, seed=7)
     dataset = datasets.Dataset.from_list([dict(r, text="x") for r in rows])
     trainer = tf.Trainer(

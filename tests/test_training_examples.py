@@ -11,14 +11,14 @@ import pytest
 import torch
 
 import tinyformers as tf
-from conftest import asset
+from conftest import asset, oracle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 import classifier_training  # noqa: E402
 import train_sentiment  # noqa: E402
 import train_topics  # noqa: E402
 
-transformers = pytest.importorskip("transformers")
+transformers = oracle("transformers")
 
 
 def check_saved_classifier(folder: Path, texts: list[str], label_names: list[str]) -> None:
