@@ -70,6 +70,26 @@ def test_loss_ignores_minus_100(tiny):
     )
 
 
+def test_skip_logits_gives_the_same_loss_and_gradients_from_the_labelled_positions(tiny):
+    """What the Trainer asks for while training: the head runs on labelled positions only, logits are None."""
+    ref_model, directory = tiny
+    model = GPT2LMHeadModel.from_pretrained(directory)
+    ids = random_ids(3, 10)
+    labels = ids.clone()
+    labels[:, :4] = -100  # a prompt mask
+    labels[2, 7:] = -100  # padding
+    out = model(ids, labels=labels, skip_logits=True)
+    assert out.logits is None
+    want = ref_model(ids, labels=labels).loss
+    torch.testing.assert_close(out.loss, want, atol=ATOL, rtol=0)
+    out.loss.backward()
+    want.backward()
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    ours = model.weight_map.to_hf(grads, model.config)
+    for name in ("transformer.wte.weight", "transformer.h.1.mlp.c_fc.weight", "transformer.ln_f.weight"):
+        torch.testing.assert_close(ours[name], ref_model.get_parameter(name).grad, atol=ATOL, rtol=0)
+
+
 @torch.inference_mode()
 def test_left_padding_matches_on_real_tokens(tiny):
     ref_model, directory = tiny

@@ -25,6 +25,16 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(shifted, labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
 
 
+def labelled_positions_loss(head: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``causal_lm_loss`` with the head run on the positions that have a label only.
+
+    The same mean over the same tokens, without the [batch, length, vocab] logits of the positions that a
+    prompt mask or padding leaves out, nor their share of the backward pass."""
+    targets = labels[:, 1:].to(x.device)
+    labelled = targets != -100
+    return F.cross_entropy(head(x[:, :-1][labelled]).float(), targets[labelled])
+
+
 class DecoderBackbone:
     """Mixin for a decoder-only base model (GPT2Model, LlamaModel)."""
 
@@ -105,15 +115,20 @@ class CausalLM(SpeedOptions, GenerationMixin):
         attention_mask=None,
         labels=None,
         logits_to_keep: int = 0,
+        skip_logits: bool = False,
         return_dict=None,
         **kwargs,
     ):
         """``labels`` (usually the input ids) give the next-token loss; ``logits_to_keep=n`` computes logits for the
-        last ``n`` positions only (0 = all)."""
+        last ``n`` positions only (0 = all). ``skip_logits=True`` (with ``labels``; the ``Trainer`` passes it while
+        training) returns the loss alone, computed from the labelled positions only: ``logits`` is None."""
         out = self.backbone(input_ids, attention_mask, return_dict=True, **kwargs)
         x = out.last_hidden_state
-        logits = self.lm_head(x[:, -logits_to_keep:] if logits_to_keep else x)
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
+        if skip_logits and labels is not None:
+            logits, loss = None, labelled_positions_loss(self.lm_head, x, labels)
+        else:
+            logits = self.lm_head(x[:, -logits_to_keep:] if logits_to_keep else x)
+            loss = causal_lm_loss(logits, labels) if labels is not None else None
         result = CausalLMOutputWithPast(loss, logits, kwargs.get("cache"), out.hidden_states, out.attentions)
         return result if return_dict is not False else result.to_tuple()
 

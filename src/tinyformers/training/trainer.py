@@ -34,6 +34,7 @@ from .distributed import (
     sum_over_processes,
     wrap_model,
 )
+from .lora import LoraModel
 from .optimization import create_optimizer
 from .schedulers import get_scheduler
 from .state import TrainerControl, TrainerState
@@ -116,6 +117,10 @@ class Trainer:
             [DefaultFlowCallback(), *reporters, *progress, *(callbacks or [])]
         )
         self.shifts_labels = any(isinstance(m, CausalLM) for m in self.model.modules())
+        # A causal LM (bare or under LoRA) can leave out the logits while training: the loss alone is needed, and
+        # the head then runs on the labelled positions only.
+        bare = self.model.model if isinstance(self.model, LoraModel) else self.model
+        self.training_kwargs = {"skip_logits": True} if isinstance(bare, CausalLM) else {}
         self._call("on_init_end")
 
     # ---- callbacks ------------------------------------------------------------------------------------------------
@@ -267,7 +272,7 @@ class Trainer:
 
     def _forward_loss(self, model, batch: dict) -> torch.Tensor:
         with self._autocast():
-            outputs = model(**batch)
+            outputs = model(**batch, **self.training_kwargs)
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs[0]
         if loss is None or loss.dim() != 0:
             raise ValueError(
