@@ -24,7 +24,7 @@ from collections import Counter
 
 import torch
 
-from common import SPEED_VARIANTS, compare, machine, speed_variant, timed
+from common import SPEED_VARIANTS, compare, machine, names_from, speed_variant, timed
 from tinyformers.models.gpt2 import GPT2LMHeadModel
 from tinyformers.models.quantized import greedy_agreement
 
@@ -137,9 +137,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--cases", type=names_from(CASES, "case"), default=",".join(CASES))
     parser.add_argument(
-        "--variants", default="eager", help=f"comma-separated, of {', '.join(SPEED_VARIANTS)}"
+        "--variants",
+        type=names_from(SPEED_VARIANTS, "variant"),
+        default="eager",
+        help=f"comma-separated, of {', '.join(SPEED_VARIANTS)}",
     )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -147,8 +150,8 @@ def main() -> None:
 
     transformers.logging.set_verbosity_error()
     print(f"{machine()}, transformers {transformers.__version__}, load average {os.getloadavg()[0]:.1f}")
-    for name in args.cases.split(","):
-        run_case(name, args.new_tokens, args.repeats, args.variants.split(","))
+    for name in args.cases:
+        run_case(name, args.new_tokens, args.repeats, args.variants)
 
 
 if __name__ == "__main__":

@@ -14,28 +14,20 @@ a warm-up, and reports ms/step, tokens/s, the speed-up and whether the ids equal
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from common import ASSETS, SPEED_VARIANTS, names_from, speed_variant
 from common import CHAT_QUESTIONS as QUESTIONS
 from tinyformers import AutoModelForCausalLM, AutoTokenizer
 from tinyformers.models.quantized import Int8Linear, greedy_agreement
 
-ASSETS = Path(os.environ.get("ASSETS_DIR", Path(__file__).resolve().parent.parent / ".assets"))
 GGUF = ASSETS / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
-VARIANTS = {  # name -> how to derive it from the float32 eager model
-    "eager": lambda m: m,
-    "compile": lambda m: copy.deepcopy(m).compile_decoding(),
-    "int8": lambda m: copy.deepcopy(m).quantize_weights("int8"),
-    "int8+compile": lambda m: copy.deepcopy(m).quantize_weights("int8").compile_decoding(),
-}
 
 
 def load(random: bool):
@@ -144,8 +136,10 @@ def profile(model, ids, mask, steps: int = 16) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default="eager,int8")
-    parser.add_argument("--cases", default="b1,b8")
+    parser.add_argument("--variants", type=names_from(SPEED_VARIANTS, "variant"), default="eager,int8")
+    parser.add_argument(
+        "--cases", type=names_from(r"b[1-9][0-9]*", "case"), default="b1,b8", help="batch sizes: b1,b8"
+    )
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
@@ -174,8 +168,8 @@ def main() -> None:
     print(f"weights: {'random' if args.random else GGUF.name}; tinyformers load {load_seconds:.1f} s")
     if args.profile:
         profile(ours, *prompts(tokenizer, 1))
-    models = {name: VARIANTS[name](ours) for name in args.variants.split(",")}
-    for case in args.cases.split(","):
+    models = {name: speed_variant(ours, name) for name in args.variants}
+    for case in args.cases:
         ids, mask = prompts(tokenizer, int(case.removeprefix("b")))
         reference = None
         for name, model in models.items():

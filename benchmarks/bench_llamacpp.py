@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from common import ASSETS
+from common import ASSETS, SPEED_VARIANTS, names_from
 from common import CHAT_QUESTIONS as QUESTIONS
 
 GGUF = ASSETS / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -126,7 +126,11 @@ def resident_growth(which: str, threads: int) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", default="gguf+compile,int8+compile,compile")
+    parser.add_argument(
+        "--variants",
+        type=names_from(("gguf", "gguf+compile", *SPEED_VARIANTS), "variant"),
+        default="gguf+compile,int8+compile,compile",
+    )
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -164,7 +168,7 @@ def main() -> None:
             f"{'llama.cpp':13s} vs float32: {prefix:.0%} of tokens before the first difference, "
             f"{forced:.0%} teacher-forced top-1"
         )
-        for name in args.variants.split(","):
+        for name in args.variants:
             model = _variant(fp32, name)
 
             def run_ours(model=model):

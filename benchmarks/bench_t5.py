@@ -20,7 +20,7 @@ import warnings
 
 import torch
 
-from common import SPEED_VARIANTS, compare, machine, report, speed_variant, timed
+from common import SPEED_VARIANTS, compare, machine, names_from, report, speed_variant, timed
 from tinyformers.models.quantized import greedy_agreement
 from tinyformers.models.t5 import T5ForConditionalGeneration
 
@@ -68,9 +68,12 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--shapes", type=names_from(SHAPES, "shape"), default=",".join(SHAPES))
     parser.add_argument(
-        "--variants", default="eager", help=f"comma-separated, of {', '.join(SPEED_VARIANTS)}"
+        "--variants",
+        type=names_from(SPEED_VARIANTS, "variant"),
+        default="eager",
+        help=f"comma-separated, of {', '.join(SPEED_VARIANTS)}",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
@@ -81,7 +84,7 @@ def main() -> None:
 
     transformers.logging.set_verbosity_error()
     print(f"{machine()}, transformers {transformers.__version__}, load average {os.getloadavg()[0]:.1f}")
-    for name in args.shapes.split(","):
+    for name in args.shapes:
         run_case(name, args)
 
 
@@ -102,7 +105,7 @@ def run_case(name: str, args) -> None:
         with torch.inference_mode():
             outputs["theirs"] = theirs.generate(input_ids=ids, **kwargs)
 
-    for variant in args.variants.split(","):
+    for variant in args.variants:
         ours = speed_variant(fp32, variant)
 
         def run_ours(ours=ours):

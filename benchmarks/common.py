@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import os
 import platform
+import re
 import time
 from pathlib import Path
 
@@ -88,6 +90,25 @@ def report(name: str, ours: float, theirs: float, unit: str = "s") -> None:
 
 
 SPEED_VARIANTS = ("eager", "compile", "int8", "int8+compile")
+
+
+def names_from(known, what: str = "name"):
+    """An argparse ``type`` for a comma-separated list of names from ``known`` (a collection, or a regular
+    expression each name must match in full): a wrong name is a one-line usage error before anything loads."""
+
+    def parse(text: str) -> list[str]:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        if isinstance(known, str):
+            wrong, choices = [n for n in names if not re.fullmatch(known, n)], f"names matching {known}"
+        else:
+            wrong, choices = [n for n in names if n not in known], ", ".join(known)
+        if wrong or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(map(repr, wrong)) or '(none given)'}; choose from {choices}"
+            )
+        return names
+
+    return parse
 
 
 def speed_variant(model, name: str):
