@@ -8,6 +8,8 @@ keys), so Adam turns round-off there into full-size steps in both libraries, dif
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -115,3 +117,39 @@ def test_transformers_multiplies_classifier_loss_by_accumulation_steps(tmp_path)
     )
     assert our_losses[0] == pytest.approx(0.6931, abs=1e-3)
     assert hf_losses[0] == pytest.approx(2 * our_losses[0], rel=1e-5)
+
+
+def masked_prefix_collator(features: list[dict]) -> dict[str, torch.Tensor]:
+    """``pad_collator`` with the first ``masked`` tokens of each row unlabelled, as a prompt is."""
+    batch = pad_collator([{k: v for k, v in f.items() if k != "masked"} for f in features])
+    for row, feature in enumerate(features):
+        batch["labels"][row, : feature["masked"]] = -100
+    return batch
+
+
+def test_a_micro_batch_with_every_label_masked_counts_for_nothing(tmp_path):
+    """Prompts cut at max_length leave micro-batches with nothing to predict: the model's mean over them is 0/0
+    (NaN); the step loss is the mean over the window's labelled tokens all the same, as in transformers."""
+    folder = tiny_llama(tmp_path / "llama")
+    rows = token_rows(4 * 8, seed=3, labels=None)
+    for i, row in enumerate(rows):  # the first micro-batch of each step has no label at all
+        row["masked"] = len(row["input_ids"]) if i % 8 < 4 else 2
+    settings = dict(max_steps=4, warmup_steps=1, remove_unused_columns=False)  # the collator reads "masked"
+    theirs = transformers.LlamaForCausalLM.from_pretrained(folder)
+    args = transformers.TrainingArguments(str(tmp_path / "hf"), use_cpu=True, **{**SETTINGS, **settings})
+    trainer = transformers.Trainer(theirs, args, train_dataset=rows, data_collator=masked_prefix_collator)
+    trainer.train()
+    hf_losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    ours = tf.AutoModelForCausalLM.from_pretrained(folder)
+    args = tf.TrainingArguments(str(tmp_path / "ours"), **{**SETTINGS, **settings})
+    trainer = tf.Trainer(ours, args, train_dataset=rows, data_collator=masked_prefix_collator)
+    trainer.train()
+    our_losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(our_losses) == len(hf_losses) == 4 and all(map(math.isfinite, hf_losses))
+    torch.testing.assert_close(torch.tensor(our_losses), torch.tensor(hf_losses), rtol=1e-5, atol=0)
+    assert_same_weights(ours, theirs)
+    # evaluation over the same rows: the masked batches count for nothing there either
+    evaluation = trainer.evaluate(rows[:8])
+    with torch.no_grad():
+        want = ours(**masked_prefix_collator(rows[4:8])).loss
+    assert math.isclose(evaluation["eval_loss"], float(want), rel_tol=1e-6)

@@ -117,10 +117,10 @@ class Trainer:
             [DefaultFlowCallback(), *reporters, *progress, *(callbacks or [])]
         )
         self.shifts_labels = any(isinstance(m, CausalLM) for m in self.model.modules())
-        # A causal LM (bare or under LoRA) can leave out the logits while training: the loss alone is needed, and
-        # the head then runs on the labelled positions only.
+        # A causal LM (bare or under LoRA) can leave out the logits where the loss alone is needed (training, and
+        # evaluation with prediction_loss_only): its head then runs on the labelled positions only.
         bare = self.model.model if isinstance(self.model, LoraModel) else self.model
-        self.training_kwargs = {"skip_logits": True} if isinstance(bare, CausalLM) else {}
+        self.loss_only_kwargs = {"skip_logits": True} if isinstance(bare, CausalLM) else {}
         self._call("on_init_end")
 
     # ---- callbacks ------------------------------------------------------------------------------------------------
@@ -272,7 +272,7 @@ class Trainer:
 
     def _forward_loss(self, model, batch: dict) -> torch.Tensor:
         with self._autocast():
-            outputs = model(**batch, **self.training_kwargs)
+            outputs = model(**batch, **self.loss_only_kwargs)
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs[0]
         if loss is None or loss.dim() != 0:
             raise ValueError(
@@ -293,6 +293,8 @@ class Trainer:
             sync = contextlib.nullcontext() if last or not p.active else self.model_wrapped.no_sync()
             with sync:
                 loss = self._forward_loss(self.model_wrapped, batch)
+                if not items[i]:  # every label masked (prompts cut at max_length): the model's mean is 0/0
+                    loss = loss.nan_to_num(0.0)
                 weight = items[i] / total
                 # DistributedDataParallel averages gradients over processes: scale up so they sum instead.
                 (loss * (weight * p.world_size)).backward()
@@ -451,12 +453,13 @@ class Trainer:
         with torch.no_grad():
             for batch in data.loader(dataset, batch_list, self._collator(), args.dataloader_num_workers):
                 batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                loss_only = self.loss_only_kwargs if args.prediction_loss_only and "labels" in batch else {}
                 with self._autocast():
-                    outputs = self.model(**batch)
+                    outputs = self.model(**batch, **loss_only)
                 size = len(batch["input_ids"])
                 loss = outputs.get("loss") if isinstance(outputs, dict) else None
-                if loss is not None:  # the mean over all items, whatever the batches (see _items)
-                    items = self._items(batch)
+                items = self._items(batch)
+                if loss is not None and items:  # the mean over all items, whatever the batches (see _items)
                     loss_sum, counted = loss_sum + float(loss) * items, counted + items
                 if args.prediction_loss_only:
                     continue
