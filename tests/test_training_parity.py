@@ -153,3 +153,5 @@ def test_a_micro_batch_with_every_label_masked_counts_for_nothing(tmp_path):
     with torch.no_grad():
         want = ours(**masked_prefix_collator(rows[4:8])).loss
     assert math.isclose(evaluation["eval_loss"], float(want), rel_tol=1e-6)
+    trainer.args.prediction_loss_only = True  # the head then runs on the labelled positions only
+    assert math.isclose(trainer.evaluate(rows[:8])["eval_loss"], float(want), rel_tol=1e-6)
