@@ -185,10 +185,10 @@ def test_prompts_that_start_like_a_cached_one_reuse_it_and_answer_as_generate(mo
         scheduler.stop()
     for prompt, sink in zip(prompts, sinks):
         assert sink.tokens == local(model, prompt, 6, do_sample=False)
-    # Cached starts: 10 of 12 (two tokens always run), 12 of 15, 5 of 9, none of ``other``. The first three run
-    # together, each its last 4 positions (the most any of them needs), so they copy 8 + 11 + 5; ``other`` (9 to
-    # run) would pad that group too much and runs alone.
-    assert scheduler.metrics.prompt_tokens_reused == 8 + 11 + 5
+    # Cached starts: 11 of 12 (all but the last token: it joins the decoding step without a prefill), 12 of 15,
+    # 5 of 9, none of ``other``. The second and third run together, each its last 4 positions (the most either
+    # needs), so they copy 11 + 5; ``other`` (9 to run) would pad that group too much and runs alone.
+    assert scheduler.metrics.prompt_tokens_reused == 11 + 11 + 5
 
 
 def test_the_prompt_cache_keeps_recent_prompts_within_its_bytes():

@@ -2,7 +2,8 @@
 
 Between two steps, requests join (their prompts are prefilled into free ``SlotCache`` rows, short prompts of
 similar lengths in one forward: ``prefill_groups``; the first positions of a prompt that starts like a recent one
-are copied from the ``PromptCache`` instead of run) and leave (finished or cancelled; the row is reused). Each
+are copied from the ``PromptCache`` instead of run, and a prompt held there but for its last token joins the next
+step without a prefill) and leave (finished or cancelled; the row is reused). Each
 request carries what ``generate`` would have prepared for it (``params.prepare_request``: its logits processors
 and stop conditions) and its own random generator, and its token is picked with the same function ``generate``
 uses, so a greedy request gives ``generate``'s ids whatever else is in the batch. Waiting requests sit in a
@@ -224,7 +225,10 @@ class Scheduler:
                 joining = [r for r in joining if not self._refuse_cancelled(r)]
                 for request in joining:
                     self._find_prefix(request)
-                for group in prefill_groups(joining):
+                cached = [r for r in joining if r.reused and to_run(r) == 1]
+                for request in cached:
+                    self._join_cached(request)
+                for group in prefill_groups([r for r in joining if r not in cached]):
                     self._prefill(group)
                 for request in [r for r in self.running if r.cancelled]:
                     self._finish(request, "cancelled")
@@ -242,10 +246,26 @@ class Scheduler:
         return request.cancelled
 
     def _find_prefix(self, request: Request) -> None:
-        """Look ``request``'s prompt up in the prompt cache. At least two of its tokens are left to run, so that its
-        prefill stays a many-token forward (one token would be taken for a decoding step)."""
+        """Look ``request``'s prompt up in the prompt cache: all of it may be reused but its last token, which
+        gives the logits of the first new one (``_join_cached``)."""
         if self.prompt_cache is not None:
-            request.reused, request.prefix = self.prompt_cache.match(request.prompt_ids, request.start - 2)
+            request.reused, request.prefix = self.prompt_cache.match(request.prompt_ids, request.start - 1)
+
+    def _join_cached(self, request: Request) -> None:
+        """A request whose prompt the cache holds but for its last token joins the running batch without a
+        forward of its own: its row takes the cached keys and values, and its last prompt token runs in the next
+        decoding step beside the others' tokens, whose logits give its first new token. A prompt asked again
+        (a retry, a regenerated answer, the same question) so waits one step at most, not a prefill."""
+        n = request.reused
+        request.row = self.slots.take([n])
+        self.running.append(request)
+        self.slots.place_prefix(request.row, request.prefix, n)
+        request.prefix = None
+        self.next_token[request.row] = request.p.input_ids[0, -1]
+        self.next_position[request.row] = request.p.position_ids[0, -1]
+        with self.metrics.lock:
+            self.metrics.prompt_tokens += len(request.prompt_ids)
+            self.metrics.prompt_tokens_reused += n
 
     def _prefill(self, group: list[Request]) -> None:
         """Run the prompts of ``group`` in one forward (left-padded) into fresh cache rows.

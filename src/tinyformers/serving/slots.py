@@ -86,6 +86,19 @@ class SlotCache:
         the positions before them as written, and rows hold reused keys and values there (``place_prefix``).
         """
         rows, longest = len(prompt_lengths), max(prompt_lengths)
+        first = self.take(prompt_lengths)
+        taken, span = slice(first, first + rows), slice(self.length - longest, self.length)
+        keys = [k[taken, :, span] for k in self.keys]
+        values = [v[taken, :, span] for v in self.values]
+        padded = min(prompt_lengths) < longest
+        view = CacheView(keys, values, self.key_mask[taken, span] if padded else None)
+        view.length = longest - (new_tokens or longest)
+        return view
+
+    def take(self, prompt_lengths: list[int]) -> int:
+        """Take the next free rows for prompts of ``prompt_lengths`` positions that end at the current position;
+        returns the first of them."""
+        rows, longest = len(prompt_lengths), max(prompt_lengths)
         if self.running + rows > self.rows:
             raise RuntimeError(f"{rows} cache rows asked for, {self.rows - self.running} free")
         if longest > self.length:
@@ -96,13 +109,7 @@ class SlotCache:
             self.key_mask[row] = True
             self.key_mask[row, :start] = False
         self.running += rows
-        taken, span = slice(first, first + rows), slice(self.length - longest, self.length)
-        keys = [k[taken, :, span] for k in self.keys]
-        values = [v[taken, :, span] for v in self.values]
-        padded = min(prompt_lengths) < longest
-        view = CacheView(keys, values, self.key_mask[taken, span] if padded else None)
-        view.length = longest - (new_tokens or longest)
-        return view
+        return first
 
     def place_prefix(self, row: int, kv: list[tuple[torch.Tensor, torch.Tensor]], n: int) -> None:
         """Copy the first ``n`` positions of a prompt's keys and values (``prompt_kv``) to the start of ``row``."""
