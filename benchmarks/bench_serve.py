@@ -185,8 +185,12 @@ def run_server(name: str, command: list[str], port: int, model: str, args, env=N
         return []
     rows = []
     try:
-        stream_one(port, model, PROMPTS[0], 4)  # warm-up (and, compiled, the first graph)
         for concurrency in args.concurrency:
+            # Every prompt once, so that each level starts from the same prompt cache (servers that keep one
+            # answer a prompt seen before without its prefill; without this the first level would pay the
+            # prefills the later ones skip), and (compiled) the first graph.
+            for prompt in PROMPTS:
+                stream_one(port, model, prompt, 4)
             if concurrency > 1:  # a warm-up at this batch size: a compiled step traces it once
                 load_level(port, model, concurrency, concurrency, 4, args.seconds)
             requests = max(args.min_requests, args.requests_per_client * concurrency)
