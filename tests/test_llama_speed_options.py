@@ -8,9 +8,10 @@ import torch
 from conftest import oracle
 from fixtures import assert_int8_close, llama_batch, llama_config, random_checkpoint
 from tinyformers import AutoModelForCausalLM, AutoTokenizer
+from tinyformers.models import compiled as compiled_module
 from tinyformers.models.compiled import ENV_FLAG
 from tinyformers.models.inner_product import ONEDNN_INNER_PRODUCT, PREFER_MKL
-from tinyformers.models.quantized import Int8Linear, greedy_agreement
+from tinyformers.models.quantized import Int8Linear, greedy_agreement, int8_loop_wanted
 
 transformers = oracle("transformers")
 
@@ -90,11 +91,29 @@ def test_compiled_decoding_matches_eager(checkpoint):
     gate_up = compiled.model.layers[0].gate_up
     assert gate_up.compiled_matvec is not PREFER_MKL
     assert gate_up.weight.is_contiguous() is gate_up.compiled_matvec
-    # int8 inside the graph multiplies float32 activations (the eager kernel takes bfloat16 ones), so it
-    # follows float32 at least as closely as eager int8 does, rather than equalling eager int8.
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loop", [True, False], ids=["matvec-loop", "int8-kernel"])
+@torch.inference_mode()
+def test_int8_compiled_follows_float32_with_either_product(checkpoint, monkeypatch, loop):
+    """Int8 one-row products in the graph run as the matvec loop (float32 activations) where the CPU has AVX-512,
+    else as torch's int8 kernel (bfloat16 activations, as eagerly); both are tested whatever this CPU is."""
+    monkeypatch.setattr(compiled_module, "INT8_LOOP", loop)
+    eager = AutoModelForCausalLM.from_pretrained(checkpoint)
     int8_compiled = AutoModelForCausalLM.from_pretrained(checkpoint, quantize="int8", compile=True)
+    assert int8_compiled.model.layers[0].gate_up.compiled_matvec is loop
+    ids, _ = llama_batch()
     _, forced = greedy_agreement(int8_compiled, eager, [ids[i : i + 1, 9:] for i in range(3)], new_tokens=24)
     assert forced >= 0.9
+
+
+def test_the_cpu_decides_how_compiled_int8_multiplies_unless_the_environment_does():
+    assert int8_loop_wanted({}, capability=lambda: "AVX512")
+    assert not int8_loop_wanted({}, capability=lambda: "AVX2")
+    assert not int8_loop_wanted({}, capability=lambda: "DEFAULT")
+    assert int8_loop_wanted({"TINYFORMERS_INT8_LOOP": "1"}, capability=lambda: "AVX2")
+    assert not int8_loop_wanted({"TINYFORMERS_INT8_LOOP": "0"}, capability=lambda: "AVX512")
 
 
 @pytest.mark.slow

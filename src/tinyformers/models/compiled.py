@@ -31,7 +31,7 @@ from .gguf_layouts import kept_type_names
 from .gguf_quantized import GGUFMatrix, keep_blocks, tie_blocks
 from .inner_product import PREFER_MKL
 from .layers import decode_layout, is_float32_matrix
-from .quantized import SCHEMES, quantize_linears
+from .quantized import INT8_LOOP, SCHEMES, Int8Linear, quantize_linears
 
 ENV_FLAG = "TINYFORMERS_COMPILE"
 
@@ -141,6 +141,15 @@ class CompiledDecodeStep:
         return self._all_real[shape]
 
 
+def runs_as_loop(module) -> bool:
+    """Whether a compiled step multiplies one row by ``module``'s matrix in the ``layers.matvec`` loop: not a
+    float32 matrix where MKL streams faster (``inner_product.PREFER_MKL``), nor int8 weights where the loop loads
+    them slowly (``quantized.INT8_LOOP``)."""
+    if PREFER_MKL and is_float32_matrix(module):
+        return False
+    return INT8_LOOP or not isinstance(module, Int8Linear)
+
+
 class SpeedOptions:
     """Mixin for a model that generates (``CausalLM``, T5's LM): ``from_pretrained``'s ``compile=`` and
     ``quantize=``. A family sets ``compiled_step_type`` (its ``CompiledDecodeStep``) and may override
@@ -169,7 +178,7 @@ class SpeedOptions:
         Returns the model."""
         for module in self.modules():
             if hasattr(module, "compiled_matvec"):
-                module.compiled_matvec = not (PREFER_MKL and is_float32_matrix(module))
+                module.compiled_matvec = runs_as_loop(module)
         self.decoding_layout()
         self._compiled_step = self.compiled_step_type(self, max_length_step)
         return self

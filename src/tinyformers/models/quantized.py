@@ -5,7 +5,10 @@ bytes than float32. Each output row gets one scale (symmetric, max |w| -> 127) a
 ``aten._weight_int8pack_mm`` multiplies without materialising float weights. Its activations are cast to
 bfloat16 around the call because the float32 path is a slow fallback; int4 was slower than int8 on this CPU
 (measurements of every option: benchmarks/README.md). Inside a compiled decoding step a single row skips the
-kernel: ``layers.matvec`` widens the int8 rows in the loop it multiplies them in, with float32 activations.
+kernel: ``layers.matvec`` widens the int8 rows in the loop it multiplies them in, with float32 activations, on
+CPUs with AVX-512 (``INT8_LOOP``). Inductor loads int8 weights a quarter vector at a time, one masked load with
+AVX-512; at::vec's AVX2 code copies them through a stack buffer instead, which made the loop slower than float32
+on an AMD Zen 3, so there the compiled step calls the kernel (measurements: benchmarks/README.md).
 
 Results are no longer bit-equal to float32: greedy output follows float32's for most tokens (measured agreement
 in ``benchmarks/bench_llama_generate.py``, asserted in ``tests/test_llama_speed_options.py``).
@@ -19,6 +22,7 @@ Sentence embeddings keep a mean cosine above 0.99 to float32's (``benchmarks/ben
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import torch
@@ -27,6 +31,18 @@ from torch import nn
 from .layers import Conv1D, matvec, runs_matvec
 
 SCHEMES = ("int8",)
+
+
+def int8_loop_wanted(environ=os.environ, capability=torch.backends.cpu.get_cpu_capability) -> bool:
+    """Whether a compiled step multiplies one row by int8 weights in its ``layers.matvec`` loop, rather than with
+    torch's int8 kernel: ``$TINYFORMERS_INT8_LOOP`` (``1`` or ``0``) if set, else where the CPU has AVX-512."""
+    forced = environ.get("TINYFORMERS_INT8_LOOP", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return capability().startswith("AVX512")
+
+
+INT8_LOOP = int8_loop_wanted()
 
 
 class Int8Linear(nn.Module):
