@@ -120,8 +120,8 @@ class CausalLM(SpeedOptions, GenerationMixin):
         **kwargs,
     ):
         """``labels`` (usually the input ids) give the next-token loss; ``logits_to_keep=n`` computes logits for the
-        last ``n`` positions only (0 = all). ``skip_logits=True`` (with ``labels``; the ``Trainer`` passes it while
-        training) returns the loss alone, computed from the labelled positions only: ``logits`` is None."""
+        last ``n`` positions only (0 = all). ``skip_logits=True`` (with ``labels``; the ``Trainer`` passes it where it
+        needs the loss alone) returns the loss alone, computed from the labelled positions only: ``logits`` is None."""
         out = self.backbone(input_ids, attention_mask, return_dict=True, **kwargs)
         x = out.last_hidden_state
         if skip_logits and labels is not None:
