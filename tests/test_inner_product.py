@@ -2,12 +2,23 @@
 training and other dtypes keep ``F.linear``. On a machine that does not use it (an Intel CPU), this file runs
 with ``TINYFORMERS_ONEDNN=1`` from ``test_inner_product_choice.py``."""
 
+import copy
+import pickle
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from tinyformers import GPT2Config, GPT2LMHeadModel
-from tinyformers.models.inner_product import ONEDNN_INNER_PRODUCT, ONEDNN_MIN_WEIGHTS, decoding_step, linear
+from tinyformers.models import inner_product
+from tinyformers.models.inner_product import (
+    ONEDNN_INNER_PRODUCT,
+    ONEDNN_MIN_WEIGHTS,
+    decoding_step,
+    linear,
+    packing_wanted,
+)
+from tinyformers.models.layers import Linear
 
 pytestmark = pytest.mark.skipif(
     ONEDNN_INNER_PRODUCT is None,
@@ -17,8 +28,20 @@ pytestmark = pytest.mark.skipif(
 
 
 @decoding_step
-def in_step(x, weight, bias=None):
+def step_function(
+    _model, x, weight, bias=None
+):  # x stands in for input_ids: its first dimension, the sequences
     return linear(x, weight, bias)
+
+
+def in_step(x, weight, bias=None):
+    return step_function(None, x, weight, bias)
+
+
+def layer_step(layer):
+    """``layer`` called inside a decoding step, as a model's ``next_token_logits`` calls its layers."""
+    step = decoding_step(lambda _model, x: layer(x))
+    return lambda x: step(None, x)
 
 
 def weight(rows: int, cols: int, seed: int = 0) -> torch.Tensor:
@@ -88,3 +111,70 @@ def test_a_compiled_graph_multiplies_several_rows_with_the_inner_product():
     x = torch.randn(4, 512)
     assert "tinyformers::onednn_linear" in ops_run(lambda: compiled(x))
     torch.testing.assert_close(compiled(x), F.linear(x, w), atol=1e-5, rtol=1e-5)
+
+
+def packed_copy(layer) -> torch.Tensor | None:
+    holder = layer.__dict__.get("_packed_weight")
+    return None if holder is None else holder.packed
+
+
+@torch.inference_mode()
+def test_steps_of_several_sequences_use_a_packed_copy_that_gives_the_same_bits():
+    for rows, cols in ((1536, 576), (576, 1536), (2304, 768)):
+        layer = Linear(cols, rows)
+        layer.weight.copy_(weight(rows, cols))
+        step = layer_step(layer)
+        step(torch.randn(1, 45, cols))  # one sequence's prompt, then one of its steps
+        step(torch.randn(1, 1, cols))
+        assert packed_copy(layer) is None, "one sequence never pays for a packed copy"
+        for batch in (2, 3, 8, 16):
+            x = torch.randn(batch, 1, cols)
+            plain = ONEDNN_INNER_PRODUCT(x, layer.weight, layer.bias, "none", [], "")
+            assert torch.equal(step(x), plain), (rows, cols, batch)
+        assert packed_copy(layer).is_mkldnn
+        prompts = torch.randn(2, 45, cols)  # a batched prefill
+        assert torch.equal(
+            step(prompts), ONEDNN_INNER_PRODUCT(prompts, layer.weight, layer.bias, "none", [], "")
+        )
+
+
+def test_a_packed_copy_follows_its_weight_and_is_not_copied_with_the_layer():
+    layer = Linear(576, 1536)
+    step = layer_step(layer)
+    x = torch.randn(4, 1, 576)
+    with torch.no_grad():
+        layer.weight.copy_(weight(1536, 576))
+        first = step(x)
+        layer.weight.mul_(2)  # written in place: the copy is made again
+        torch.testing.assert_close(step(x), 2 * first - layer.bias, atol=1e-5, rtol=1e-5)
+        twin = copy.deepcopy(layer)
+        assert packed_copy(twin) is None and packed_copy(layer) is not None
+        assert torch.equal(layer_step(twin)(x), step(x))
+        restored = pickle.loads(pickle.dumps(layer))
+        assert packed_copy(restored) is None
+
+
+@torch.inference_mode()
+def test_packing_can_be_turned_off(monkeypatch):
+    assert packing_wanted({}) and packing_wanted({"TINYFORMERS_PACK_WEIGHTS": "1"})
+    assert not packing_wanted({"TINYFORMERS_PACK_WEIGHTS": "0"})
+    monkeypatch.setattr(inner_product, "PACK_WEIGHTS", False)
+    layer = Linear(576, 1536)
+    layer_step(layer)(torch.randn(4, 1, 576))
+    assert packed_copy(layer) is None
+
+
+@torch.inference_mode()
+def test_batched_generation_packs_its_matrices_and_a_dtype_change_drops_them():
+    torch.manual_seed(0)
+    config = GPT2Config(n_embd=512, n_layer=2, n_head=8, vocab_size=1000, n_positions=64)
+    model = GPT2LMHeadModel(config).eval()
+    ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]])
+    alone = [model.generate(row[None], max_new_tokens=6, do_sample=False) for row in ids]
+    assert not any(packed_copy(m) is not None for m in model.modules()), "batch 1 packs nothing"
+    together = model.generate(ids, max_new_tokens=6, do_sample=False)
+    assert torch.equal(together, torch.cat(alone))
+    packed = [m for m in model.modules() if packed_copy(m) is not None]
+    assert {type(m).__name__ for m in packed} == {"Conv1D", "Linear"}  # the blocks' matrices and the head
+    model.double()
+    assert not any(packed_copy(m) is not None for m in model.modules())

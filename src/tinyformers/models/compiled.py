@@ -29,7 +29,7 @@ import torch
 from ..generation import StaticKVCache
 from .gguf_layouts import kept_type_names
 from .gguf_quantized import GGUFMatrix, keep_blocks, tie_blocks
-from .inner_product import PREFER_MKL
+from .inner_product import PREFER_MKL, forget_packed_weights
 from .layers import decode_layout, is_float32_matrix
 from .quantized import INT8_LOOP, SCHEMES, Int8Linear, quantize_linears
 
@@ -216,6 +216,7 @@ class SpeedOptions:
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)  # every dtype or device change (.to, .float, ...) comes through here
+        forget_packed_weights(self)
         return self._recompile()
 
     def _recompile(self):

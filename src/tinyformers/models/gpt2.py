@@ -81,7 +81,7 @@ def affine(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
     quantised, or one that runs compiled, computes itself (the exact type test keeps the plain eager path a single
     op)."""
     if type(layer) is Conv1D and not layer.compiled_matvec:
-        return linear(x, layer.weight.t(), layer.bias)
+        return linear(x, layer.weight.t(), layer.bias, layer)
     return layer(x)
 
 

@@ -8,6 +8,11 @@ transformers on SmolLM2's logits, with the same greedy ids), and a forward is he
 1e-4 while decoding is held to its ids. So the model layers call ``linear``, which is ``F.linear`` except inside a
 model's ``next_token_logits`` (decorated with ``decoding_step``) and inside a compiled graph (the compiled
 decoding step's products of several rows, ``onednn_linear``).
+
+Batched decoding (several sequences) multiplies with a blocked copy of each matrix that oneDNN packs once for
+products of a few rows (``PackedWeight``): faster for any number of rows (benchmarks/README.md), and bit for bit
+what the plain weight gives for two rows or more. It costs the matrices' memory once more, from the first batched
+step on (one-sequence decoding never makes it); ``TINYFORMERS_PACK_WEIGHTS=0`` keeps the memory instead.
 """
 
 from __future__ import annotations
@@ -58,19 +63,70 @@ PREFER_MKL = not onednn_wanted()
 ONEDNN_INNER_PRODUCT = None if PREFER_MKL else _onednn_inner_product()
 # Below this many weights a call's fixed cost (~15 us, against F.linear's ~2) outweighs what oneDNN saves.
 ONEDNN_MIN_WEIGHTS = 1 << 18
-_in_decoding_step = contextvars.ContextVar("in_decoding_step", default=False)
+# The number of sequences in the decoding step running now (``decoding_step``), 0 outside one.
+_step_sequences = contextvars.ContextVar("step_sequences", default=0)
+# oneDNN's blocked layout for products of this many rows (the fastest for a batched step's few: benchmarks/README.md).
+PACKED_FOR_ROWS = 8
+
+
+def packing_wanted(environ=os.environ) -> bool:
+    """Whether batched decoding keeps packed copies of its float32 matrices: unless ``TINYFORMERS_PACK_WEIGHTS=0``."""
+    return environ.get("TINYFORMERS_PACK_WEIGHTS", "").strip().lower() not in ("0", "false", "no", "off")
+
+
+PACK_WEIGHTS = packing_wanted()
+
+
+class PackedWeight:
+    """A layer's weight as oneDNN packs it for products of a few rows: made on first use, made again when the
+    weight changed since (another tensor, or written in place). Derived data, so a copied or pickled layer starts
+    without one (oneDNN's packed tensors cannot be copied either)."""
+
+    __slots__ = ("key", "packed")
+
+    def __init__(self):
+        self.key = self.packed = None
+
+    def __deepcopy__(self, memo):
+        return PackedWeight()
+
+    def __reduce__(self):
+        return PackedWeight, ()
+
+    def of(self, weight: torch.Tensor) -> torch.Tensor:
+        version = 0 if weight.is_inference() else weight._version  # inference tensors have no version counter
+        key = (weight.data_ptr(), version, weight.shape, weight.stride())
+        if key != self.key:
+            self.packed = None  # the old copy goes before the new one is made
+            self.packed, self.key = torch.ops.mkldnn._reorder_linear_weight(weight, PACKED_FOR_ROWS), key
+        return self.packed
+
+
+def packed_weight(layer: torch.nn.Module, weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` packed for several rows, kept on ``layer`` (the module that owns it)."""
+    holder = layer.__dict__.get("_packed_weight")
+    if holder is None:
+        holder = layer.__dict__["_packed_weight"] = PackedWeight()
+    return holder.of(weight)
+
+
+def forget_packed_weights(model: torch.nn.Module) -> None:
+    """Drop the packed copies of ``model``'s layers (after its weights moved to another dtype or device)."""
+    for module in model.modules():
+        module.__dict__.pop("_packed_weight", None)
 
 
 def decoding_step(next_token_logits):
-    """Decorator for a model's ``next_token_logits``: inside it, float32 products run as oneDNN's (``linear``)."""
+    """Decorator for a model's ``next_token_logits(self, input_ids, ...)``: inside it, float32 products run as
+    oneDNN's (``linear``), on packed weights when ``input_ids`` holds several sequences."""
 
     @functools.wraps(next_token_logits)
-    def run(*args, **kwargs):
-        token = _in_decoding_step.set(True)
+    def run(model, input_ids, *args, **kwargs):
+        token = _step_sequences.set(input_ids.shape[0])
         try:
-            return next_token_logits(*args, **kwargs)
+            return next_token_logits(model, input_ids, *args, **kwargs)
         finally:
-            _in_decoding_step.reset(token)
+            _step_sequences.reset(token)
 
     return run
 
@@ -91,10 +147,16 @@ def needs_grad(*tensors: torch.Tensor | None) -> bool:
     return any(t is not None and t.requires_grad for t in tensors)
 
 
-def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    layer: torch.nn.Module | None = None,
+) -> torch.Tensor:
     """``F.linear(x, weight, bias)``; inside a decoding step (``decoding_step``) or a compiled graph, as oneDNN's
     inner product where that is faster: float32 on CPU, no gradient to record, at least ``ONEDNN_MIN_WEIGHTS``
-    weights.
+    weights. In an eager step of several sequences, ``layer`` (the module owning ``weight``) keeps the weight
+    packed for them (``PackedWeight``).
 
     oneDNN streams [out, in] rows fastest, ``nn.Linear``'s own layout (``layers.decode_layout`` keeps them).
     """
@@ -109,6 +171,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         return F.linear(x, weight, bias)
     if torch.compiler.is_compiling():  # the compiled decoding step's products of several rows
         return onednn_linear(x, weight, bias)
-    if _in_decoding_step.get():
+    sequences = _step_sequences.get()
+    if sequences:
+        if sequences > 1 and PACK_WEIGHTS and layer is not None:
+            weight = packed_weight(layer, weight)
         return ONEDNN_INNER_PRODUCT(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)

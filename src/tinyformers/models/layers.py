@@ -250,7 +250,7 @@ class Linear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if runs_matvec(self, x):
             return matvec(x, self.weight, self.bias)
-        return linear(x, self.weight, self.bias)
+        return linear(x, self.weight, self.bias, self)
 
 
 class Conv1D(nn.Module):
@@ -269,7 +269,7 @@ class Conv1D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if runs_matvec(self, x):
             return matvec(x, self.weight.t(), self.bias)
-        return linear(x, self.weight.t(), self.bias)
+        return linear(x, self.weight.t(), self.bias, self)
 
 
 class RMSNorm(nn.Module):
