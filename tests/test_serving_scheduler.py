@@ -211,3 +211,20 @@ def test_the_prompt_cache_keeps_recent_prompts_within_its_bytes():
     cache.store([8, 8, 8, 8], kv(4))  # 11 positions: over the bound, the least recent goes
     assert list(cache.entries) == [(1, 2, 3, 4), (8, 8, 8, 8)]
     assert cache.bytes == 32 * 8
+
+
+def test_the_server_loads_its_model_in_a_thread_that_then_ends():
+    # so that the scheduler's thread keeps the process's only OpenMP pool (serving/server.py says why)
+    import threading
+
+    from tinyformers.serving.server import in_passing_thread
+
+    ran_in = []
+    assert in_passing_thread(lambda: ran_in.append(threading.current_thread()) or 42) == 42
+    assert ran_in[0] is not threading.current_thread() and not ran_in[0].is_alive()
+
+    def fails():
+        raise ValueError("no such model")
+
+    with pytest.raises(ValueError, match="no such model"):
+        in_passing_thread(fails)

@@ -10,8 +10,11 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ..auto import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 from ..pipelines import check_fits, pipeline
@@ -19,6 +22,7 @@ from .app import Served, build_app
 from .scheduler import Scheduler
 
 log = logging.getLogger("tinyformers.serve")
+T = TypeVar("T")
 
 
 def served_name(model: str, gguf_file: str | None) -> tuple[str, tuple[str, ...]]:
@@ -57,16 +61,44 @@ def load(
         return served
     speed = {"compile": compile, "quantize": quantize} if (compile or quantize) else {}
     auto = AutoModelForSeq2SeqLM if task == "text2text-generation" else AutoModelForCausalLM
-    try:
-        lm = auto.from_pretrained(model, gguf_file=gguf_file, **speed).eval()
-    except TypeError as error:  # a model class that does not take the speed options
-        if not speed:
-            raise
-        raise ValueError(f"{error}: serve '{model}' without --compile and --quantize") from None
-    served.scheduler = Scheduler(
-        lm, tokenizer, max_batch, max_queue, max_context, prompt_cache_bytes=prompt_cache_mib << 20
-    ).start()
+
+    def scheduler() -> Scheduler:
+        try:
+            lm = auto.from_pretrained(model, gguf_file=gguf_file, **speed).eval()
+        except TypeError as error:  # a model class that does not take the speed options
+            if not speed:
+                raise
+            raise ValueError(f"{error}: serve '{model}' without --compile and --quantize") from None
+        return Scheduler(
+            lm, tokenizer, max_batch, max_queue, max_context, prompt_cache_bytes=prompt_cache_mib << 20
+        )
+
+    served.scheduler = in_passing_thread(scheduler).start()
     return served
+
+
+def in_passing_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` run in a thread that ends when it returns (its result returned, its exception raised here).
+
+    Every thread that runs torch's parallel ops keeps a pool of OpenMP threads until it ends. With more of those
+    than CPUs, libgomp stops letting them spin between parallel regions, and each op then waits for its threads
+    to wake: the scheduler's decoding steps ran ~25 % slower beside the pool that loading the model had left in
+    the main thread (benchmarks/README.md). Loaded in a passing thread, the model leaves no pool behind.
+    """
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as error:  # noqa: BLE001 - handed to the caller as it is
+            box["error"] = error
+
+    thread = threading.Thread(target=run, name="tinyformers-load", daemon=True)  # Ctrl-C need not wait for it
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, **load_options) -> None:
