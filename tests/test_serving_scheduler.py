@@ -4,6 +4,7 @@ than it) and left (the timeline reaching the cache's end)."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -228,3 +229,24 @@ def test_the_server_loads_its_model_in_a_thread_that_then_ends():
 
     with pytest.raises(ValueError, match="no such model"):
         in_passing_thread(fails)
+
+
+@pytest.mark.parametrize("gap, first_step_rows", [(1.0, 3), (0.0, 1)])
+def test_an_idle_scheduler_starts_a_burst_in_one_step_unless_told_not_to_wait(
+    model, tokenizer, gap, first_step_rows
+):
+    scheduler = Scheduler(model, tokenizer, max_batch=4, max_queue=8, max_length=40, gather_gap=gap)
+    rows_per_step = []
+    step = scheduler._step
+    scheduler._step = lambda: (rows_per_step.append(len(scheduler.running)), step())[1]
+    scheduler.start()
+    try:
+        sinks = [Collected() for _ in range(3)]
+        for i, sink in enumerate(sinks):
+            scheduler.submit([5 + i, 6, 7], SamplingParams(max_new_tokens=3, temperature=0), sink)
+            time.sleep(0.2)  # arrivals 0.2 s apart: within a 1 s gap
+        for sink in sinks:
+            assert sink.done.wait(60) and sink.finished.reason == "length"
+    finally:
+        scheduler.stop()
+    assert rows_per_step[0] == first_step_rows, rows_per_step

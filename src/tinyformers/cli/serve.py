@@ -40,6 +40,13 @@ def add_parser(subparsers) -> None:
         help="memory for the keys and values of recent prompts, reused by prompts that start the same way "
         "(default 256; 0 turns it off)",
     )
+    parser.add_argument(
+        "--gather-ms",
+        type=Number(float, low=0, high=1000),
+        default=15.0,
+        help="an idle server waits while requests keep arriving this many milliseconds apart, so that a burst "
+        "starts decoding together (default 15; 0 starts each at once)",
+    )
     parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1/ routes")
     parser.add_argument("--compile", action="store_true", help="compile the decoding step (slower start)")
     parser.add_argument(
@@ -66,4 +73,5 @@ def handle(args) -> None:
         compile=args.compile,
         quantize=args.quantize,
         prompt_cache_mib=args.prompt_cache_mib,
+        gather_seconds=args.gather_ms / 1000,
     )

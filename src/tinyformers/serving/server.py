@@ -19,7 +19,7 @@ from typing import TypeVar
 from ..auto import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 from ..pipelines import check_fits, pipeline
 from .app import Served, build_app
-from .scheduler import Scheduler
+from .scheduler import GATHER_GAP, Scheduler
 
 log = logging.getLogger("tinyformers.serve")
 T = TypeVar("T")
@@ -43,6 +43,7 @@ def load(
     compile: bool = False,
     quantize: str | None = None,
     prompt_cache_mib: int = 256,
+    gather_seconds: float = GATHER_GAP,
 ) -> Served:
     """Load ``model`` as a causal LM or an encoder-decoder LM (both served through the scheduler), or an encoder
     (served for embeddings)."""
@@ -70,7 +71,13 @@ def load(
                 raise
             raise ValueError(f"{error}: serve '{model}' without --compile and --quantize") from None
         return Scheduler(
-            lm, tokenizer, max_batch, max_queue, max_context, prompt_cache_bytes=prompt_cache_mib << 20
+            lm,
+            tokenizer,
+            max_batch,
+            max_queue,
+            max_context,
+            prompt_cache_bytes=prompt_cache_mib << 20,
+            gather_gap=gather_seconds,
         )
 
     served.scheduler = in_passing_thread(scheduler).start()
