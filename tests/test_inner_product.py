@@ -28,9 +28,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @decoding_step
-def step_function(
-    _model, x, weight, bias=None
-):  # x stands in for input_ids: its first dimension, the sequences
+def step_function(_model, x, weight, bias=None):
+    """A model's step reduced to one product; ``x`` stands in for ``input_ids`` (its first dimension counts the
+    sequences)."""
     return linear(x, weight, bias)
 
 

@@ -4,6 +4,7 @@ than it) and left (the timeline reaching the cache's end)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from types import SimpleNamespace
 
@@ -14,6 +15,7 @@ from server_process import Collected, run_and_count_shifts, run_requests
 from tinyformers.models.llama import LlamaConfig, LlamaForCausalLM
 from tinyformers.serving.params import SamplingParams
 from tinyformers.serving.scheduler import Scheduler, prefill_groups
+from tinyformers.serving.server import in_passing_thread
 from tinyformers.serving.slots import COMPACT_AFTER
 
 
@@ -216,10 +218,6 @@ def test_the_prompt_cache_keeps_recent_prompts_within_its_bytes():
 
 def test_the_server_loads_its_model_in_a_thread_that_then_ends():
     # so that the scheduler's thread keeps the process's only OpenMP pool (serving/server.py says why)
-    import threading
-
-    from tinyformers.serving.server import in_passing_thread
-
     ran_in = []
     assert in_passing_thread(lambda: ran_in.append(threading.current_thread()) or 42) == 42
     assert ran_in[0] is not threading.current_thread() and not ran_in[0].is_alive()
@@ -244,7 +242,7 @@ def test_an_idle_scheduler_starts_a_burst_in_one_step_unless_told_not_to_wait(
         sinks = [Collected() for _ in range(3)]
         for i, sink in enumerate(sinks):
             scheduler.submit([5 + i, 6, 7], SamplingParams(max_new_tokens=3, temperature=0), sink)
-            time.sleep(0.2)  # arrivals 0.2 s apart: within a 1 s gap
+            time.sleep(0.4)  # arrivals 0.4 s apart: within a 1 s gap, and long for a lone step to begin
         for sink in sinks:
             assert sink.done.wait(60) and sink.finished.reason == "length"
     finally:

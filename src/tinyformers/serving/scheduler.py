@@ -132,9 +132,9 @@ def prefill_groups(requests: list[Request]) -> list[list[Request]]:
     return groups
 
 
-# Seconds an idle scheduler waits for the next request of a burst (``_gather_arrivals``): the server parses and
-# tokenises requests one after another, and on 2 cores eight chat requests arrived more than 5 ms but less than
-# 15 ms apart (benchmarks/README.md). A lone request pays this once.
+# Seconds an idle scheduler waits for the next request of a burst (``_gather_arrivals``). The server parses and
+# tokenises requests one after another, so a burst arrives spread out; this gap caught a burst of eight chat
+# requests on 2 cores where a third of it did not (benchmarks/README.md). A lone request pays it once.
 GATHER_GAP = 0.015
 
 

@@ -89,7 +89,7 @@ def in_passing_thread(fn: Callable[[], T]) -> T:
 
     Every thread that runs torch's parallel ops keeps a pool of OpenMP threads until it ends. With more of those
     than CPUs, libgomp stops letting them spin between parallel regions, and each op then waits for its threads
-    to wake: the scheduler's decoding steps ran ~25 % slower beside the pool that loading the model had left in
+    to wake: the scheduler's decoding steps ran markedly slower beside the pool that loading the model had left in
     the main thread (benchmarks/README.md). Loaded in a passing thread, the model leaves no pool behind.
     """
     box: dict = {}
