@@ -4,6 +4,7 @@ than it) and left (the timeline reaching the cache's end)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from types import SimpleNamespace
@@ -248,3 +249,28 @@ def test_an_idle_scheduler_starts_a_burst_in_one_step_unless_told_not_to_wait(
     finally:
         scheduler.stop()
     assert rows_per_step[0] == first_step_rows, rows_per_step
+
+
+@pytest.mark.parametrize("announced, first_step_rows", [(True, 2), (False, 1)])
+def test_an_idle_scheduler_waits_for_a_request_the_server_is_still_reading(
+    model, tokenizer, announced, first_step_rows
+):
+    # the server announces each request from its first byte to its submission (serving/app.py)
+    scheduler = Scheduler(model, tokenizer, max_batch=4, max_queue=8, max_length=40, gather_gap=0.1)
+    rows_per_step = []
+    step = scheduler._step
+    scheduler._step = lambda: (rows_per_step.append(len(scheduler.running)), step())[1]
+    scheduler.start()
+    sinks = [Collected(), Collected()]
+    params = SamplingParams(max_new_tokens=3, temperature=0)
+    try:
+        with scheduler.announce() if announced else contextlib.nullcontext():
+            scheduler.submit([5, 6, 7], params, sinks[0])
+            time.sleep(0.3)  # reading the second takes longer than the gap, less than 5 gaps
+            scheduler.submit([8, 6, 7], params, sinks[1])
+        for sink in sinks:
+            assert sink.done.wait(60) and sink.finished.reason == "length"
+    finally:
+        scheduler.stop()
+    assert rows_per_step[0] == first_step_rows, rows_per_step
+    assert scheduler.announced == 0

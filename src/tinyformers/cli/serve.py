@@ -43,9 +43,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--gather-ms",
         type=Number(float, low=0, high=1000),
-        default=15.0,
+        default=5.0,
         help="an idle server waits while requests keep arriving this many milliseconds apart, so that a burst "
-        "starts decoding together (default 15; 0 starts each at once)",
+        "starts decoding together (default 5; 0 starts each at once)",
     )
     parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1/ routes")
     parser.add_argument("--compile", action="store_true", help="compile the decoding step (slower start)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 import uuid
@@ -96,37 +97,47 @@ def build_app(served: Served) -> FastAPI:
         card = {"id": served.name, "object": "model", "created": served.created, "owned_by": "tinyformers"}
         return {"object": "list", "data": [card]}
 
+    def announced():
+        """Around reading a request until its submission: an idle scheduler waits for it (``announce``)."""
+        return served.scheduler.announce() if served.scheduler is not None else contextlib.nullcontext()
+
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
-        body = parse_json(await request.body())
-        model = model_of(body)
-        scheduler = scheduler_for("/v1/chat/completions")
-        if getattr(served.tokenizer, "chat_template", None) is None:
-            raise APIError(
-                400,
-                f"'{served.name}' has no chat template (no chat_template in its tokenizer files), so it cannot "
-                "take messages; send the text as a prompt to /v1/completions",
-                param="messages",
-            )
-        messages = chat_messages(body)
-        try:
-            prompt = served.tokenizer.apply_chat_template(messages, add_generation_prompt=True)["input_ids"]
-        except Exception as error:  # noqa: BLE001 - a template that cannot render these messages
-            raise APIError(
-                400, f"the chat template cannot render these messages: {error}", param="messages"
-            ) from None
-        room = scheduler.room(prompt)
-        params, n, stream, usage = sampling_fields(body, "max_completion_tokens", max(room, 1))
-        return await respond("chat.completion", model, prompt, params, n, stream, usage)
+        with announced():
+            body = parse_json(await request.body())
+            model = model_of(body)
+            scheduler = scheduler_for("/v1/chat/completions")
+            if getattr(served.tokenizer, "chat_template", None) is None:
+                raise APIError(
+                    400,
+                    f"'{served.name}' has no chat template (no chat_template in its tokenizer files), so it "
+                    "cannot take messages; send the text as a prompt to /v1/completions",
+                    param="messages",
+                )
+            messages = chat_messages(body)
+            try:
+                prompt = served.tokenizer.apply_chat_template(messages, add_generation_prompt=True)[
+                    "input_ids"
+                ]
+            except Exception as error:  # noqa: BLE001 - a template that cannot render these messages
+                raise APIError(
+                    400, f"the chat template cannot render these messages: {error}", param="messages"
+                ) from None
+            room = scheduler.room(prompt)
+            params, n, stream, usage = sampling_fields(body, "max_completion_tokens", max(room, 1))
+            submitted = submit(prompt, params, n)
+        return await respond("chat.completion", model, submitted, params, n, stream, usage)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        body = parse_json(await request.body())
-        model = model_of(body)
-        scheduler_for("/v1/completions")
-        prompt = completion_prompt(body, served.tokenizer)
-        params, n, stream, usage = sampling_fields(body, "max_tokens", 16)  # OpenAI's default here
-        return await respond("text_completion", model, prompt, params, n, stream, usage)
+        with announced():
+            body = parse_json(await request.body())
+            model = model_of(body)
+            scheduler_for("/v1/completions")
+            prompt = completion_prompt(body, served.tokenizer)
+            params, n, stream, usage = sampling_fields(body, "max_tokens", 16)  # OpenAI's default here
+            submitted = submit(prompt, params, n)
+        return await respond("text_completion", model, submitted, params, n, stream, usage)
 
     @app.post("/v1/embeddings")
     async def embeddings(request: Request):
@@ -149,9 +160,8 @@ def build_app(served: Served) -> FastAPI:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
-    async def respond(
-        kind: str, model: str, prompt: list[int], params, n: int, stream: bool, include_usage: bool
-    ):
+    def submit(prompt: list[int], params, n: int) -> tuple[list, asyncio.Queue]:
+        """The ``n`` choices of a request, queued; their requests and the queue their events arrive on."""
         events: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         requests = []
@@ -173,6 +183,10 @@ def build_app(served: Served) -> FastAPI:
             raise APIError(
                 429, f"the server is busy: {error}; retry later", type="rate_limit_error"
             ) from None
+        return requests, events
+
+    async def respond(kind: str, model: str, submitted, params, n: int, stream: bool, include_usage: bool):
+        requests, events = submitted
         reply = Reply(kind, model, n, params.logprobs, served.tokenizer)
         if stream:
             return StreamingResponse(

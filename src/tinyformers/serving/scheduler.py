@@ -11,7 +11,8 @@ bounded queue: when it is full, ``submit`` refuses at once (``QueueFull``) and t
 
 Requests often come in bursts (several users at once, or one client's parallel calls). An idle scheduler that
 started the first of a burst alone would make the rest wait a whole step before joining; so, from idle, it waits
-while arrivals keep coming ``gather_gap`` apart, for ``gather_gap`` x 5 at most (``_gather_arrivals``).
+while the server is still reading requests it has announced (``announce``), or while arrivals keep coming
+``gather_gap`` apart, for ``gather_gap`` x 5 at most (``_gather_arrivals``).
 
 Results go to each request's ``sink`` (called from the model thread): ``Token`` per generated token, then one
 ``Finished``.
@@ -22,6 +23,7 @@ each request's prompt when it joins, and its decoder starts from the start token
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -132,10 +134,10 @@ def prefill_groups(requests: list[Request]) -> list[list[Request]]:
     return groups
 
 
-# Seconds an idle scheduler waits for the next request of a burst (``_gather_arrivals``). The server parses and
-# tokenises requests one after another, so a burst arrives spread out; this gap caught a burst of eight chat
-# requests on 2 cores where a third of it did not (benchmarks/README.md). A lone request pays it once.
-GATHER_GAP = 0.015
+# Seconds an idle scheduler waits for the next request of a burst (``_gather_arrivals``) beside the requests the
+# server announced: the server reads and tokenises requests one after another, so a burst arrives spread out
+# (benchmarks/README.md). A lone request pays it once.
+GATHER_GAP = 0.005
 
 
 class Scheduler:
@@ -166,6 +168,7 @@ class Scheduler:
         )
         self.max_queue = max_queue
         self.gather_gap = gather_gap
+        self.announced = 0  # requests the server is reading, not yet submitted (``announce``)
         self.metrics = Metrics()
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []  # running[i] owns cache row i
@@ -200,6 +203,19 @@ class Scheduler:
             self._count()
             self.wake.notify()
         return request
+
+    @contextlib.contextmanager
+    def announce(self):
+        """Around the server's reading of a request, until its ``submit`` (or its error): an idle scheduler waits
+        for announced requests before it starts (``_gather_arrivals``)."""
+        with self.wake:
+            self.announced += 1
+        try:
+            yield
+        finally:
+            with self.wake:
+                self.announced -= 1
+                self.wake.notify()
 
     def room(self, prompt_ids: list[int]) -> int:
         """The most tokens a request with this prompt may ask for."""
@@ -255,18 +271,20 @@ class Scheduler:
                             self._finish(request, "error", str(error))
 
     def _gather_arrivals(self) -> None:
-        """From idle (called holding ``wake``): wait while more requests arrive, each within ``gather_gap`` of
-        the last, until the batch is full or ``gather_gap`` x 5 has passed, so that a burst starts in one step."""
-        deadline = time.monotonic() + 5 * self.gather_gap
+        """From idle (called holding ``wake``): wait while announced requests are still being read, or until no
+        request has arrived for ``gather_gap``, until the batch is full or ``gather_gap`` x 5 has passed, so that
+        a burst starts in one step."""
+        now = time.monotonic()
+        deadline, quiet_at = now + 5 * self.gather_gap, now + self.gather_gap
         seen = len(self.waiting)
         while 0 < seen < self.slots.rows and not self.stopping:
-            left = deadline - time.monotonic()
+            until = deadline if self.announced else min(quiet_at, deadline)
+            left = until - time.monotonic()
             if left <= 0:
                 return
-            self.wake.wait(min(self.gather_gap, left))
-            if len(self.waiting) == seen:
-                return
-            seen = len(self.waiting)
+            self.wake.wait(left)
+            if len(self.waiting) != seen:
+                seen, quiet_at = len(self.waiting), time.monotonic() + self.gather_gap
 
     def _refuse_cancelled(self, request: Request) -> bool:
         if request.cancelled:
