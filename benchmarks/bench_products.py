@@ -10,28 +10,19 @@ real step; best of ``--repeats``. The packed product is checked to give the plai
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 import torch.nn.functional as F
 
-from common import machine
+from common import best_time, machine
 
 # SmolLM2-135M: q/o, gate+up, down, the tied head
 SHAPES = [(576, 576), (3072, 576), (576, 1536), (49152, 576)]
 
 
 def per_call(fn, x, weights, repeats: int) -> float:
-    """Best time of one call, in µs, over ``repeats`` passes through every matrix."""
-    for w in weights[:2]:
-        fn(x, w)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for w in weights:
-            fn(x, w)
-        best = min(best, (time.perf_counter() - start) / len(weights))
-    return best * 1e6
+    """Best time of one call, in µs, over ``repeats`` passes through every matrix (after one warm-up pass)."""
+    return best_time(repeats, lambda: [fn(x, w) for w in weights]) / len(weights) * 1e6
 
 
 def main() -> None:
