@@ -3,6 +3,7 @@ training and other dtypes keep ``F.linear``. On a machine that does not use it (
 with ``TINYFORMERS_ONEDNN=1`` from ``test_inner_product_choice.py``."""
 
 import copy
+import gc
 import pickle
 
 import pytest
@@ -16,6 +17,7 @@ from tinyformers.models.inner_product import (
     ONEDNN_MIN_WEIGHTS,
     decoding_step,
     linear,
+    pack_in_graphs,
     packing_wanted,
 )
 from tinyformers.models.layers import Linear
@@ -136,6 +138,27 @@ def test_steps_of_several_sequences_use_a_packed_copy_that_gives_the_same_bits()
         assert torch.equal(
             step(prompts), ONEDNN_INNER_PRODUCT(prompts, layer.weight, layer.bias, "none", [], "")
         )
+
+
+@torch.inference_mode()
+def test_a_compiled_graph_multiplies_the_matrices_of_layers_it_may_pack_packed_with_the_same_bits():
+    layer = Linear(576, 1536)
+    layer.weight.copy_(weight(1536, 576))
+    compiled = torch.compile(layer, fullgraph=True)
+    x = torch.randn(4, 576)
+    plain = compiled(x)
+    assert packed_copy(layer) is None, "a layer not registered keeps its plain weight"
+    pack_in_graphs(layer)
+    assert torch.equal(compiled(x), plain)
+    assert packed_copy(layer).is_mkldnn
+    layer.weight = torch.nn.Parameter(weight(1536, 576, seed=1))  # a weight no registered layer holds: plain
+    torch.testing.assert_close(compiled(x), F.linear(x, layer.weight, layer.bias), atol=1e-5, rtol=1e-5)
+    address = layer.weight.data_ptr()
+    pack_in_graphs(layer)
+    assert inner_product._GRAPH_LAYERS[address]() is layer
+    del layer, compiled
+    gc.collect()
+    assert address not in inner_product._GRAPH_LAYERS, "a layer that is gone is forgotten"
 
 
 def test_a_packed_copy_follows_its_weight_and_is_not_copied_with_the_layer():

@@ -5,8 +5,9 @@ Eager decoding of a deep, narrow model spends much of each step launching small 
 is in benchmarks/README.md); one compiled graph fuses them away (SmolLM2-135M: see ``benchmarks/bench_llama_generate.py``). For
 the graph to be traced once and reused, every step must look the same to it:
 
-* the cache is attended over its full length, with a boolean mask hiding positions not yet written, instead of
-  over the filled prefix (whose length grows every step);
+* attention reads the positions written so far, a count the graph keeps symbolic (marked dynamic from the
+  first call, so one graph serves every length) rather than one it was traced with; a boolean mask hides
+  padding (a server's rows start at different positions);
 * the step's keys and values are written at ``slot``, a tensor, with ``index_copy_`` (not a Python int slice);
 * caches are allocated in buckets of ``max_length_step`` positions, so a new prompt length rarely means a new
   shape (a new batch size or bucket compiles once more; torch caches up to 8 variants).
@@ -29,7 +30,7 @@ import torch
 from ..generation import StaticKVCache
 from .gguf_layouts import kept_type_names
 from .gguf_quantized import GGUFMatrix, keep_blocks, tie_blocks
-from .inner_product import PREFER_MKL, forget_packed_weights
+from .inner_product import PREFER_MKL, forget_packed_weights, pack_in_graphs
 from .layers import decode_layout, is_float32_matrix
 from .quantized import INT8_LOOP, SCHEMES, Int8Linear, quantize_linears
 
@@ -62,27 +63,31 @@ def compile_from_env() -> bool:
 
 
 class SlotCache:
-    """What a layer sees of the cache inside the graph: writes land at ``slot``, attention reads all positions."""
+    """What a layer sees of the cache inside the graph: writes land at ``slot``; attention reads the first
+    ``written`` positions (all of them when None)."""
 
-    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], slot: torch.Tensor):
-        self.keys, self.values, self.slot = keys, values, slot
+    def __init__(
+        self, keys: list[torch.Tensor], values: list[torch.Tensor], slot: torch.Tensor, written=None
+    ):
+        self.keys, self.values, self.slot, self.written = keys, values, slot, written
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.keys[layer].index_copy_(2, self.slot, k)
         self.values[layer].index_copy_(2, self.slot, v)
-        return self.keys[layer], self.values[layer]
+        if self.written is None:
+            return self.keys[layer], self.values[layer]
+        return self.keys[layer][:, :, : self.written], self.values[layer][:, :, : self.written]
 
     def advance(self, n: int) -> None:
         """The real cache's length moves outside the graph (``CompiledDecodeStep.__call__``)."""
 
 
 def decode_step(model, input_ids, position_ids, keys, values, key_mask, slot, head_in_out):
-    """One token per row through the whole model; the function ``torch.compile`` traces."""
-    positions = torch.arange(key_mask.shape[1], device=key_mask.device)
-    mask = (key_mask & (positions <= slot))[
-        :, None, None, :
-    ]  # written so far (this step included), not padding
-    x = model.backbone.run(input_ids, position_ids, mask, False, SlotCache(keys, values, slot))[:, -1]
+    """One token per row through the whole model; the function ``torch.compile`` traces. ``key_mask`` covers
+    the positions written so far, this step's included (``slot + 1``: a dimension the graph keeps symbolic),
+    and hides padding; attention reads only those positions."""
+    cache = SlotCache(keys, values, slot, written=key_mask.shape[1])
+    x = model.backbone.run(input_ids, position_ids, key_mask[:, None, None, :], False, cache)[:, -1]
     return model.lm_head(x) if head_in_out is None else x @ head_in_out
 
 
@@ -132,6 +137,8 @@ class CompiledDecodeStep:
         # otherwise (several rows, or MKL's product on Intel's CPUs) the head's [in, out] copy where it has one
         one_row_matvec = input_ids.shape[0] == 1 and getattr(self.model.lm_head, "compiled_matvec", False)
         head_in_out = None if one_row_matvec else self.model.head_in_out()
+        key_mask = key_mask[:, : cache.length + 1]
+        torch._dynamo.maybe_mark_dynamic(key_mask, 1)
         return input_ids, position_ids, cache.keys, cache.values, key_mask, slot, head_in_out
 
     def _no_padding(self, cache: StaticKVCache) -> torch.Tensor:
@@ -180,6 +187,7 @@ class SpeedOptions:
             if hasattr(module, "compiled_matvec"):
                 module.compiled_matvec = runs_as_loop(module)
         self.decoding_layout()
+        pack_in_graphs(self)
         self._compiled_step = self.compiled_step_type(self, max_length_step)
         return self
 

@@ -11,7 +11,8 @@ decoding step's products of several rows, ``onednn_linear``).
 
 Batched decoding (several sequences) multiplies with a blocked copy of each matrix that oneDNN packs once for
 products of a few rows (``PackedWeight``): faster for any number of rows (benchmarks/README.md), and bit for bit
-what the plain weight gives for two rows or more. It costs the matrices' memory once more, from the first batched
+what the plain weight gives for two rows or more. Eager steps find the copy on the layer they run; a compiled
+graph hands ``onednn_linear`` only the weight, which finds its layer by the weight's address (``pack_in_graphs``). It costs the matrices' memory once more, from the first batched
 step on (one-sequence decoding never makes it); ``TINYFORMERS_PACK_WEIGHTS=0`` keeps the memory instead.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -116,6 +118,36 @@ def forget_packed_weights(model: torch.nn.Module) -> None:
         module.__dict__.pop("_packed_weight", None)
 
 
+# The layers whose weights a compiled graph's products may multiply packed (``pack_in_graphs``), by the address of
+# the weight: the graph hands ``onednn_linear`` the weight, not its layer.
+_GRAPH_LAYERS: dict[int, weakref.ref] = {}
+
+
+def pack_in_graphs(model: torch.nn.Module) -> None:
+    """Let compiled steps of several sequences multiply ``model``'s float32 matrices packed, as eager batched steps
+    do (the copies are kept on the layers, ``packed_weight``)."""
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.Tensor) and weight.dim() == 2 and weight.dtype is torch.float32:
+            address = weight.data_ptr()
+
+            def forget(ref, address=address):
+                if _GRAPH_LAYERS.get(address) is ref:
+                    del _GRAPH_LAYERS[address]
+
+            _GRAPH_LAYERS[address] = weakref.ref(module, forget)
+
+
+def graph_packed_weight(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` packed, if a live layer registered by ``pack_in_graphs`` still holds it; else ``weight``."""
+    ref = _GRAPH_LAYERS.get(weight.data_ptr())
+    layer = ref() if ref is not None else None
+    own = getattr(layer, "weight", None)
+    if own is None or own.data_ptr() != weight.data_ptr():
+        return weight
+    return packed_weight(layer, weight)
+
+
 def decoding_step(next_token_logits):
     """Decorator for a model's ``next_token_logits(self, input_ids, ...)``: inside it, float32 products run as
     oneDNN's (``linear``), on packed weights when ``input_ids`` holds several sequences."""
@@ -134,7 +166,10 @@ def decoding_step(next_token_logits):
 @torch.library.custom_op("tinyformers::onednn_linear", mutates_args=())
 def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """The inner product as an op of its own, which a compiled graph calls as it is (inductor's lowering of the
-    oneDNN op only takes weights it packed itself)."""
+    oneDNN op only takes weights it packed itself); several rows multiply the weight packed where its layer
+    allows it (``pack_in_graphs``)."""
+    if PACK_WEIGHTS and x.numel() > x.shape[-1]:
+        weight = graph_packed_weight(weight)
     return ONEDNN_INNER_PRODUCT(x, weight, bias, "none", [], "")
 
 
