@@ -9,6 +9,8 @@ test, a fixture or at module level) into failures. A skip that is meant to happe
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import importlib
@@ -76,13 +78,27 @@ def share_the_cores_between_workers(environ=os.environ) -> None:
 share_the_cores_between_workers()
 
 
+# The files that take longest with cold caches (a clean CI machine), longest first: 100-130 s each for the first
+# two beside the other workers, 40-75 s for the rest.
+LONGEST_FILES = (
+    "test_lora_facts.py",
+    "test_smollm2.py",
+    "test_gguf_blocks.py",
+    "test_llama_speed_options.py",
+    "test_cli.py",
+    "test_training_examples.py",
+    "test_t5_speed_options.py",
+)
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Files with ``slow`` tests first (in their own order): with workers each taking whole files
-    (``--dist loadfile``), a long file started last would leave the others idle until it ends. xdist keeps
-    this order only with ``--no-loadscope-reorder`` (as `make test` runs it); by default it hands out the files
-    with the most tests first."""
+    """Files with ``slow`` tests first, the longest ones (``LONGEST_FILES``) in front: with workers each taking
+    whole files (``--dist loadfile``), a long file started last would leave the others idle until it ends. xdist
+    keeps this order only with ``--no-loadscope-reorder`` (as `make test` runs it); by default it hands out the
+    files with the most tests first."""
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    longest = {name: rank for rank, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: (item.path not in slow_files, longest.get(item.path.name, len(longest))))
 
 
 # -- strict mode for skips that do not come through missing() ------------------------------------------------------
@@ -160,22 +176,42 @@ def cached_oracle(name: str, inputs, compute):
     ``$ORACLE_CACHE_DIR`` (default ``~/.cache/tinyformers-tests/oracles``), keyed by ``name``, ``inputs``
     (JSON-able, e.g. with ``file_key``) and the versions of python, torch and the oracle libraries. Where that
     folder cannot be written the result is computed each time. The key does not see ``compute``'s code: a change
-    to what it returns needs a new ``name``."""
+    to what it returns needs a new ``name``.
+
+    One process computes an entry at a time: a pytest-xdist worker asking for an entry another worker is
+    computing waits for it instead of computing it again (transformers takes ~30 s over SmolLM2's)."""
     import torch  # the cache files are torch.save archives; conftest itself stays importable without torch
 
     key = json.dumps({"name": name, "inputs": inputs, "versions": library_versions()}, sort_keys=True)
     path = ORACLE_CACHE / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
     if path.is_file():
         return torch.load(path, weights_only=True)
-    value = compute()
+    with _computing(path):
+        if path.is_file():  # computed by the worker that held the lock
+            return torch.load(path, weights_only=True)
+        value = compute()
+        try:
+            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            torch.save(value, partial)
+            os.replace(partial, path)  # whole or absent: a run stopped half way leaves no broken entry
+        except OSError:
+            pass  # a read-only cache folder: the result is still right, only not kept
+    return value
+
+
+@contextlib.contextmanager
+def _computing(path: Path):
+    """Hold an exclusive lock on ``path``'s lock file; without a writable cache folder, go on unlocked. The
+    operating system releases the lock of a process that dies holding it."""
     try:
         ORACLE_CACHE.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        torch.save(value, partial)
-        os.replace(partial, path)  # whole or absent: a run stopped half way leaves no broken entry
+        lock = open(path.with_name(f".{path.name}.lock"), "w")
     except OSError:
-        pass  # a read-only cache folder: the result is still right, only not kept
-    return value
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def tensor_digest(tensor) -> str:

@@ -3,6 +3,7 @@ tokenizer files put beside them, and the small input batches several test files 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -161,3 +162,161 @@ def gguf_reading(path: Path) -> dict:
         return {"metadata": metadata, "data_offset": int(reader.data_offset), "tensors": tensors}
 
     return cached_oracle("gguf-reading", file_key(path), read)
+
+
+# -- SmolLM2: one reading of the real GGUF file by transformers -------------------------------------------------
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# what test_smollm2.py tokenizes, renders and generates
+SMOLLM2_TEXTS = [
+    "Hello world! 17 23 1234 3.14159",
+    "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n",
+    "def f(x):\n\treturn x**2  # 你好 👋🏽",
+    "  leading spaces   and\n\nnewlines \n",
+    "Ünïcödé café — naïve résumé, I'm they'll <repo_name>x<empty_output>",
+]
+SMOLLM2_CHATS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "user", "content": "Write a haiku about the sea."}],
+    [
+        {"role": "system", "content": "You are a terse assistant."},
+        {"role": "user", "content": "List three primary colors."},
+    ],
+    [
+        {"role": "user", "content": "Hi!"},
+        {"role": "assistant", "content": "Hello! How can I help you today?"},
+        {"role": "user", "content": "What is 2 + 2?"},
+    ],
+]
+SMOLLM2_NEW_TOKENS = 32
+# what test_pipelines.py's chat pipeline answers
+PIPELINE_CHATS = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "user", "content": "Name a colour."}],
+]
+PIPELINE_OPTIONS = {"max_new_tokens": 12, "do_sample": False}
+SMOLLM2_CONFIG_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                       "num_attention_heads", "num_key_value_heads", "max_position_embeddings", "rms_norm_eps",
+                       "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id", "head_dim")  # fmt: skip
+
+
+def smollm2_reference(smollm2_dir: Path) -> dict:
+    """What transformers makes of the real SmolLM2 file, for test_smollm2.py, test_gguf.py and test_pipelines.py:
+    its config, weights (as digests), vocabulary, tokenizer ids and chat prompts, logits, greedy generations and
+    chat pipeline answers. One reading serves the three: transformers takes ~30 s to read this file and run it,
+    and three separate readings were the largest part of a run with an empty oracle cache."""
+    path = smollm2_dir / SMOLLM2_GGUF
+    inputs = {"gguf": file_key(path), "texts": SMOLLM2_TEXTS, "chats": SMOLLM2_CHATS,
+              "new_tokens": SMOLLM2_NEW_TOKENS, "pipeline_chats": PIPELINE_CHATS,
+              "pipeline_options": PIPELINE_OPTIONS, "config_keys": SMOLLM2_CONFIG_KEYS}  # fmt: skip
+    return cached_oracle("smollm2-transformers", inputs, lambda: _transformers_on_smollm2(path))
+
+
+def _transformers_on_smollm2(path: Path) -> dict:
+    transformers = oracle("transformers")
+    tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name).eval()
+    tensors, seen = {}, set()
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() not in seen:  # the tied head is the embedding's tensor: the file holds it once
+            seen.add(tensor.data_ptr())
+            tensors[name] = tensor_digest(tensor)
+    with torch.inference_mode():
+        generations = []
+        for chat in SMOLLM2_CHATS:
+            ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")["input_ids"]
+            generations.append(
+                model.generate(ids, max_new_tokens=SMOLLM2_NEW_TOKENS, do_sample=False)[0].tolist()
+            )
+        probe = tok(SMOLLM2_TEXTS[1], return_tensors="pt")["input_ids"]
+        logits = model(probe).logits
+    chat = transformers.pipeline("text-generation", model=model, tokenizer=tok)
+    answers = {
+        "one": chat(PIPELINE_CHATS[0], **PIPELINE_OPTIONS),
+        "batch": chat(PIPELINE_CHATS, **PIPELINE_OPTIONS),
+    }
+    return {
+        "config": {key: getattr(model.config, key) for key in SMOLLM2_CONFIG_KEYS},
+        "rope_theta": model.config.rope_parameters["rope_theta"],
+        "tensors": tensors,
+        # the vocabulary as transformers' tokenizer holds it (its model's pairs written as the file's merges)
+        "tokens": tok.convert_ids_to_tokens(list(range(len(tok)))),
+        "merges": [" ".join(pair) for pair in json.loads(tok.backend_tokenizer.to_str())["model"]["merges"]],
+        "chat_template": tok.chat_template,
+        "ids": [tok(t)["input_ids"] for t in SMOLLM2_TEXTS],
+        "decoded": [tok.decode(tok(t)["input_ids"]) for t in SMOLLM2_TEXTS],
+        "prompts": [
+            tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in SMOLLM2_CHATS
+        ],
+        "generations": generations,
+        "probe": probe,
+        "logits": logits,
+        "pipeline": answers,
+    }
+
+
+def write_answering_gguf(path: Path, tokenizer: dict, cue: int, answer: list[int], **shape) -> Path:
+    """A two-layer llama GGUF, ``llama_config``'s shape unless ``shape`` says otherwise, with the tokenizer and chat
+    template of ``tokenizer`` (a GGUF file's metadata), whose greedy reply to any prompt ending in token ``cue`` is
+    ``answer`` and then the end of turn. Its vocabulary is ``tokenizer``'s up to the reply's last token, with the
+    merges that build those tokens (a smaller file for transformers to read).
+
+    Its head picks each token of that chain after the one before by a wide margin (the first two logits 37-62
+    apart, out of ~60), so neither int8 weights nor a compiled step can change the reply; its random attention and
+    MLP weights still move the hidden states by about a tenth, so every part of the model counts."""
+    config = llama_config(**shape)
+    hidden, heads, kv_heads = config.hidden_size, config.num_attention_heads, config.num_key_value_heads
+    eos = tokenizer["tokenizer.ggml.eos_token_id"]
+    chain = [cue, *answer, eos]
+    tokens = tokenizer["tokenizer.ggml.tokens"][: max(chain) + 1]
+    kept = set(tokens)
+    merges = [m for m in tokenizer["tokenizer.ggml.merges"] if m.replace(" ", "", 1) in kept]
+    gguf = oracle("gguf")
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(hidden)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
+    writer.add_vocab_size(len(tokens))
+    writer.add_tokenizer_model(tokenizer["tokenizer.ggml.model"])
+    writer.add_tokenizer_pre(tokenizer["tokenizer.ggml.pre"])
+    writer.add_token_list(tokens)
+    writer.add_token_types(tokenizer["tokenizer.ggml.token_type"][: len(tokens)])
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(tokenizer["tokenizer.ggml.bos_token_id"])
+    writer.add_eos_token_id(eos)
+    writer.add_unk_token_id(tokenizer["tokenizer.ggml.unknown_token_id"])
+    writer.add_pad_token_id(tokenizer["tokenizer.ggml.padding_token_id"])
+    writer.add_add_bos_token(tokenizer["tokenizer.ggml.add_bos_token"])
+    writer.add_add_space_prefix(tokenizer["tokenizer.ggml.add_space_prefix"])
+    writer.add_chat_template(tokenizer["tokenizer.chat_template"])
+    # After the final norm the last position's hidden state is about sqrt(hidden) times its token's unit
+    # embedding, so a head row equal to token t's embedding scores ~hidden (64) after t and ~N(0, 8) elsewhere.
+    rng = np.random.default_rng(0)
+    embedding = rng.standard_normal((len(tokens), hidden)).astype(np.float32)
+    head = 0.1 * rng.standard_normal((len(tokens), hidden)).astype(np.float32)
+    for token, following in zip(chain, chain[1:]):
+        head[following] = embedding[token]
+    writer.add_tensor("token_embd.weight", embedding)
+    writer.add_tensor("output.weight", head)
+    writer.add_tensor("output_norm.weight", np.ones(hidden, dtype=np.float32))
+    kv_width, ffn = kv_heads * hidden // heads, config.intermediate_size
+    shapes = {"attn_q": (hidden, hidden), "attn_k": (kv_width, hidden), "attn_v": (kv_width, hidden),
+              "attn_output": (hidden, hidden), "ffn_gate": (ffn, hidden), "ffn_up": (ffn, hidden),
+              "ffn_down": (hidden, ffn)}  # fmt: skip
+    for layer in range(config.num_hidden_layers):
+        for kind, shape in shapes.items():
+            writer.add_tensor(
+                f"blk.{layer}.{kind}.weight", (0.05 * rng.standard_normal(shape)).astype(np.float32)
+            )
+        for norm in ("attn_norm", "ffn_norm"):
+            writer.add_tensor(f"blk.{layer}.{norm}.weight", np.ones(hidden, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import cached_oracle, file_key, oracle, tensor_digest
-from fixtures import gguf_reading
+from conftest import oracle, tensor_digest
+from fixtures import gguf_reading, smollm2_reference
 from tinyformers.formats.gguf import GGML_TYPES, GGUFFile, dequantize, load_gguf_checkpoint
 from tinyformers.formats.safetensors import CorruptWeightsError
 
@@ -114,31 +114,12 @@ CONFIG_KEYS = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_lay
                "bos_token_id", "eos_token_id", "pad_token_id", "head_dim")  # fmt: skip
 
 
-def transformers_reading(path: Path) -> dict:
-    """What transformers' own GGUF loader makes of the file (its config, tensors as digests, vocabulary)."""
-    transformers = oracle("transformers")
-    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint as hf_load
-
-    config = transformers.AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
-    with torch.device("meta"):  # its loader needs a model for the name map
-        model = transformers.LlamaForCausalLM(config)
-    checkpoint = hf_load(str(path), return_tensors=True, model_to_load=model)
-    return {
-        "config": {key: getattr(config, key) for key in CONFIG_KEYS},
-        "rope_theta": config.rope_parameters["rope_theta"],
-        "tensors": {name: tensor_digest(tensor) for name, tensor in checkpoint["tensors"].items()},
-        "tokens": checkpoint["tokenizer"]["tokens"],
-        "merges": checkpoint["tokenizer"]["merges"],
-        "chat_template": checkpoint["tokenizer_config"]["chat_template"],
-    }
-
-
 @pytest.fixture(scope="module")
-def transformers_checkpoint(smollm2_path):
-    """transformers' reading of SmolLM2 (~10-40 s), cached on disk per library versions."""
-    return cached_oracle(
-        "smollm2-gguf-reading", file_key(smollm2_path), lambda: transformers_reading(smollm2_path)
-    )
+def transformers_checkpoint(smollm2_dir):
+    """What transformers makes of SmolLM2: its config, the weights of the model it loads (as digests) and its
+    tokenizer's vocabulary and chat template (fixtures.smollm2_reference, cached on disk)."""
+    oracle("transformers")
+    return smollm2_reference(smollm2_dir)
 
 
 @pytest.fixture(scope="module")
@@ -150,9 +131,8 @@ def our_checkpoint(smollm2_path):
 def test_config_matches_transformers_autoconfig(our_checkpoint, transformers_checkpoint):
     config, _, _ = our_checkpoint
     theirs = transformers_checkpoint["config"]
-    assert sorted(theirs) == sorted(CONFIG_KEYS)
-    for key, value in theirs.items():
-        assert config.get(key, value) == value, key
+    for key in CONFIG_KEYS:
+        assert config.get(key, theirs[key]) == theirs[key], key
     assert config["rope_theta"] == transformers_checkpoint["rope_theta"]
 
 

@@ -12,8 +12,15 @@ import shutil
 import pytest
 import torch
 
-from conftest import cached_oracle, file_key, oracle
-from fixtures import bert_with_minilm_tokenizer, gpt2_with_gpt2_tokenizer, reference_t5
+from conftest import oracle
+from fixtures import (
+    PIPELINE_CHATS,
+    PIPELINE_OPTIONS,
+    bert_with_minilm_tokenizer,
+    gpt2_with_gpt2_tokenizer,
+    reference_t5,
+    smollm2_reference,
+)
 from tinyformers.pipelines import pipeline
 
 transformers = oracle("transformers")
@@ -319,23 +326,12 @@ def test_default_model_for_feature_extraction(minilm_dir, monkeypatch):
 
 # -- chat with the real SmolLM2 (slow: the oracle loads the GGUF for ~40 s, so its answers are cached) -----------
 
-SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CHAT = [{"role": "user", "content": "What is the capital of France?"}]
-CHAT_BATCH = [CHAT, [{"role": "user", "content": "Name a colour."}]]
-CHAT_OPTIONS = {"max_new_tokens": 12, "do_sample": False}
-
-
-def transformers_chat_answers(smollm2_dir) -> dict:
-    hf_model = transformers.AutoModelForCausalLM.from_pretrained(str(smollm2_dir), gguf_file=SMOLLM2)
-    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(str(smollm2_dir), gguf_file=SMOLLM2)
-    ref = transformers.pipeline("text-generation", model=hf_model, tokenizer=hf_tokenizer)
-    return {"one": ref(CHAT, **CHAT_OPTIONS), "batch": ref(CHAT_BATCH, **CHAT_OPTIONS)}
+CHAT, CHAT_BATCH, CHAT_OPTIONS = PIPELINE_CHATS[0], PIPELINE_CHATS, PIPELINE_OPTIONS
 
 
 @pytest.mark.slow
 def test_chat_matches_transformers_on_smollm2(smollm2_dir, monkeypatch):
-    inputs = {"gguf": file_key(smollm2_dir / SMOLLM2), "chats": CHAT_BATCH, "options": CHAT_OPTIONS}
-    ref = cached_oracle("smollm2-chat-pipeline", inputs, lambda: transformers_chat_answers(smollm2_dir))
+    ref = smollm2_reference(smollm2_dir)["pipeline"]  # transformers' chat pipeline on the same file
     monkeypatch.setenv("TINYFORMERS_HOME", str(smollm2_dir.parent))
     chat = pipeline("text-generation")  # the default model is this GGUF
     ours = chat(CHAT, **CHAT_OPTIONS)

@@ -7,37 +7,18 @@ import copy
 import pytest
 import torch
 
-from conftest import cached_oracle, file_key, oracle
+from conftest import oracle
+from fixtures import SMOLLM2_CHATS as CHATS
+from fixtures import SMOLLM2_GGUF as GGUF
+from fixtures import SMOLLM2_NEW_TOKENS as NEW_TOKENS
+from fixtures import SMOLLM2_TEXTS as TEXTS
+from fixtures import smollm2_reference
 from tinyformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-transformers = oracle("transformers")
+oracle("transformers")
 oracle("gguf")  # transformers needs it to read the file
 
 pytestmark = pytest.mark.slow
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-TEXTS = [
-    "Hello world! 17 23 1234 3.14159",
-    "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n",
-    "def f(x):\n\treturn x**2  # 你好 👋🏽",
-    "  leading spaces   and\n\nnewlines \n",
-    "Ünïcödé café — naïve résumé, I'm they'll <repo_name>x<empty_output>",
-]
-CHATS = [
-    [{"role": "user", "content": "What is the capital of France?"}],
-    [{"role": "user", "content": "Write a haiku about the sea."}],
-    [
-        {"role": "system", "content": "You are a terse assistant."},
-        {"role": "user", "content": "List three primary colors."},
-    ],
-    [
-        {"role": "user", "content": "Hi!"},
-        {"role": "assistant", "content": "Hello! How can I help you today?"},
-        {"role": "user", "content": "What is 2 + 2?"},
-    ],
-]
-NEW_TOKENS = 32
-
-
 CONFIG_KEYS = (
     "vocab_size",
     "hidden_size",
@@ -53,33 +34,9 @@ CONFIG_KEYS = (
 
 @pytest.fixture(scope="module")
 def reference(smollm2_dir):
-    """Everything we compare against, computed once per transformers version (cached on disk: transformers takes
-    ~40 s to load this file)."""
-    inputs = {"gguf": file_key(smollm2_dir / GGUF), "texts": TEXTS, "chats": CHATS, "new_tokens": NEW_TOKENS}
-    return cached_oracle("smollm2-reference", inputs, lambda: transformers_outputs(smollm2_dir))
-
-
-def transformers_outputs(smollm2_dir) -> dict:
-    tok = transformers.AutoTokenizer.from_pretrained(str(smollm2_dir), gguf_file=GGUF)
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(smollm2_dir), gguf_file=GGUF).eval()
-    prompts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in CHATS]
-    with torch.inference_mode():
-        generations = []
-        for chat in CHATS:
-            ids = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt")["input_ids"]
-            generations.append(model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist())
-        probe = tok(TEXTS[1], return_tensors="pt")["input_ids"]
-        logits = model(probe).logits
-    return {
-        "ids": [tok(t)["input_ids"] for t in TEXTS],
-        "decoded": [tok.decode(tok(t)["input_ids"]) for t in TEXTS],
-        "prompts": prompts,
-        "generations": generations,
-        "probe": probe,
-        "logits": logits,
-        "config": {key: getattr(model.config, key) for key in CONFIG_KEYS},
-        "rope_theta": model.config.rope_parameters["rope_theta"],
-    }
+    """Everything we compare against: transformers' tokenizer ids, chat prompts, logits and greedy generations on
+    the same file (fixtures.smollm2_reference, cached on disk)."""
+    return smollm2_reference(smollm2_dir)
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +48,8 @@ def ours(smollm2_dir):
 
 def test_config_from_gguf(smollm2_dir, reference):
     config = AutoConfig.from_pretrained(smollm2_dir, gguf_file=GGUF)
-    assert sorted(reference["config"]) == sorted(CONFIG_KEYS)
-    for key, value in reference["config"].items():
-        assert getattr(config, key) == value, key
+    for key in CONFIG_KEYS:
+        assert getattr(config, key) == reference["config"][key], key
     assert config.rope_theta == reference["rope_theta"]
 
 
