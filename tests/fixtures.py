@@ -304,19 +304,35 @@ def write_answering_gguf(path: Path, tokenizer: dict, cue: int, answer: list[int
     writer.add_tensor("token_embd.weight", embedding)
     writer.add_tensor("output.weight", head)
     writer.add_tensor("output_norm.weight", np.ones(hidden, dtype=np.float32))
-    kv_width, ffn = kv_heads * hidden // heads, config.intermediate_size
-    shapes = {"attn_q": (hidden, hidden), "attn_k": (kv_width, hidden), "attn_v": (kv_width, hidden),
-              "attn_output": (hidden, hidden), "ffn_gate": (ffn, hidden), "ffn_up": (ffn, hidden),
-              "ffn_down": (hidden, ffn)}  # fmt: skip
-    for layer in range(config.num_hidden_layers):
+    shapes = llama_block_shapes(hidden, heads, kv_heads, config.intermediate_size)
+    write_llama_blocks(
+        writer,
+        config.num_hidden_layers,
+        shapes,
+        lambda name, kind, shape: writer.add_tensor(
+            name, (0.05 * rng.standard_normal(shape)).astype(np.float32)
+        ),
+    )
+    return path
+
+
+def llama_block_shapes(hidden: int, heads: int, kv_heads: int, ffn: int) -> dict[str, tuple[int, int]]:
+    """The [out, in] shape of each matrix of a llama block in a GGUF file, by its tensor kind."""
+    kv_width = kv_heads * (hidden // heads)
+    return {"attn_q": (hidden, hidden), "attn_k": (kv_width, hidden), "attn_v": (kv_width, hidden),
+            "attn_output": (hidden, hidden), "ffn_gate": (ffn, hidden), "ffn_up": (ffn, hidden),
+            "ffn_down": (hidden, ffn)}  # fmt: skip
+
+
+def write_llama_blocks(writer, layers: int, shapes: dict, add_matrix) -> None:
+    """Every block's matrices (``add_matrix(name, kind, shape)`` writes one) and unit norms, then the whole file."""
+    hidden = shapes["attn_q"][0]
+    for layer in range(layers):
         for kind, shape in shapes.items():
-            writer.add_tensor(
-                f"blk.{layer}.{kind}.weight", (0.05 * rng.standard_normal(shape)).astype(np.float32)
-            )
+            add_matrix(f"blk.{layer}.{kind}.weight", kind, shape)
         for norm in ("attn_norm", "ffn_norm"):
             writer.add_tensor(f"blk.{layer}.{norm}.weight", np.ones(hidden, dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return path

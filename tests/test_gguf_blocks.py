@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import oracle
+from fixtures import llama_block_shapes, write_llama_blocks
 from tinyformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 from tinyformers.models.gguf_quantized import GGUFEmbedding, GGUFLinear
 from tinyformers.models.layers import Linear
@@ -48,10 +49,7 @@ def write_llama(path, types: dict[str, object], seed: int = 0):
                        ("context_length", 64), ("vocab_size", VOCAB)]:  # fmt: skip
         writer.add_uint32(f"llama.{key}", value)
     writer.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-5)
-    head_dim = HIDDEN // HEADS
-    shapes = {"attn_q": (HIDDEN, HIDDEN), "attn_k": (KV_HEADS * head_dim, HIDDEN),
-              "attn_v": (KV_HEADS * head_dim, HIDDEN), "attn_output": (HIDDEN, HIDDEN),
-              "ffn_gate": (FFN, HIDDEN), "ffn_up": (FFN, HIDDEN), "ffn_down": (HIDDEN, FFN)}  # fmt: skip
+    shapes = llama_block_shapes(HIDDEN, HEADS, KV_HEADS, FFN)
 
     def add(name, kind, shape):
         qtype = types.get(kind, Q.Q4_1)
@@ -63,15 +61,7 @@ def write_llama(path, types: dict[str, object], seed: int = 0):
 
     add("token_embd.weight", "token_embd", (VOCAB, HIDDEN))
     writer.add_tensor("output_norm.weight", (1 + 0.1 * rng.standard_normal(HIDDEN)).astype(np.float32))
-    for layer in range(LAYERS):
-        for kind, shape in shapes.items():
-            add(f"blk.{layer}.{kind}.weight", kind, shape)
-        for norm in ("attn_norm", "ffn_norm"):
-            writer.add_tensor(f"blk.{layer}.{norm}.weight", np.ones(HIDDEN, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_llama_blocks(writer, LAYERS, shapes, add)
     return path
 
 
