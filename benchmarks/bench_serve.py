@@ -7,7 +7,7 @@ tokens (or, ``--mixed``, 1/2, 1 and 3/2 of it in turn) at temperature 0; the lev
 p50/p95 time to first token and per-token latency (first to last token over tokens - 1), measured by the client.
 
 Servers, each started as a subprocess on a free port and stopped by its pid:
-* tinyformers, fp32 (eager) and ``--quantize int8 --compile``;
+* tinyformers, fp32 (eager), fp32 ``--compile`` and ``--quantize int8 --compile``;
 * ``transformers serve --continuous-batching`` on the same weights (the GGUF converted to a safetensors folder
   by ``tinyformers convert``), when transformers' serving extras are installed;
 * llama-cpp-python's server on the same GGUF file, when ``llama_cpp`` is installed (skipped otherwise, said so).
@@ -234,7 +234,12 @@ def main() -> None:
         action="store_true",
         help="ask for 1/2, 1 and 3/2 of --tokens in turn (default: every request asks for --tokens)",
     )
-    parser.add_argument("--servers", nargs="+", default=["fp32", "int8-compile", "transformers", "llama-cpp"])
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=["fp32", "compile", "int8-compile", "transformers", "llama-cpp"],
+        default=["fp32", "compile", "int8-compile", "transformers", "llama-cpp"],
+    )
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     batch = str(max(args.concurrency))
@@ -245,6 +250,10 @@ def main() -> None:
     if "fp32" in args.servers:
         port = free_port()
         rows += run_server("tinyformers fp32", [*ours, "--port", str(port)], port, GGUF.name, args, env)
+    if "compile" in args.servers:
+        port = free_port()
+        command = [*ours, "--compile", "--port", str(port)]
+        rows += run_server("tinyformers fp32 + compile", command, port, GGUF.name, args, env)
     if "int8-compile" in args.servers:
         port = free_port()
         command = [*ours, "--quantize", "int8", "--compile", "--port", str(port)]
