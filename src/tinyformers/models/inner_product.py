@@ -12,8 +12,9 @@ decoding step's products of several rows, ``onednn_linear``).
 Batched decoding (several sequences) multiplies with a blocked copy of each matrix that oneDNN packs once for
 products of a few rows (``PackedWeight``): faster for any number of rows (benchmarks/README.md), and bit for bit
 what the plain weight gives for two rows or more. Eager steps find the copy on the layer they run; a compiled
-graph hands ``onednn_linear`` only the weight, which finds its layer by the weight's address (``pack_in_graphs``). It costs the matrices' memory once more, from the first batched
-step on (one-sequence decoding never makes it); ``TINYFORMERS_PACK_WEIGHTS=0`` keeps the memory instead.
+graph hands ``onednn_linear`` only the weight, which finds its layer by the weight's address
+(``pack_in_graphs``). It costs the matrices' memory once more, from the first batched step on (one-sequence
+decoding never makes it); ``TINYFORMERS_PACK_WEIGHTS=0`` keeps the memory instead.
 """
 
 from __future__ import annotations
