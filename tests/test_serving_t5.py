@@ -170,3 +170,20 @@ def test_int8_t5_serves_what_it_generates(checkpoint, local):
     sinks, _ = run_and_count_shifts(scheduler, requests, queue_first=True)
     for (ids, params), sink in zip(requests, sinks):
         assert sink.tokens == greedy(model, ids, params.max_new_tokens)
+
+
+def test_compiled_t5_serves_what_it_generates(checkpoint, local):
+    """``--compile`` applies to T5 too: its compiled decoder step attends over the written positions only, with
+    the bias + causal table cut to them, whatever position each row starts at."""
+    from tinyformers import AutoModelForSeq2SeqLM
+
+    model, tokenizer = local
+    compiled = AutoModelForSeq2SeqLM.from_pretrained(checkpoint[0]).eval().compile_decoding(max_length_step=8)
+    requests = [
+        (tokenizer(t)["input_ids"], SamplingParams(max_new_tokens=4 + 3 * i, temperature=0))
+        for i, t in enumerate(prompts(4))
+    ]
+    scheduler = Scheduler(compiled, tokenizer, max_batch=2, max_queue=4, max_length=24)
+    sinks, _ = run_and_count_shifts(scheduler, requests, queue_first=True)
+    for (ids, params), sink in zip(requests, sinks):
+        assert sink.tokens == greedy(model, ids, params.max_new_tokens)

@@ -22,6 +22,7 @@ float32 matrices keep MKL's product in the graph; int8 and GGUF blocks always ru
 
 from __future__ import annotations
 
+import itertools
 import os
 import types
 
@@ -52,9 +53,16 @@ GRAPH_OPTIONS = {
 
 def own_copy(fn):
     """``fn`` with a code object of its own: torch.compile keeps its graphs (and its limit of 8 per function) per
-    code object, so each model's step gets its own set instead of sharing one with every other compiled model."""
-    code = fn.__code__.replace()
-    return types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    code object, so each model's step gets its own set instead of sharing one with every other compiled model.
+    The copy has a name of its own too: torch remembers which input dimensions changed between calls by a
+    function's file, line and name, and another model's shapes (a T5 with other head counts) would otherwise
+    turn this one's dimensions symbolic."""
+    name = f"{fn.__name__}_{next(_copies)}"
+    code = fn.__code__.replace(co_name=name)
+    return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+
+
+_copies = itertools.count()
 
 
 def compile_from_env() -> bool:
@@ -64,29 +72,33 @@ def compile_from_env() -> bool:
 
 class SlotCache:
     """What a layer sees of the cache inside the graph: writes land at ``slot``; attention reads the first
-    ``written`` positions (all of them when None)."""
+    ``written`` positions."""
 
-    def __init__(
-        self, keys: list[torch.Tensor], values: list[torch.Tensor], slot: torch.Tensor, written=None
-    ):
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], slot: torch.Tensor, written):
         self.keys, self.values, self.slot, self.written = keys, values, slot, written
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.keys[layer].index_copy_(2, self.slot, k)
         self.values[layer].index_copy_(2, self.slot, v)
-        if self.written is None:
-            return self.keys[layer], self.values[layer]
         return self.keys[layer][:, :, : self.written], self.values[layer][:, :, : self.written]
 
     def advance(self, n: int) -> None:
         """The real cache's length moves outside the graph (``CompiledDecodeStep.__call__``)."""
 
 
+def written_positions(key_mask: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
+    """The columns of ``key_mask`` for the positions written once this step's keys are in, their count marked
+    as a dimension the graph keeps symbolic (so a new count is no new graph)."""
+    key_mask = key_mask[:, : cache.length + 1]
+    torch._dynamo.maybe_mark_dynamic(key_mask, 1)
+    return key_mask
+
+
 def decode_step(model, input_ids, position_ids, keys, values, key_mask, slot, head_in_out):
     """One token per row through the whole model; the function ``torch.compile`` traces. ``key_mask`` covers
     the positions written so far, this step's included (``slot + 1``: a dimension the graph keeps symbolic),
     and hides padding; attention reads only those positions."""
-    cache = SlotCache(keys, values, slot, written=key_mask.shape[1])
+    cache = SlotCache(keys, values, slot, key_mask.shape[1])
     x = model.backbone.run(input_ids, position_ids, key_mask[:, None, None, :], False, cache)[:, -1]
     return model.lm_head(x) if head_in_out is None else x @ head_in_out
 
@@ -137,8 +149,7 @@ class CompiledDecodeStep:
         # otherwise (several rows, or MKL's product on Intel's CPUs) the head's [in, out] copy where it has one
         one_row_matvec = input_ids.shape[0] == 1 and getattr(self.model.lm_head, "compiled_matvec", False)
         head_in_out = None if one_row_matvec else self.model.head_in_out()
-        key_mask = key_mask[:, : cache.length + 1]
-        torch._dynamo.maybe_mark_dynamic(key_mask, 1)
+        key_mask = written_positions(key_mask, cache)
         return input_ids, position_ids, cache.keys, cache.values, key_mask, slot, head_in_out
 
     def _no_padding(self, cache: StaticKVCache) -> torch.Tensor:

@@ -14,17 +14,20 @@ from torch import nn
 
 from ..generation import GenerationMixin
 from ..generation.seq2seq import EncoderDecoderCache
-from .compiled import CompiledDecodeStep, SlotCache, SpeedOptions
+from .compiled import CompiledDecodeStep, SlotCache, SpeedOptions, written_positions
 from .inner_product import decoding_step
 from .layers import decode_layout, padding_mask
 from .t5_layers import additive_mask
 
 
 def decode_step(model, input_ids, keys, values, key_mask, slot, self_attention_mask, cross_kv, encoder_mask):
-    """One token per row through T5's decoder and head; the function ``torch.compile`` traces. The step's
-    row of the bias + causal table covers the whole cache (positions not written yet are masked by it)."""
-    mask = additive_mask(self_attention_mask.index_select(2, slot), key_mask[:, None, None, :])
-    cache = SlotCache(keys, values, slot)
+    """One token per row through T5's decoder and head; the function ``torch.compile`` traces. As the causal
+    step, it attends over the positions written so far (``key_mask``'s columns, ``written_positions``): the
+    step's row of the bias + causal table, cut to them."""
+    written = key_mask.shape[1]
+    bias = self_attention_mask.index_select(2, slot)[..., :written]
+    mask = additive_mask(bias, key_mask[:, None, None, :])
+    cache = SlotCache(keys, values, slot, written)
     x = model.decoder.run(model.shared(input_ids), mask, cache, cross_kv, encoder_mask)
     return model.lm_logits(x[:, -1])
 
@@ -38,6 +41,7 @@ class CompiledT5Step(CompiledDecodeStep):
     def inputs(self, input_ids, position_ids, cache: EncoderDecoderCache, key_mask, slot) -> tuple:
         # the table's columns for the cache's positions (a server's cache views can be shorter than the table)
         mask = cache.self_attention_mask[..., : cache.max_length]
+        key_mask = written_positions(key_mask, cache)
         return input_ids, cache.keys, cache.values, key_mask, slot, mask, cache.cross_kv, cache.encoder_mask
 
 
