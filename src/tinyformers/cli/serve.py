@@ -5,6 +5,7 @@ FastAPI and uvicorn are imported by ``serving.server`` only when the command run
 
 from __future__ import annotations
 
+from ..serving.defaults import GATHER_GAP, MAX_BATCH, MAX_QUEUE, PROMPT_CACHE_MIB
 from .checkpoints import check_found
 from .common import Number, add_command, non_negative_int, port, positive_int
 
@@ -23,10 +24,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=port, default=8000, help="port (default 8000)")
     parser.add_argument(
-        "--max-batch", type=positive_int, default=8, help="requests decoded together (default 8)"
+        "--max-batch",
+        type=positive_int,
+        default=MAX_BATCH,
+        help=f"requests decoded together (default {MAX_BATCH})",
     )
     parser.add_argument(
-        "--max-queue", type=non_negative_int, default=64, help="waiting requests before 429 (default 64)"
+        "--max-queue",
+        type=non_negative_int,
+        default=MAX_QUEUE,
+        help=f"waiting requests before 429 (default {MAX_QUEUE})",
     )
     parser.add_argument(
         "--max-context",
@@ -36,16 +43,16 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--prompt-cache-mib",
         type=non_negative_int,
-        default=256,
+        default=PROMPT_CACHE_MIB,
         help="memory for the keys and values of recent prompts, reused by prompts that start the same way "
-        "(default 256; 0 turns it off)",
+        f"(default {PROMPT_CACHE_MIB}; 0 turns it off)",
     )
     parser.add_argument(
         "--gather-ms",
         type=Number(float, low=0, high=1000),
-        default=5.0,
+        default=GATHER_GAP * 1000,
         help="an idle server waits while requests keep arriving this many milliseconds apart, so that a burst "
-        "starts decoding together (default 5; 0 starts each at once)",
+        f"starts decoding together (default {GATHER_GAP * 1000:g}; 0 starts each at once)",
     )
     parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on /v1/ routes")
     parser.add_argument("--compile", action="store_true", help="compile the decoding step (slower start)")

@@ -37,6 +37,7 @@ import torch
 from ..generation.logits_process import apply_processors
 from ..generation.prepare import Prepared
 from ..generation.sampling import pick_tokens
+from .defaults import GATHER_GAP, MAX_BATCH, MAX_QUEUE
 from .metrics import Metrics
 from .params import SamplingParams, prepare_request
 from .prompt_cache import PromptCache
@@ -134,19 +135,13 @@ def prefill_groups(requests: list[Request]) -> list[list[Request]]:
     return groups
 
 
-# Seconds an idle scheduler waits for the next request of a burst (``_gather_arrivals``) beside the requests the
-# server announced: the server reads and tokenises requests one after another, so a burst arrives spread out
-# (benchmarks/README.md). A lone request pays it once.
-GATHER_GAP = 0.005
-
-
 class Scheduler:
     def __init__(
         self,
         model,
         tokenizer,
-        max_batch: int = 8,
-        max_queue: int = 64,
+        max_batch: int = MAX_BATCH,
+        max_queue: int = MAX_QUEUE,
         max_length: int | None = None,
         prompt_cache_bytes: int = 0,
         gather_gap: float = GATHER_GAP,

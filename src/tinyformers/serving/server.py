@@ -19,7 +19,8 @@ from typing import TypeVar
 from ..auto import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 from ..pipelines import check_fits, pipeline
 from .app import Served, build_app
-from .scheduler import GATHER_GAP, Scheduler
+from .defaults import GATHER_GAP, MAX_BATCH, MAX_QUEUE, PROMPT_CACHE_MIB
+from .scheduler import Scheduler
 
 log = logging.getLogger("tinyformers.serve")
 T = TypeVar("T")
@@ -36,13 +37,13 @@ def served_name(model: str, gguf_file: str | None) -> tuple[str, tuple[str, ...]
 def load(
     model: str,
     gguf_file: str | None = None,
-    max_batch: int = 8,
-    max_queue: int = 64,
+    max_batch: int = MAX_BATCH,
+    max_queue: int = MAX_QUEUE,
     max_context: int | None = None,
     api_key: str | None = None,
     compile: bool = False,
     quantize: str | None = None,
-    prompt_cache_mib: int = 256,
+    prompt_cache_mib: int = PROMPT_CACHE_MIB,
     gather_seconds: float = GATHER_GAP,
 ) -> Served:
     """Load ``model`` as a causal LM or an encoder-decoder LM (both served through the scheduler), or an encoder
