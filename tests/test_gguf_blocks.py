@@ -135,7 +135,7 @@ def test_compiled_step_multiplies_with_every_kept_type(tmp_path):
     assert_relative(*logits)
     prefix, forced = greedy_agreement(compiled, fp32, [PROMPT, PROMPT[:, 2:]], new_tokens=16)
     assert (prefix, forced) == (1.0, 1.0)
-    # two rows a step (a server's batch): the graph dequantises the blocks for a matrix product
+    # two rows a step (a server's batch): the C kernel for Q4_0/Q4_1/Q8_0, dequantised K-quants otherwise
     batch = torch.cat([PROMPT, PROMPT.flip(1)])
     kw = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False)
     assert torch.equal(compiled.generate(batch, **kw), fp32.generate(batch, **kw))

@@ -59,7 +59,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--quantize",
         choices=("int8", "gguf"),
-        help="int8 weights, or (a .gguf model) gguf: the file's quantised blocks, best with --compile",
+        help="int8 weights, or (a .gguf model) gguf: the file's quantised blocks, fastest with --compile",
     )
     parser.set_defaults(handler=handle)
 

@@ -5,13 +5,17 @@ where float32 takes 32 and int8 8. Each supported ggml type (``gguf_layouts.py``
 at load (4-bit nibbles, 6-bit scales, fp16 block scales...), unchanged or repacked without loss, and knows two
 things about them:
 
-* ``dequantize``: the float32 matrix, bit-identical to ``formats.gguf.dequantize``. Used for many rows (prefill,
-  batches: ``inner_product.linear`` on the dequantised matrix) and by eager code.
+* ``dequantize``: the float32 matrix, bit-identical to ``formats.gguf.dequantize``. Used for many rows (a
+  longer prompt: ``inner_product.linear`` on the dequantised matrix).
 * ``matvec``: one row multiplied with the blocks, written as a multiply-and-sum over [out, in] rows that unpacks
   nibbles and applies block scales in the same expression. Inside the compiled decoding step (``runs_matvec``)
   inductor turns it into one loop that streams the blocks once (like ``layers.matvec``; the variants measured
-  are in benchmarks/README.md). Activations stay float32, so results equal dequantise-then-``F.linear`` up to the
-  order of the sums.
+  are in benchmarks/README.md).
+
+Q4_0, Q4_1 and Q8_0 blocks take a third way first: a C kernel (``kernels``) multiplies up to
+32 rows with them, eager or compiled, several times faster than both (it unpacks in
+registers what inductor's loop loads through a stack copy on AVX2). Activations stay float32 on every path, so
+results equal dequantise-then-``F.linear`` up to the order of the sums.
 
 Q/K rows of llama files are permuted at load by moving whole rows of blocks (blocks run along the input
 dimension), and fused projections concatenate rows of blocks. An embedding keeps its blocks too: the lookup
@@ -24,8 +28,9 @@ import torch
 from torch import nn
 
 from ..formats.gguf import GGML_TYPES, GGUFBlocks
+from . import kernels
 from .gguf_layouts import LAYOUTS
-from .inner_product import linear
+from .inner_product import linear, needs_grad
 from .layers import runs_matvec
 
 
@@ -40,10 +45,14 @@ class GGUFMatrix(nn.Module):
             ggml_type, shape = blocks.ggml_type, blocks.shape
             _, block, size = GGML_TYPES[ggml_type]
             fields = LAYOUTS[ggml_type].fields(blocks.data.reshape(shape[0], shape[1] // block, size))
-            # own memory, never a view of the file (whose pages are given back after loading)
+            # own memory, never a view of the file (whose pages are given back after loading); contiguous rows,
+            # which the C kernel reads
             source = blocks.data.untyped_storage().data_ptr()
             fields = {
-                n: t.clone() if t.untyped_storage().data_ptr() == source else t for n, t in fields.items()
+                n: t.clone(memory_format=torch.contiguous_format)
+                if t.untyped_storage().data_ptr() == source
+                else t.contiguous()
+                for n, t in fields.items()
             }
         self.ggml_type, self.shape = ggml_type, tuple(shape)
         self.layout = LAYOUTS[ggml_type]
@@ -71,15 +80,18 @@ class GGUFMatrix(nn.Module):
 
 
 class GGUFLinear(GGUFMatrix):
-    """``nn.Linear`` on a quantised matrix (the bias, if any, stays float): one row inside the compiled decoding
-    step multiplies with the blocks (``matvec``); otherwise the matrix is dequantised and multiplied
-    (``inner_product.linear``)."""
+    """``nn.Linear`` on a quantised matrix (the bias, if any, stays float). A few rows multiply with the blocks
+    in the C kernel where it covers the type (``kernels``); otherwise one row inside the compiled decoding step
+    runs as ``matvec``, and anything else dequantises the matrix and multiplies (``inner_product.linear``)."""
 
     compiled_matvec = False
 
     def __init__(self, *args, bias: torch.Tensor | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.out_features, self.in_features = self.shape
+        # decided at load: a compiled graph can read this, not build and load a library
+        kind = kernels.GGML_KINDS.get(self.ggml_type)
+        self.kernel = kind if kernels.covers(kind) else None
         self.bias = None if bias is None else nn.Parameter(bias.detach(), requires_grad=False)
 
     def matvec(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,10 +99,14 @@ class GGUFLinear(GGUFMatrix):
         return self.layout.matvec(x, *self.fields())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if runs_matvec(self, x):
-            y = self.matvec(x.reshape(-1).float()).to(x.dtype).view(*x.shape[:-1], self.out_features)
-            return y if self.bias is None else y + self.bias
-        return linear(x, self.dequantized().to(x.dtype), self.bias)
+        if kernels.runs(self.kernel, x) and not needs_grad(x):
+            y = kernels.matmul(x.reshape(-1, self.in_features), self.fields(), self.kernel, self.out_features)
+        elif runs_matvec(self, x):
+            y = self.matvec(x.reshape(-1).float()).to(x.dtype)
+        else:
+            return linear(x, self.dequantized().to(x.dtype), self.bias)
+        y = y.view(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
 
     def _apply(self, fn, recurse=True):
         if self.bias is not None:

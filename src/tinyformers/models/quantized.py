@@ -1,14 +1,16 @@
 """Weight-only int8 matrices for CPU decoding (``model.quantize_weights("int8")``).
 
 A decoding step reads every weight once, so on CPU its time is weight bytes / memory bandwidth: int8 reads 4x fewer
-bytes than float32. Each output row gets one scale (symmetric, max |w| -> 127) and torch's CPU kernel
-``aten._weight_int8pack_mm`` multiplies without materialising float weights. Its activations are cast to
-bfloat16 around the call because the float32 path is a slow fallback; int4 was slower than int8 on this CPU
-(measurements of every option: benchmarks/README.md). Inside a compiled decoding step a single row skips the
-kernel: ``layers.matvec`` widens the int8 rows in the loop it multiplies them in, with float32 activations, on
-CPUs with AVX-512 (``INT8_LOOP``). Inductor loads int8 weights a quarter vector at a time, one masked load with
-AVX-512; at::vec's AVX2 code copies them through a stack buffer instead, which made the loop slower than float32
-on an AMD Zen 3, so there the compiled step calls the kernel (measurements: benchmarks/README.md).
+bytes than float32. Each output row gets one scale (symmetric, max |w| -> 127). Up to ``kernels.MAX_ROWS``
+float32 rows (decoding steps, short prompts), eager or compiled, multiply in our C kernel (``kernels.py``), which
+widens the int8 values in registers and keeps the activations float32. More rows, or where the kernel cannot be
+built, go to torch's CPU kernel ``aten._weight_int8pack_mm``, with activations cast to bfloat16 around the call
+because its float32 path is a slow fallback; int4 was slower than int8 on this CPU (measurements of every option:
+benchmarks/README.md). Without our kernel, a single row inside a compiled decoding step runs as ``layers.matvec``,
+which widens the int8 rows in the loop it multiplies them in, on CPUs with AVX-512 (``INT8_LOOP``). Inductor loads
+int8 weights a quarter vector at a time, one masked load with AVX-512; at::vec's AVX2 code copies them through a
+stack buffer instead, which made the loop slower than float32 on an AMD Zen 3, so there the compiled step calls
+torch's kernel (measurements: benchmarks/README.md).
 
 Results are no longer bit-equal to float32: greedy output follows float32's for most tokens (measured agreement
 in ``benchmarks/bench_llama_generate.py``, asserted in ``tests/test_llama_speed_options.py``).
@@ -28,6 +30,7 @@ import warnings
 import torch
 from torch import nn
 
+from . import kernels
 from .layers import Conv1D, matvec, runs_matvec
 
 SCHEMES = ("int8",)
@@ -58,12 +61,18 @@ class Int8Linear(nn.Module):
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), False)
         # Inside a compiled decoding step one row runs as ``matvec`` on float32 activations (see layers.Linear).
         self.compiled_matvec = getattr(linear, "compiled_matvec", False)
+        # decided here: a compiled graph can read this, not build and load a library
+        self.kernel = "int8" if self.in_features % 32 == 0 and kernels.covers("int8") else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if runs_matvec(self, x):
+        if kernels.runs(self.kernel, x):  # float32 activations
+            fields = [self.scales, self.qweight]
+            y = kernels.matmul(x.reshape(-1, self.in_features), fields, "int8", self.out_features)
+        elif runs_matvec(self, x):
             return matvec(x, self.qweight, self.bias, self.scales)
-        flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
-        y = torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scales).to(x.dtype)
+        else:
+            flat = x.reshape(-1, self.in_features).to(torch.bfloat16)
+            y = torch.ops.aten._weight_int8pack_mm(flat, self.qweight, self.scales).to(x.dtype)
         y = y.view(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
