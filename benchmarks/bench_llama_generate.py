@@ -7,7 +7,10 @@ length), batch 1 and batch 8 (left padded). Each variant is timed alternately wi
 a warm-up, and reports ms/step, tokens/s, the speed-up and whether the ids equal transformers', and the rate a step reads its weights at
 (their bytes / the step's time): batch-1 decoding is bound by it.
 
-    python benchmarks/bench_llama_generate.py [--variants eager,compile,int8,int8+compile] [--cases b1,b8]
+Variants ``gguf`` and ``gguf+compile`` load the file with ``quantize="gguf"`` (its Q4_1 blocks kept as they are).
+
+    python benchmarks/bench_llama_generate.py [--variants eager,compile,int8,int8+compile,gguf,gguf+compile]
+        [--cases b1,b8]
         [--new-tokens 64] [--repeats 3] [--threads N] [--random] [--profile] [--gguf-load]
 """
 
@@ -25,9 +28,17 @@ from torch import nn
 from common import ASSETS, SPEED_VARIANTS, names_from, speed_variant
 from common import CHAT_QUESTIONS as QUESTIONS
 from tinyformers import AutoModelForCausalLM, AutoTokenizer
+from tinyformers.models.gguf_quantized import GGUFLinear
 from tinyformers.models.quantized import Int8Linear, greedy_agreement
 
 GGUF = ASSETS / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+VARIANTS = (*SPEED_VARIANTS, "gguf", "gguf+compile")
+
+
+def variant(ours, name: str):
+    if name.startswith("gguf"):
+        return AutoModelForCausalLM.from_pretrained(GGUF, quantize="gguf", compile="compile" in name)
+    return speed_variant(ours, name)
 
 
 def load(random: bool):
@@ -71,10 +82,13 @@ def prompts(tokenizer, batch: int):
 
 def weight_megabytes(model) -> float:
     """Bytes of the matrices a decoding step reads (every layer matrix and the head), in MB."""
-    matrices = [m for m in model.modules() if isinstance(m, (nn.Linear, Int8Linear))]
-    return (
-        sum(m.qweight.numel() if isinstance(m, Int8Linear) else m.weight.numel() * 4 for m in matrices) / 1e6
-    )
+
+    def size(m) -> int:
+        if isinstance(m, GGUFLinear):
+            return sum(f.numel() * f.element_size() for f in m.fields())
+        return m.qweight.numel() if isinstance(m, Int8Linear) else m.weight.numel() * 4
+
+    return sum(size(m) for m in model.modules() if isinstance(m, (nn.Linear, Int8Linear, GGUFLinear))) / 1e6
 
 
 def _seconds(fn) -> float:
@@ -136,7 +150,7 @@ def profile(model, ids, mask, steps: int = 16) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", type=names_from(SPEED_VARIANTS, "variant"), default="eager,int8")
+    parser.add_argument("--variants", type=names_from(VARIANTS, "variant"), default="eager,int8")
     parser.add_argument(
         "--cases", type=names_from(r"b[1-9][0-9]*", "case"), default="b1,b8", help="batch sizes: b1,b8"
     )
@@ -168,7 +182,9 @@ def main() -> None:
     print(f"weights: {'random' if args.random else GGUF.name}; tinyformers load {load_seconds:.1f} s")
     if args.profile:
         profile(ours, *prompts(tokenizer, 1))
-    models = {name: speed_variant(ours, name) for name in args.variants}
+    if args.random and any(name.startswith("gguf") for name in args.variants):
+        parser.error("the gguf variants read the GGUF file; leave out --random")
+    models = {name: variant(ours, name) for name in args.variants}
     for case in args.cases:
         ids, mask = prompts(tokenizer, int(case.removeprefix("b")))
         reference = None
@@ -180,7 +196,9 @@ def main() -> None:
         tokenizer.apply_chat_template(c, add_generation_prompt=True, return_tensors="pt")["input_ids"]
         for c in chats
     ]
-    for name in (name for name in models if name.startswith("int8")):  # the variants that are not exact
+    for name in (
+        name for name in models if name.startswith(("int8", "gguf"))
+    ):  # the variants that are not exact
         prefix, forced = greedy_agreement(models[name], ours, ids, new_tokens=32)
         print(
             f"{name} vs fp32 over {len(ids)} chats, 32 tokens: greedy prefix agreement {prefix:.0%}, "

@@ -7,7 +7,8 @@ tokens (or, ``--mixed``, 1/2, 1 and 3/2 of it in turn) at temperature 0; the lev
 p50/p95 time to first token and per-token latency (first to last token over tokens - 1), measured by the client.
 
 Servers, each started as a subprocess on a free port and stopped by its pid:
-* tinyformers, fp32 (eager), fp32 ``--compile`` and ``--quantize int8 --compile``;
+* tinyformers, fp32 (eager), fp32 ``--compile``, ``--quantize int8 --compile`` and ``--quantize gguf --compile``
+  (the file's Q4_1 blocks);
 * ``transformers serve --continuous-batching`` on the same weights (the GGUF converted to a safetensors folder
   by ``tinyformers convert``), when transformers' serving extras are installed;
 * llama-cpp-python's server on the same GGUF file, when ``llama_cpp`` is installed (skipped otherwise, said so).
@@ -237,8 +238,8 @@ def main() -> None:
     parser.add_argument(
         "--servers",
         nargs="+",
-        choices=["fp32", "compile", "int8-compile", "transformers", "llama-cpp"],
-        default=["fp32", "compile", "int8-compile", "transformers", "llama-cpp"],
+        choices=["fp32", "compile", "int8-compile", "gguf-compile", "transformers", "llama-cpp"],
+        default=["fp32", "compile", "int8-compile", "gguf-compile", "transformers", "llama-cpp"],
     )
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -258,6 +259,10 @@ def main() -> None:
         port = free_port()
         command = [*ours, "--quantize", "int8", "--compile", "--port", str(port)]
         rows += run_server("tinyformers int8 + compile", command, port, GGUF.name, args, env)
+    if "gguf-compile" in args.servers:
+        port = free_port()
+        command = [*ours, "--quantize", "gguf", "--compile", "--port", str(port)]
+        rows += run_server("tinyformers gguf + compile", command, port, GGUF.name, args, env)
     if "transformers" in args.servers:
         if importlib.util.find_spec("transformers") is None:
             print("\n== transformers serve: transformers is not installed, skipped")
