@@ -137,6 +137,24 @@ def write_t5_spiece(source: Path, folder: Path) -> Path:
     return path
 
 
+# byte offset and scale range of each fp16 field of a K-quant block (random bytes there could be inf or nan)
+K_FP16_FIELDS = {12: ((0, 2e-3), (2, 2e-3)), 14: ((208, 5e-3),)}  # Q4_K, Q6_K
+
+
+def gguf_blocks(values: np.ndarray, qtype, rng: np.random.Generator) -> np.ndarray:
+    """``values`` [rows, cols] as raw blocks of ggml type ``qtype`` (uint8 [rows, bytes a row]), quantised by the
+    ``gguf`` package; Q4_K and Q6_K, which it cannot quantise, as random blocks with finite scales."""
+    gguf = oracle("gguf")
+    if int(qtype) not in K_FP16_FIELDS:
+        return gguf.quants.quantize(values, qtype)
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    n = values.size // block
+    raw = rng.integers(0, 256, (n, size), dtype=np.uint8)
+    for at, scale in K_FP16_FIELDS[int(qtype)]:
+        raw[:, at : at + 2] = rng.uniform(-scale, scale, n).astype(np.float16).view(np.uint8).reshape(n, 2)
+    return raw.reshape(values.shape[0], -1)
+
+
 def gguf_reading(path: Path) -> dict:
     """What the ``gguf`` package's reader makes of a GGUF file: its metadata (the ``GGUF.*`` header fields left
     out), where the tensor data starts, and each tensor's type, shape, element count and dequantised values (as a

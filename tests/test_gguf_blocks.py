@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from conftest import oracle
-from fixtures import llama_block_shapes, write_llama_blocks
+from fixtures import gguf_blocks, llama_block_shapes, write_llama_blocks
 from tinyformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+from tinyformers.models import kernels
 from tinyformers.models.gguf_quantized import GGUFEmbedding, GGUFLinear
 from tinyformers.models.layers import Linear
 from tinyformers.models.quantized import greedy_agreement
@@ -23,20 +24,6 @@ Q = gguf.GGMLQuantizationType
 SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Every width a multiple of 256, the K-quants' super-block.
 HIDDEN, FFN, HEADS, KV_HEADS, VOCAB, LAYERS = 256, 512, 4, 2, 96, 2
-# byte offset and scale range of each fp16 field of a K-quant block (random bytes there could be inf or nan)
-K_FP16_FIELDS = {Q.Q4_K: ((0, 2e-3), (2, 2e-3)), Q.Q6_K: ((208, 5e-3),)}
-
-
-def quantised(values: np.ndarray, qtype, rng: np.random.Generator) -> np.ndarray:
-    """``values`` [rows, cols] as raw blocks of ``qtype`` (uint8 [rows, bytes a row])."""
-    if qtype not in K_FP16_FIELDS:
-        return gguf.quants.quantize(values, qtype)
-    block, size = gguf.GGML_QUANT_SIZES[qtype]
-    n = values.size // block
-    raw = rng.integers(0, 256, (n, size), dtype=np.uint8)
-    for at, scale in K_FP16_FIELDS[qtype]:
-        raw[:, at : at + 2] = rng.uniform(-scale, scale, n).astype(np.float16).view(np.uint8).reshape(n, 2)
-    return raw.reshape(values.shape[0], -1)
 
 
 def write_llama(path, types: dict[str, object], seed: int = 0):
@@ -57,7 +44,7 @@ def write_llama(path, types: dict[str, object], seed: int = 0):
         if qtype == Q.F32:
             writer.add_tensor(name, values)
         else:
-            writer.add_tensor(name, quantised(values, qtype, rng), raw_dtype=qtype)
+            writer.add_tensor(name, gguf_blocks(values, qtype, rng), raw_dtype=qtype)
 
     add("token_embd.weight", "token_embd", (VOCAB, HIDDEN))
     writer.add_tensor("output_norm.weight", (1 + 0.1 * rng.standard_normal(HIDDEN)).astype(np.float32))
@@ -117,13 +104,28 @@ def test_fused_parts_of_different_types_are_dequantised(tmp_path):
         assert_relative(blocks(PROMPT).logits, fp32(PROMPT).logits)
 
 
+@pytest.fixture(params=[True, False], ids=["C kernel", "without the C kernel"])
+def with_kernel(request, monkeypatch):
+    """Models loaded in the test multiply their blocks in the C kernel, or (TINYFORMERS_KERNELS=0) as they do
+    where it cannot be built: inductor's loop inside the compiled step, dequantised otherwise."""
+    if not request.param:
+        monkeypatch.setenv("TINYFORMERS_KERNELS", "0")
+    kernels.library.cache_clear()
+    yield request.param
+    monkeypatch.undo()
+    kernels.library.cache_clear()
+
+
 @pytest.mark.slow  # one compilation, ~30-60 s
 @torch.inference_mode()
-def test_compiled_step_multiplies_with_every_kept_type(tmp_path):
+def test_compiled_step_multiplies_with_every_kept_type(tmp_path, with_kernel):
     types = {"token_embd": Q.Q8_0, "attn_q": Q.Q4_0, "attn_k": Q.Q4_0, "attn_v": Q.Q4_0,
              "attn_output": Q.Q4_K, "ffn_gate": Q.Q6_K, "ffn_up": Q.Q6_K, "ffn_down": Q.Q4_1}  # fmt: skip
     path = write_llama(tmp_path / "all.gguf", types)
     compiled = AutoModelForCausalLM.from_pretrained(path, quantize="gguf", compile=True)
+    layer = compiled.model.layers[0]
+    kinds = [m.kernel for m in (layer.qkv, layer.attn_out, layer.gate_up, layer.down, compiled.lm_head)]
+    assert kinds == (["q4_0", "q4_k", "q6_k", "q4_1", "q8_0"] if with_kernel else [None] * 5)
     fp32 = AutoModelForCausalLM.from_pretrained(path)
     logits = []
     for model in (compiled, fp32):
@@ -135,7 +137,7 @@ def test_compiled_step_multiplies_with_every_kept_type(tmp_path):
     assert_relative(*logits)
     prefix, forced = greedy_agreement(compiled, fp32, [PROMPT, PROMPT[:, 2:]], new_tokens=16)
     assert (prefix, forced) == (1.0, 1.0)
-    # two rows a step (a server's batch): the C kernel for Q4_0/Q4_1/Q8_0, dequantised K-quants otherwise
+    # two rows a step (a server's batch): the C kernel
     batch = torch.cat([PROMPT, PROMPT.flip(1)])
     kw = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False)
     assert torch.equal(compiled.generate(batch, **kw), fp32.generate(batch, **kw))

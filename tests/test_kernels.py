@@ -1,6 +1,7 @@
 """The C kernels for rows times quantised matrices (``models/kernels.py``, ``models/kernels.c``).
 
-GGUF blocks are quantised by the ``gguf`` package and its dequantisation is the oracle; int8 rows are checked
+GGUF blocks are quantised by the ``gguf`` package (Q4_K and Q6_K, which it cannot quantise, are random blocks with
+finite scales) and its dequantisation is the oracle; int8 rows are checked
 against their own values times their scales in float32. The kernel's product must equal the dequantised matrix's
 to float32 rounding, for every row count, odd rows (the kernel takes 4-bit rows in pairs), widths whose block
 count is not a multiple of 8 (scales convert 8 at a time), and in both of its builds: the AVX2 one for this CPU
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 from conftest import oracle
+from fixtures import gguf_blocks
 from tinyformers.formats.gguf import GGUFBlocks
 from tinyformers.models import kernels
 from tinyformers.models.gguf_quantized import GGUFLinear
@@ -24,14 +26,14 @@ from tinyformers.models.quantized import Int8Linear
 
 gguf = oracle("gguf")
 Q = gguf.GGMLQuantizationType
-TYPES = [Q.Q4_0, Q.Q4_1, Q.Q8_0]
+TYPES = [Q.Q4_0, Q.Q4_1, Q.Q8_0, Q.Q4_K, Q.Q6_K]
 PORTABLE_FLAGS = ("-O2", "-fopenmp", "-shared", "-fPIC")  # no -march: the plain C loops
 
 
 def blocks_of(qtype, rows: int, cols: int, seed: int = 0) -> tuple[GGUFLinear, torch.Tensor]:
     """A ``GGUFLinear`` on ``gguf``-quantised random values, and ``gguf``'s own dequantisation of them."""
-    values = (np.random.default_rng(seed).standard_normal((rows, cols)) * 0.3).astype(np.float32)
-    raw = gguf.quants.quantize(values, qtype)
+    rng = np.random.default_rng(seed)
+    raw = gguf_blocks((rng.standard_normal((rows, cols)) * 0.3).astype(np.float32), qtype, rng)
     linear = GGUFLinear(GGUFBlocks(int(qtype), (rows, cols), torch.from_numpy(raw.copy())))
     return linear, torch.from_numpy(gguf.quants.dequantize(raw, qtype).reshape(rows, cols))
 
@@ -50,6 +52,7 @@ def portable_library(tmp_path_factory):
 
 
 SHAPES = [(37, 96), (64, 576), (5, 1536)]  # 3, 18 and 48 blocks a row; odd and even rows
+K_SHAPES = [(37, 256), (64, 768), (5, 1536)]  # the K-quants' rows are whole super-blocks of 256
 
 
 @pytest.mark.parametrize("qtype", TYPES, ids=lambda q: q.name)
@@ -57,7 +60,7 @@ SHAPES = [(37, 96), (64, 576), (5, 1536)]  # 3, 18 and 48 blocks a row; odd and 
 def test_rows_times_blocks_equal_the_dequantised_product(qtype, build, request):
     lib = kernels.library() if build == "native" else request.getfixturevalue("portable_library")
     assert lib is not None, "the kernel did not build here"
-    for rows, cols in SHAPES:
+    for rows, cols in K_SHAPES if qtype in (Q.Q4_K, Q.Q6_K) else SHAPES:
         linear, weight = blocks_of(qtype, rows, cols, seed=rows)
         for n in (1, 2, 3, 5, 32):
             x = torch.randn(n, cols)

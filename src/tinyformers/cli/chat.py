@@ -43,8 +43,7 @@ def add_parser(subparsers) -> None:
         "--quantize",
         choices=("int8", "gguf"),
         help="int8: int8 weights, ~2x faster again, answers may differ slightly; gguf (a .gguf model): keep the "
-        "file's quantised blocks in memory, same answers as the file dequantised; the fastest for Q4_0, Q4_1 and "
-        "Q8_0 files (other types: with --compile only)",
+        "file's quantised blocks in memory (~1/5 of float32's), same answers as the file dequantised",
     )
     parser.set_defaults(handler=handle)
 

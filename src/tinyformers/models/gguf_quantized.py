@@ -12,8 +12,8 @@ things about them:
   inductor turns it into one loop that streams the blocks once (like ``layers.matvec``; the variants measured
   are in benchmarks/README.md).
 
-Q4_0, Q4_1 and Q8_0 blocks take a third way first: a C kernel (``kernels``) multiplies up to 32 rows with them,
-eager or compiled, several times faster than both (it unpacks in registers what inductor's loop loads through a
+Every kept type takes a third way first: a C kernel (``kernels``) multiplies up to 32 rows with the blocks, eager
+or compiled, several times faster than both (it unpacks in registers what inductor's loop loads through a
 stack copy on AVX2). Activations stay float32 on every path, so results equal dequantise-then-``F.linear`` up to
 the order of the sums.
 

@@ -3,8 +3,11 @@
  * Built on first use by kernels.py (with the C compiler torch.compile already needs, -O3 -march=native -fopenmp)
  * and called through ctypes. GGUF blocks come as the fields gguf_layouts.py keeps, row-major [rows, blocks...]:
  * fp16 block scales `d` (and Q4_1's fp16 minimums `m`), the 4-bit values `qs` (16 bytes a block: byte k holds
- * value k in its low nibble and value 16 + k in its high one) or Q8_0's int8 values `q` (32 a block). Int8Linear's
- * matrices (quantized.py) are int8 rows with one bfloat16 scale a row: blocks of 32 without a scale of their own.
+ * value k in its low nibble and value 16 + k in its high one) or Q8_0's int8 values `q` (32 a block). The K-quants'
+ * super-blocks of 256 hold eight sub-blocks of 32: Q4_K with a 6-bit scale and minimum each (unpacked at load
+ * into bytes `sc`, `mins`) times fp16 `d`, `dmin`; Q6_K with an int8 scale per 16 values times fp16 `d` (their
+ * bit layouts: gguf_layouts.py). Int8Linear's matrices (quantized.py) are int8 rows with one bfloat16 scale a row:
+ * blocks of 32 without a scale of their own.
  *
  * Activations stay float32, so each y[r] equals the dequantise-then-multiply product up to the order of its sums
  * (llama.cpp rounds x to 8 bits and multiplies integers instead). A block's 32 products are summed in float32
@@ -133,6 +136,7 @@ static inline float dot(const float *v, const float *x) {
 
 #ifdef TF_AVX2
 #define VALUES __m256 v[4]
+#define HALF_VALUES 2
 #define ZERO _mm256_setzero_ps()
 #define ADD(acc, sum) _mm256_add_ps(acc, sum)
 #define SCALED_ADD(acc, scale, sum) _mm256_fmadd_ps(_mm256_broadcast_ss(&(scale)), sum, acc)
@@ -140,6 +144,7 @@ static inline float dot(const float *v, const float *x) {
 typedef __m256 partial;
 #else
 #define VALUES float v[32]
+#define HALF_VALUES 16
 #define ZERO 0.0f
 #define ADD(acc, sum) ((acc) + (sum))
 #define SCALED_ADD(acc, scale, sum) ((acc) + (scale) * (sum))
@@ -244,4 +249,131 @@ void tf_q8_0(float *y, const float *x, long nx, const uint16_t *d, const uint8_t
 void tf_int8(float *y, const float *x, long nx, const uint16_t *row_scale, const uint8_t *q, long rows, long blocks,
              int threads) {
     multiply(y, x, nx, NULL, q, 32, NULL, 0, row_scale, rows, blocks, threads);
+}
+
+/* The K-quants, one row of W against nx rows of x (`width` floats apart), y[k * y_stride]: each sub-block of 32 is
+ * unpacked once for up to X_AT_ONCE rows of x, with its scales (and Q4_K's minimum) made float32 first. */
+#define Q4_K 12
+#define Q6_K 14
+
+/* Sub-block s (0-7) of a super-block as 4 x 8 values in the order of x. Q4_K: the low (even s) or high (odd s)
+ * nibbles of run s / 2 of 32 bytes. Q6_K: in half h = s / 4, value 32a + t (a = s % 4) takes 4 bits from ql byte
+ * 32 (a % 2) + t of the half's 64 (its high nibble when a >= 2) and 2 bits from qh byte t of its 32, minus 32. */
+#ifdef TF_AVX2
+static inline __attribute__((always_inline)) void unpack_k(__m256 *v, int kind, const uint8_t *ql, const uint8_t *qh,
+                                                           int s) {
+    for (int j = 0; j < 4; j++) {
+        if (kind == Q4_K) {
+            __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(ql + 32 * (s / 2) + 8 * j)));
+            bytes = s % 2 ? _mm256_srli_epi32(bytes, 4) : _mm256_and_si256(bytes, _mm256_set1_epi32(15));
+            v[j] = _mm256_cvtepi32_ps(bytes);
+        } else {
+            int half = s / 4, a = s % 4;
+            __m256i low = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(ql + 64 * half + 32 * (a % 2) + 8 * j)));
+            __m256i high = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qh + 32 * half + 8 * j)));
+            low = _mm256_and_si256(_mm256_srli_epi32(low, 4 * (a / 2)), _mm256_set1_epi32(15));
+            high = _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(high, 2 * a), _mm256_set1_epi32(3)), 4);
+            v[j] = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_or_si256(low, high), _mm256_set1_epi32(32)));
+        }
+    }
+}
+
+/* sum_j v_j x_j over 16 values (two vectors), as 8 float32 lanes. */
+static inline __attribute__((always_inline)) __m256 dot16(const __m256 *v, const float *x) {
+    return _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + 8), _mm256_mul_ps(v[0], _mm256_loadu_ps(x)));
+}
+#else
+static inline void unpack_k(float *v, int kind, const uint8_t *ql, const uint8_t *qh, int s) {
+    for (int t = 0; t < 32; t++) {
+        if (kind == Q4_K) {
+            uint8_t byte = ql[32 * (s / 2) + t];
+            v[t] = (float)(s % 2 ? byte >> 4 : byte & 15);
+        } else {
+            int half = s / 4, a = s % 4;
+            int low = (ql[64 * half + 32 * (a % 2) + t] >> (4 * (a / 2))) & 15;
+            int high = (qh[32 * half + t] >> (2 * a)) & 3;
+            v[t] = (float)((low | high << 4) - 32);
+        }
+    }
+}
+
+static inline float dot16(const float *v, const float *x) {
+    float sum = 0;
+    for (int j = 0; j < 16; j++) sum += v[j] * x[j];
+    return sum;
+}
+#endif
+
+/* Q4_K: sub-block scale d * sc and minimum dmin * mins; Q6_K: a scale per 16 values, d * sc. */
+static inline __attribute__((always_inline)) void k_row(float *y, long y_stride, int kind, const uint16_t *d,
+                                                        const uint16_t *dmin, const uint8_t *sc, const uint8_t *mins,
+                                                        const uint8_t *ql, const uint8_t *qh, const float *x,
+                                                        long width, long nx, const float *sums, long blocks) {
+    long supers = blocks / 8;
+    float scale[2 * blocks], minimum[blocks];
+    for (long sb = 0; sb < supers; sb++) {
+        float dd = half_to_float(d[sb]);
+        if (kind == Q4_K) {
+            float dm = half_to_float(dmin[sb]);
+            for (int s = 0; s < 8; s++) {
+                scale[8 * sb + s] = dd * sc[8 * sb + s];
+                minimum[8 * sb + s] = dm * mins[8 * sb + s];
+            }
+        } else {
+            for (int s = 0; s < 16; s++) scale[16 * sb + s] = dd * (int8_t)sc[16 * sb + s];
+        }
+    }
+    for (long k0 = 0; k0 < nx; k0 += X_AT_ONCE) {
+        int n = nx - k0 < X_AT_ONCE ? (int)(nx - k0) : X_AT_ONCE;
+        partial acc[X_AT_ONCE];
+        for (int k = 0; k < n; k++) acc[k] = ZERO;
+        for (long b = 0; b < blocks; b++) {
+            long sb = b / 8;
+            VALUES;
+            unpack_k(v, kind, ql + 128 * sb, kind == Q4_K ? NULL : qh + 64 * sb, (int)(b % 8));
+            for (int k = 0; k < n; k++) {
+                const float *xb = x + (k0 + k) * width + 32 * b;
+                if (kind == Q4_K) {
+                    acc[k] = SCALED_ADD(acc[k], scale[b], dot(v, xb));
+                } else {
+                    acc[k] = SCALED_ADD(acc[k], scale[2 * b], dot16(v, xb));
+                    acc[k] = SCALED_ADD(acc[k], scale[2 * b + 1], dot16(v + HALF_VALUES, xb + 16));
+                }
+            }
+        }
+        for (int k = 0; k < n; k++) {
+            float total = TOTAL(acc[k]);
+            if (kind == Q4_K)
+                for (long b = 0; b < blocks; b++) total -= minimum[b] * sums[(k0 + k) * blocks + b];
+            y[(k0 + k) * y_stride] = total;
+        }
+    }
+}
+
+static void multiply_k(float *y, const float *x, long nx, int kind, const uint16_t *d, const uint16_t *dmin,
+                       const uint8_t *sc, const uint8_t *mins, const uint8_t *ql, const uint8_t *qh, long rows,
+                       long blocks, int threads) {
+    long width = 32 * blocks, supers = blocks / 8;
+    float *sums = malloc(sizeof(float) * nx * blocks);
+    for (long k = 0; k < nx; k++) block_sums(sums + k * blocks, x + k * width, blocks);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (long r = 0; r < rows; r++) {
+        if (kind == Q4_K)
+            k_row(y + r, rows, Q4_K, d + r * supers, dmin + r * supers, sc + r * blocks, mins + r * blocks,
+                  ql + r * supers * 128, NULL, x, width, nx, sums, blocks);
+        else
+            k_row(y + r, rows, Q6_K, d + r * supers, NULL, sc + r * supers * 16, NULL, ql + r * supers * 128,
+                  qh + r * supers * 64, x, width, nx, sums, blocks);
+    }
+    free(sums);
+}
+
+void tf_q4_k(float *y, const float *x, long nx, const uint16_t *d, const uint16_t *dmin, const uint8_t *sc,
+             const uint8_t *mins, const uint8_t *qs, long rows, long blocks, int threads) {
+    multiply_k(y, x, nx, Q4_K, d, dmin, sc, mins, qs, NULL, rows, blocks, threads);
+}
+
+void tf_q6_k(float *y, const float *x, long nx, const uint8_t *ql, const uint8_t *qh, const uint8_t *sc,
+             const uint16_t *d, long rows, long blocks, int threads) {
+    multiply_k(y, x, nx, Q6_K, d, NULL, sc, NULL, ql, qh, rows, blocks, threads);
 }

@@ -1,9 +1,9 @@
 """Rows times quantised matrices in C (``kernels.c``): the ``tinyformers::quantized_matmul`` op.
 
-A decoding step multiplies one row (or a batch's few) by every matrix. For GGUF's Q4_0, Q4_1 and Q8_0 blocks and
-for ``Int8Linear``'s int8 rows that product runs in a small C kernel that unpacks the values in registers and
-multiplies them with float32 activations, in eager steps and compiled ones alike (a compiled graph calls the op as
-it is), and so does a short prompt's (up to ``MAX_ROWS`` rows).
+A decoding step multiplies one row (or a batch's few) by every matrix. For GGUF's Q4_0, Q4_1, Q8_0, Q4_K and Q6_K
+blocks and for ``Int8Linear``'s int8 rows that product runs in a small C kernel that unpacks the values in
+registers and multiplies them with float32 activations, in eager steps and compiled ones alike (a compiled graph
+calls the op as it is), and so does a short prompt's (up to ``MAX_ROWS`` rows).
 
 The kernel is built on first use with the C compiler ``torch.compile`` needs anyway (``$CC``, else ``cc``), with
 ``-march=native`` for this CPU and ``-fopenmp`` (it joins torch's own OpenMP runtime, already loaded), into
@@ -31,12 +31,15 @@ import torch
 SOURCE = Path(__file__).with_name("kernels.c")
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
 # kind -> (its C function, how many fields it takes): GGUF layouts' fields in their order; int8 rows (scales, int8)
-KERNELS = {"q4_0": ("tf_q4_0", 2), "q4_1": ("tf_q4_1", 3), "q8_0": ("tf_q8_0", 2), "int8": ("tf_int8", 2)}
-# ggml type id -> kind (the K-quants keep the gguf_layouts loop)
-GGML_KINDS = {2: "q4_0", 3: "q4_1", 8: "q8_0"}
+KERNELS = {
+    "q4_0": ("tf_q4_0", 2), "q4_1": ("tf_q4_1", 3), "q8_0": ("tf_q8_0", 2), "q4_k": ("tf_q4_k", 5),
+    "q6_k": ("tf_q6_k", 4), "int8": ("tf_int8", 2),
+}  # fmt: skip
+# ggml type id -> kind
+GGML_KINDS = {2: "q4_0", 3: "q4_1", 8: "q8_0", 12: "q4_k", 14: "q6_k"}
 # Up to this many rows of x the kernel is faster; for more (a longer prompt) dequantising the matrix and
 # multiplying is, or for int8 rows torch's int8 kernel (benchmarks/README.md).
-MAX_ROWS = {"q4_0": 32, "q4_1": 32, "q8_0": 32, "int8": 16}
+MAX_ROWS = {"q4_0": 32, "q4_1": 32, "q8_0": 32, "q4_k": 32, "q6_k": 32, "int8": 16}
 
 
 def kernels_wanted(environ=os.environ) -> bool:
