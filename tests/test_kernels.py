@@ -105,15 +105,15 @@ def test_a_linear_layer_multiplies_a_few_rows_in_the_kernel_and_more_rows_dequan
     with torch.profiler.profile() as profile:
         linear(torch.randn(3, 64))
         linear(torch.randn(kernels.MAX_ROWS["q4_1"] + 1, 64))
-    calls = [event.name for event in profile.events()]  # the longer input was dequantised and multiplied:
+    calls = [event.name for event in profile.events()]
+    # once: the longer input was dequantised and multiplied
     assert calls.count("tinyformers::quantized_matmul") == 1
 
 
 def test_a_compiled_graph_calls_the_kernel():
     linear, weight = blocks_of(Q.Q8_0, 48, 96)
-    step = torch.compile(
-        lambda x: linear(x) * 2, fullgraph=True
-    )  # fullgraph: the op must not break the graph
+    # fullgraph: the op must not break the graph
+    step = torch.compile(lambda x: linear(x) * 2, fullgraph=True)
     x = torch.randn(1, 96)
     with torch.inference_mode():
         assert_close(step(x), 2 * (x @ weight.T))
