@@ -137,7 +137,7 @@ def test_compiled_step_multiplies_with_every_kept_type(tmp_path, with_kernel):
     assert_relative(*logits)
     prefix, forced = greedy_agreement(compiled, fp32, [PROMPT, PROMPT[:, 2:]], new_tokens=16)
     assert (prefix, forced) == (1.0, 1.0)
-    # two rows a step (a server's batch): the C kernel
+    # two rows a step (a server's batch): the C kernel, or the blocks dequantised without it
     batch = torch.cat([PROMPT, PROMPT.flip(1)])
     kw = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False)
     assert torch.equal(compiled.generate(batch, **kw), fp32.generate(batch, **kw))
