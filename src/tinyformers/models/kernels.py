@@ -158,5 +158,10 @@ _LIBRARY.impl("quantized_matmul", _quantized_matmul_shape, "Meta")
 
 
 def matmul(x: torch.Tensor, fields: list[torch.Tensor], kind: str, rows: int) -> torch.Tensor:
-    """Float32 rows [n, in] times the [rows, in] matrix of ``kind`` held as ``fields``, transposed: [n, rows]."""
-    return torch.ops.tinyformers.quantized_matmul(x, fields, kind, rows)
+    """Float32 rows [n, in] times the [rows, in] matrix of ``kind`` held as ``fields``, transposed: [n, rows].
+
+    A graph being compiled gets the op; eager code calls the kernel directly, as the op's dispatch (~6 us) is
+    about what a small matrix's product takes (T5's 512 x 512)."""
+    if torch.compiler.is_compiling():
+        return torch.ops.tinyformers.quantized_matmul(x, fields, kind, rows)
+    return run(library(), x, fields, kind, rows)
