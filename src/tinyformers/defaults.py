@@ -17,12 +17,17 @@ DEFAULT_MODELS = {
 }
 
 
+def cache_home() -> Path:
+    """``tinyformers`` in the user's cache folder (``$XDG_CACHE_HOME``, default ``~/.cache``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "tinyformers"
+
+
 def models_home() -> Path:
     """Where the default models live, whatever the current directory: ``$TINYFORMERS_HOME``, else
-    ``tinyformers`` in the user's cache folder (``$XDG_CACHE_HOME``, default ``~/.cache``)."""
+    ``cache_home()``."""
     if os.environ.get("TINYFORMERS_HOME"):
         return Path(os.environ["TINYFORMERS_HOME"]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "tinyformers"
+    return cache_home()
 
 
 def default_model(task: str) -> str:

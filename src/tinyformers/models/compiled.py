@@ -17,7 +17,9 @@ Prefill (many tokens, a new length every call) stays eager; it writes the same c
 Inside the graph every one-row matrix product is a multiply-and-sum loop that inductor generates
 (``layers.matvec``): it streams weights faster than MKL's mat-vec on AMD CPUs (benchmarks/README.md), and
 streaming weights is most of a step's time. On Intel's, where MKL is faster (``inner_product.PREFER_MKL``),
-float32 matrices keep MKL's product in the graph; int8 and GGUF blocks always run the loop, which widens them.
+float32 matrices keep MKL's product in the graph. Int8 and GGUF blocks run our C kernel (``kernels``) where it
+builds; otherwise GGUF blocks run the loop, which widens them, and int8 rows do where the loop loads them fast
+(``quantized.INT8_LOOP``).
 """
 
 from __future__ import annotations

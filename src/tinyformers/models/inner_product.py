@@ -28,16 +28,21 @@ import torch
 import torch.nn.functional as F
 
 
-def cpu_vendor() -> str | None:
-    """``GenuineIntel``, ``AuthenticAMD``, ...: the first ``vendor_id`` of /proc/cpuinfo (None elsewhere)."""
+def cpu_info(field: str) -> str | None:
+    """The first ``field`` line of /proc/cpuinfo, its value (None where there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
             for line in info:
-                if line.startswith("vendor_id"):
+                if line.startswith(field):
                     return line.partition(":")[2].strip()
     except OSError:
         pass
     return None
+
+
+def cpu_vendor() -> str | None:
+    """``GenuineIntel``, ``AuthenticAMD``, ...: the CPU's ``vendor_id`` (None off Linux)."""
+    return cpu_info("vendor_id")
 
 
 def onednn_wanted(environ=os.environ, vendor=cpu_vendor) -> bool:

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import torch
 
+from ..defaults import cache_home
+from .inner_product import cpu_info
+
 SOURCE = Path(__file__).with_name("kernels.c")
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
 # kind -> (its C function, how many fields it takes): GGUF layouts' fields in their order; int8 rows (scales, int8)
@@ -46,29 +49,16 @@ def kernels_wanted(environ=os.environ) -> bool:
     return environ.get("TINYFORMERS_KERNELS", "").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
-            return next((line for line in info if line.startswith("flags")), "")
-    except OSError:
-        return ""
-
-
 def _compiler() -> str | None:
     return shutil.which(os.environ.get("CC", "").strip() or "cc")
-
-
-def _cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
-    return base / "tinyformers" / "kernels"
 
 
 def build(compiler: str, cache: Path | None = None, flags: tuple[str, ...] = FLAGS) -> Path:
     """The kernels' shared library built by ``compiler`` for this CPU, reused from the cache when there."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), version, *flags, _cpu_flags()]).encode()).hexdigest()
-    cache = cache or _cache_dir()
-    target = cache / f"kernels-{key[:16]}.so"
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), version, *flags, cpu_info("flags") or ""]).encode())
+    cache = cache or cache_home() / "kernels"
+    target = cache / f"kernels-{key.hexdigest()[:16]}.so"
     if target.exists():
         return target
     cache.mkdir(parents=True, exist_ok=True)
