@@ -52,18 +52,8 @@ def build_app(served: Served) -> FastAPI:
         headers = {"Retry-After": "1"} if error.status == 429 else None
         return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
-    @app.middleware("http")
-    async def check_key(request: Request, call_next):
-        if served.api_key and request.url.path.startswith("/v1/"):
-            header = request.headers.get("authorization", "")
-            if header != f"Bearer {served.api_key}":
-                error = APIError(
-                    401,
-                    "missing or wrong API key; send 'Authorization: Bearer KEY' with the key given to --api-key",
-                    code="invalid_api_key",
-                )
-                return JSONResponse(error.body(), status_code=401)
-        return await call_next(request)
+    if served.api_key:
+        app.add_middleware(RequireKey, key=served.api_key)
 
     def model_of(body: dict) -> str:
         model = body.get("model")
@@ -218,6 +208,29 @@ def build_app(served: Served) -> FastAPI:
                 served.scheduler.cancel(r)
 
     return app
+
+
+class RequireKey:
+    """Answer 401 to a ``/v1/`` request without ``Authorization: Bearer KEY``.
+
+    A plain ASGI middleware rather than ``@app.middleware("http")``: starlette's ``BaseHTTPMiddleware`` runs
+    every response through a task and a memory stream of its own, each stream chunk included, on the event loop
+    that reads the other requests (benchmarks/README.md)."""
+
+    def __init__(self, app, key: str):
+        self.app, self.expected = app, f"Bearer {key}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            if dict(scope["headers"]).get(b"authorization") != self.expected:
+                error = APIError(
+                    401,
+                    "missing or wrong API key; send 'Authorization: Bearer KEY' with the key given to --api-key",
+                    code="invalid_api_key",
+                )
+                await JSONResponse(error.body(), status_code=401)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def sse(chunk: dict) -> str:
