@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from server_process import Collected, run_and_count_shifts, run_requests
+from tinyformers.models.inner_product import ONEDNN_INNER_PRODUCT, PACK_WEIGHTS
 from tinyformers.models.llama import LlamaConfig, LlamaForCausalLM
 from tinyformers.serving.params import SamplingParams
 from tinyformers.serving.scheduler import Scheduler, prefill_groups
@@ -279,3 +280,73 @@ def test_an_idle_scheduler_waits_for_a_request_the_server_is_still_reading(
         scheduler.stop()
     assert rows_per_step[0] == first_step_rows, rows_per_step
     assert scheduler.announced == 0
+
+
+def test_a_batch_that_ended_together_is_expected_back_together(model, tokenizer):
+    # Closed-loop clients send their next request when they have their answer: a few ms apart, not always within
+    # the gap. Here the gap is 0.2 s and the second wave's three requests come 0.3 s apart (0.6 s in all, within
+    # the five gaps): they still start in one step, as the first wave (a plain burst) did.
+    scheduler = Scheduler(model, tokenizer, max_batch=4, max_queue=8, max_length=40, gather_gap=0.2)
+    rows_per_step = []
+    step = scheduler._step
+    scheduler._step = lambda: (rows_per_step.append(len(scheduler.running)), step())[1]
+    scheduler.start()
+    params = SamplingParams(max_new_tokens=3, temperature=0)
+    try:
+        first = [Collected() for _ in range(3)]
+        for i, sink in enumerate(first):
+            scheduler.submit([5 + i, 6, 7], params, sink)
+        for sink in first:
+            assert sink.done.wait(60) and sink.finished.reason == "length"
+        waves = len(rows_per_step)
+        second = [Collected() for _ in range(3)]
+        for i, sink in enumerate(second):
+            scheduler.submit([9 + i, 6, 7], params, sink)
+            time.sleep(0.3)
+        for sink in second:
+            assert sink.done.wait(60) and sink.finished.reason == "length"
+    finally:
+        scheduler.stop()
+    assert rows_per_step[0] == 3 and rows_per_step[waves] == 3, rows_per_step
+
+
+@pytest.mark.skipif(
+    ONEDNN_INNER_PRODUCT is None or not PACK_WEIGHTS,
+    reason="batched steps keep no packed matrices here (an Intel CPU, a torch without oneDNN, or packing off)",
+)
+def test_the_warm_up_packs_what_a_batched_step_uses_and_the_answers_stay_generates(tokenizer):
+    # matrices large enough for oneDNN (ONEDNN_MIN_WEIGHTS), so that a batched step packs them on first use
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer.get_vocab()),
+        hidden_size=512,
+        intermediate_size=1024,
+        num_hidden_layers=1,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        max_position_embeddings=64,
+        eos_token_id=None,
+        bos_token_id=None,
+    )
+    model = LlamaForCausalLM(config).eval()
+
+    def packed() -> dict[str, int]:
+        return {
+            name: id(m.__dict__["_packed_weight"].packed)
+            for name, m in model.named_modules()
+            if "_packed_weight" in m.__dict__
+        }
+
+    scheduler = Scheduler(model, tokenizer, max_batch=2, max_queue=4, max_length=40)
+    scheduler.slots.warm_up(model)
+    warmed = packed()
+    assert warmed
+    greedy = SamplingParams(max_new_tokens=4, temperature=0)
+    requests = [([5, 6, 7], greedy), ([8, 9, 10, 11], greedy)]
+    try:
+        sinks = run_requests(scheduler, requests, start=True)
+    finally:
+        scheduler.stop()
+    assert packed() == warmed  # the batched steps found every matrix packed already
+    for (prompt, params), sink in zip(requests, sinks):
+        assert sink.tokens == local(model, prompt, params.max_new_tokens, do_sample=False)

@@ -12,7 +12,12 @@ bounded queue: when it is full, ``submit`` refuses at once (``QueueFull``) and t
 Requests often come in bursts (several users at once, or one client's parallel calls). An idle scheduler that
 started the first of a burst alone would make the rest wait a whole step before joining; so, from idle, it waits
 while the server is still reading requests it has announced (``announce``), or while arrivals keep coming
-``gather_gap`` apart, for ``gather_gap`` x 5 at most (``_gather_arrivals``).
+``gather_gap`` apart, for ``gather_gap`` x 5 at most (``_gather_arrivals``). Requests that finished together
+and left it idle are expected back together: clients that send their next request as soon as they have an answer
+(a batch job, an agent, a load test) return a few ms apart, but not always ``gather_gap`` apart, so right after
+such a batch the scheduler waits for as many arrivals as it had finished (within the same 5 gaps), then for the
+gap as usual. Otherwise a batch that started one request short would stay so: the late one ends a step after the
+others, and comes back a step later again.
 
 Results go to each request's ``sink`` (called from the model thread): ``Token`` per generated token, then one
 ``Finished``.
@@ -164,6 +169,8 @@ class Scheduler:
         self.max_queue = max_queue
         self.gather_gap = gather_gap
         self.announced = 0  # requests the server is reading, not yet submitted (``announce``)
+        # requests that finished together and left the scheduler idle, and when (``_gather_arrivals``)
+        self.ended, self.ended_at = 0, 0.0
         self.metrics = Metrics()
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []  # running[i] owns cache row i
@@ -251,12 +258,11 @@ class Scheduler:
                 for request in joining:
                     self._find_prefix(request)
                 cached = [r for r in joining if r.reused and to_run(r) == 1]
-                for request in cached:
-                    self._join_cached(request)
+                if cached:
+                    self._join_cached(cached)
                 for group in prefill_groups([r for r in joining if r not in cached]):
                     self._prefill(group)
-                for request in [r for r in self.running if r.cancelled]:
-                    self._finish(request, "cancelled")
+                self._finish_all([(r, "cancelled") for r in self.running if r.cancelled])
                 if self.running:
                     try:
                         self._step()
@@ -268,12 +274,15 @@ class Scheduler:
     def _gather_arrivals(self) -> None:
         """From idle (called holding ``wake``): wait while announced requests are still being read, or until no
         request has arrived for ``gather_gap``, until the batch is full or ``gather_gap`` x 5 has passed, so that
-        a burst starts in one step."""
+        a burst starts in one step. Right after a batch ended together, wait at least until as many requests as it
+        had are in (or the 5 gaps have passed)."""
         now = time.monotonic()
         deadline, quiet_at = now + 5 * self.gather_gap, now + self.gather_gap
+        expected = min(self.ended, self.slots.rows) if now - self.ended_at < 5 * self.gather_gap else 0
+        self.ended = 0
         seen = len(self.waiting)
         while 0 < seen < self.slots.rows and not self.stopping:
-            until = deadline if self.announced else min(quiet_at, deadline)
+            until = deadline if self.announced or seen < expected else min(quiet_at, deadline)
             left = until - time.monotonic()
             if left <= 0:
                 return
@@ -292,21 +301,24 @@ class Scheduler:
         if self.prompt_cache is not None:
             request.reused, request.prefix = self.prompt_cache.match(request.prompt_ids, request.start - 1)
 
-    def _join_cached(self, request: Request) -> None:
-        """A request whose prompt the cache holds but for its last token joins the running batch without a
-        forward of its own: its row takes the cached keys and values, and its last prompt token runs in the next
-        decoding step beside the others' tokens, whose logits give its first new token. A prompt asked again
-        (a retry, a regenerated answer, the same question) so waits one step at most, not a prefill."""
-        n = request.reused
-        request.row = self.slots.take([n])
-        self.running.append(request)
-        self.slots.place_prefix(request.row, request.prefix, n)
-        request.prefix = None
-        self.next_token[request.row] = request.p.input_ids[0, -1]
-        self.next_position[request.row] = request.p.position_ids[0, -1]
+    def _join_cached(self, requests: list[Request]) -> None:
+        """Requests whose prompts the cache holds but for their last token join the running batch without a
+        forward of their own: their rows take the cached keys and values, and their last prompt tokens run in the
+        next decoding step beside the others' tokens, whose logits give their first new tokens. A prompt asked
+        again (a retry, a regenerated answer, the same question) so waits one step at most, not a prefill."""
+        first = self.slots.take([r.reused for r in requests])
+        for row, request in enumerate(requests, first):
+            request.row = row
+            self.running.append(request)
+        self.slots.place_prefixes([(r.row, r.prefix, r.reused) for r in requests])
+        rows = slice(first, first + len(requests))
+        self.next_token[rows] = torch.tensor([r.p.input_ids[0, -1] for r in requests])
+        self.next_position[rows] = torch.tensor([r.p.position_ids[0, -1] for r in requests])
+        for request in requests:
+            request.prefix = None
         with self.metrics.lock:
-            self.metrics.prompt_tokens += len(request.prompt_ids)
-            self.metrics.prompt_tokens_reused += n
+            self.metrics.prompt_tokens += sum(len(r.prompt_ids) for r in requests)
+            self.metrics.prompt_tokens_reused += sum(r.reused for r in requests)
 
     def _prefill(self, group: list[Request]) -> None:
         """Run the prompts of ``group`` in one forward (left-padded) into fresh cache rows.
@@ -327,11 +339,11 @@ class Scheduler:
             position_ids[i, run - width :] = request.p.position_ids[0, copied[i] :]
         try:
             view = self.slots.prefill_view(lengths, [r.prompt_ids for r in group], new_tokens=run)
-            for request, n in zip(group, copied):
+            for request in group:
                 request.row = len(self.running)
                 self.running.append(request)
-                if n:
-                    self.slots.place_prefix(request.row, request.prefix, n)
+            self.slots.place_prefixes([(r.row, r.prefix, n) for r, n in zip(group, copied) if n])
+            for request in group:
                 request.prefix = None
             logits = self.model.next_token_logits(input_ids, position_ids, view)
         except Exception as error:  # noqa: BLE001 - these requests fail, the others go on
@@ -353,9 +365,8 @@ class Scheduler:
             self.metrics.prompt_tokens_reused += sum(copied)
         for request in group:
             self.next_position[request.row] = request.start
-        # Each request's own logits row (a request that finishes at once hands its row to the last one).
-        for i, request in enumerate(group):
-            self._advance(request, logits[i : i + 1])
+        done = [(r, self._advance(r, logits[i : i + 1])) for i, r in enumerate(group)]
+        self._finish_all(done)
 
     def _step(self) -> None:
         n = len(self.running)
@@ -369,12 +380,15 @@ class Scheduler:
             chosen = {r.id: t for r, t in zip(greedy, picks)}
         else:
             chosen = {}
-        # Rows as they were for this step: a request that finishes hands its row to the last one.
-        for row, request in enumerate(list(self.running)):
-            self._advance(request, logits[row : row + 1], chosen.get(request.id))
+        done = [
+            (r, self._advance(r, logits[row : row + 1], chosen.get(r.id)))
+            for row, r in enumerate(self.running)
+        ]
+        self._finish_all(done)
 
-    def _advance(self, request: Request, logits: torch.Tensor, token: int | None = None) -> None:
-        """Pick ``request``'s next token from its ``[1, vocab]`` logits, record it, and check its stops."""
+    def _advance(self, request: Request, logits: torch.Tensor, token: int | None = None) -> str | None:
+        """Pick ``request``'s next token from its ``[1, vocab]`` logits, record it, and check its stops; returns
+        why it is done ("stop" or "length"), or None. Rows are freed afterwards (``_finish_all``)."""
         p, params = request.p, request.params
         logprob = top = None
         if token is None:
@@ -409,9 +423,19 @@ class Scheduler:
         text = request.text.add(token)
         self._report(request, Token(token, text, logprob, top))
         if stopped or request.text.stopped:
-            self._finish(request, "stop")
-        elif request.length == p.max_length:
-            self._finish(request, "length")
+            return "stop"
+        return "length" if request.length == p.max_length else None
+
+    def _finish_all(self, done: list[tuple[Request, str | None]]) -> None:
+        """Finish the requests given a reason, last row first: a freed row is refilled with the last running one
+        (``SlotCache.release``), so when a whole batch ends together no row is copied."""
+        ended = 0
+        for request, reason in sorted(done, key=lambda pair: -pair[0].row):
+            if reason is not None:
+                self._finish(request, reason)
+                ended += reason in ("stop", "length")
+        if ended and not self.running:
+            self.ended, self.ended_at = ended, time.monotonic()
 
     def _finish(self, request: Request, reason: str, error: str | None = None) -> None:
         rest = request.text.finish() if reason in ("stop", "length") else ""

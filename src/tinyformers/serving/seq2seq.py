@@ -47,6 +47,9 @@ class EncoderDecoderSlots(SlotCache):
         self.cross_kv, self.self_attention_mask = full.cross_kv, full.self_attention_mask
         return full
 
+    def warm_up(self, model) -> None:
+        """Nothing: a decoder forward needs a request's encoded prompt in its row."""
+
     def decoder_prompt(self, prompt_ids: list[int]) -> list[int]:
         return [self.start_token]
 

@@ -6,6 +6,7 @@ scheduler keeps decoding), then the scheduler drains what is left and the proces
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -71,7 +72,7 @@ def load(
             if not speed:
                 raise
             raise ValueError(f"{error}: serve '{model}' without --compile and --quantize") from None
-        return Scheduler(
+        scheduler = Scheduler(
             lm,
             tokenizer,
             max_batch,
@@ -80,6 +81,8 @@ def load(
             prompt_cache_bytes=prompt_cache_mib << 20,
             gather_gap=gather_seconds,
         )
+        scheduler.slots.warm_up(lm)  # here, in the passing thread, before /health answers
+        return scheduler
 
     served.scheduler = in_passing_thread(scheduler).start()
     return served
@@ -117,6 +120,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000, **load_options) -> None:
         "embeddings" if served.embedder is not None else f"generation, batch of {served.scheduler.slots.rows}"
     )
     log.warning("serving %s (%s) on http://%s:%d", served.name, kind, host, port)
+    # Two threads share the GIL: the event loop (reading requests, sending tokens) and the model thread, which
+    # holds it between torch ops. At Python's default 5 ms switch interval a request that arrives during a step
+    # waits up to 5 ms at a time for the loop to read it, enough to miss a gathered burst (benchmarks/README.md).
+    sys.setswitchinterval(0.001)
+    # What loading made (the model's modules, the tokenizer's tables, the libraries: ~200,000 objects for SmolLM2)
+    # lives as long as the process. Frozen out of the collector's sight, it no longer makes each full collection,
+    # which holds the GIL and so stops both threads, take ~80 ms instead of well under 1 (benchmarks/README.md).
+    gc.collect()
+    gc.freeze()
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed".
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

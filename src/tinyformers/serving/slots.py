@@ -57,6 +57,18 @@ class SlotCache:
     def rows(self) -> int:
         return self.keys[0].shape[0]
 
+    def warm_up(self, model) -> None:
+        """One throwaway forward of two rows, two positions each, into rows 0 and 1 (nothing runs yet, so nothing
+        is overwritten): the first batch of requests then does not pay what a model prepares on its first batched
+        forward (its float32 matrices packed for several rows, ``models.inner_product``: ~300 ms for SmolLM2).
+        Two positions run the eager forward, which packs them for a compiled step's graph too."""
+        if self.rows < 2:
+            return
+        view = CacheView([k[:2] for k in self.keys], [v[:2] for v in self.values], None)
+        ids = torch.zeros((2, 2), dtype=torch.long, device=self.keys[0].device)
+        with torch.inference_mode():
+            model.next_token_logits(ids, torch.arange(2, device=ids.device).expand(2, 2), view)
+
     def decoder_prompt(self, prompt_ids: list[int]) -> list[int]:
         """The ids the decoder starts from: a causal model continues the prompt itself."""
         return prompt_ids
@@ -83,7 +95,7 @@ class SlotCache:
         prompts) matter only to models that condition a row on its prompt (``seq2seq.EncoderDecoderSlots``).
 
         ``new_tokens`` (default: the longest prompt) is how many last positions the forward runs: the view counts
-        the positions before them as written, and rows hold reused keys and values there (``place_prefix``).
+        the positions before them as written, and rows hold reused keys and values there (``place_prefixes``).
         """
         rows, longest = len(prompt_lengths), max(prompt_lengths)
         first = self.take(prompt_lengths)
@@ -111,12 +123,18 @@ class SlotCache:
         self.running += rows
         return first
 
-    def place_prefix(self, row: int, kv: list[tuple[torch.Tensor, torch.Tensor]], n: int) -> None:
-        """Copy the first ``n`` positions of a prompt's keys and values (``prompt_kv``) to the start of ``row``."""
-        start = self.starts[row]
-        for keys, values, (k, v) in zip(self.keys, self.values, kv):
-            keys[row, :, start : start + n] = k[:, :n]
-            values[row, :, start : start + n] = v[:, :n]
+    def place_prefixes(
+        self, prefixes: list[tuple[int, list[tuple[torch.Tensor, torch.Tensor]], int]]
+    ) -> None:
+        """For each ``(row, kv, n)``: copy the first ``n`` positions of a prompt's keys and values (``prompt_kv``)
+        to the start of ``row``."""
+        targets, sources = [], []
+        for row, kv, n in prefixes:
+            span = slice(self.starts[row], self.starts[row] + n)
+            targets += [t[row, :, span] for t in (*self.keys, *self.values)]
+            sources += [k[:, :n] for k, _ in kv] + [v[:, :n] for _, v in kv]
+        if targets:  # one foreach copy: a wave's hundreds of small copies cost more to dispatch than to run
+            torch._foreach_copy_(targets, sources)
 
     def prompt_kv(self, row: int, length: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """A copy of the keys and values of the ``length``-token prompt that starts ``row``."""
@@ -147,9 +165,8 @@ class SlotCache:
         if row == last:
             return None
         n = self.length
-        for buffers in (self.keys, self.values):
-            for t in buffers:
-                t[row, :, :n] = t[last, :, :n]
+        buffers = (*self.keys, *self.values)
+        torch._foreach_copy_([t[row, :, :n] for t in buffers], [t[last, :, :n] for t in buffers])
         self.key_mask[row] = self.key_mask[last]
         self.starts[row] = self.starts[last]
         return last
