@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyformers import GPT2Config, GPT2LMHeadModel
-from tinyformers.models import inner_product
+from tinyformers.models import inner_product, kernels
 from tinyformers.models.inner_product import (
     ONEDNN_INNER_PRODUCT,
     ONEDNN_MIN_WEIGHTS,
@@ -27,6 +27,13 @@ pytestmark = pytest.mark.skipif(
     reason="decoding does not use oneDNN here (an Intel CPU, or a torch without oneDNN); "
     "test_inner_product_choice.py runs this file with TINYFORMERS_ONEDNN=1",
 )
+
+
+@pytest.fixture(autouse=True)
+def without_the_float_kernel(monkeypatch):
+    """These tests are about oneDNN's products: a batched step's few rows multiply in ``kernels.tf_f32`` instead
+    where it is built (tests/test_kernels.py), and oneDNN takes only more rows than ``FLOAT_MAX_ROWS``."""
+    monkeypatch.setattr(kernels, "float_runs", lambda x, weight: False)
 
 
 @decoding_step

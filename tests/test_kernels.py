@@ -16,11 +16,12 @@ import os
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import oracle
 from fixtures import gguf_blocks
 from tinyformers.formats.gguf import GGUFBlocks
-from tinyformers.models import kernels
+from tinyformers.models import inner_product, kernels
 from tinyformers.models.gguf_quantized import GGUFLinear
 from tinyformers.models.quantized import Int8Linear
 
@@ -169,3 +170,41 @@ def test_without_a_working_compiler_blocks_are_multiplied_as_before(tmp_path, mo
         monkeypatch.undo()
         kernels.library.cache_clear()
     assert os.environ.get("TINYFORMERS_KERNELS") is None and kernels.covers("q4_1")
+
+
+FLOAT_SHAPES = [(37, 96), (64, 576), (5, 1536), (1, 8)]  # rows of W not a multiple of 3 (taken 3 at a time)
+
+
+@pytest.mark.parametrize("build", ["native", "portable"])
+def test_float32_rows_times_a_float32_matrix_equal_f_linear(build, request):
+    lib = kernels.library() if build == "native" else request.getfixturevalue("portable_library")
+    for rows, cols in FLOAT_SHAPES:
+        weight, bias = torch.randn(rows, cols), torch.randn(rows)
+        for n in (1, 2, 3, 4, 5, 8, 13, kernels.FLOAT_MAX_ROWS):
+            x = torch.randn(n, cols)
+            assert_close(kernels.float_linear(x, weight, None, lib), F.linear(x, weight))
+            assert_close(kernels.float_linear(x, weight, bias, lib), F.linear(x, weight, bias))
+        x = torch.randn(2, 3, cols)  # [sequences, positions, in], as a batched step's products get it
+        assert_close(kernels.float_linear(x, weight, bias, lib), F.linear(x, weight, bias))
+
+
+@pytest.mark.skipif(
+    inner_product.ONEDNN_INNER_PRODUCT is None, reason="decoding steps do not use oneDNN here"
+)
+@torch.inference_mode()
+def test_a_decoding_step_multiplies_up_to_float_max_rows_in_the_kernel(monkeypatch):
+    calls = []
+    run = kernels.float_linear
+    monkeypatch.setattr(kernels, "float_linear", lambda *a: (calls.append(a[0].shape), run(*a))[1])
+    weight = torch.randn(512, 1024)  # as many weights as oneDNN takes (ONEDNN_MIN_WEIGHTS)
+    assert weight.numel() >= inner_product.ONEDNN_MIN_WEIGHTS
+
+    @inner_product.decoding_step
+    def step(_model, x):
+        return inner_product.linear(x, weight)
+
+    for n in (1, kernels.FLOAT_MAX_ROWS, kernels.FLOAT_MAX_ROWS + 1):
+        x = torch.randn(n, 1, 1024)
+        assert_close(step(None, x), F.linear(x, weight))
+    inner_product.linear(torch.randn(1, 1024), weight)  # outside a decoding step: F.linear
+    assert calls == [(1, 1, 1024), (kernels.FLOAT_MAX_ROWS, 1, 1024)]

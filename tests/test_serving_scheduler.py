@@ -15,6 +15,7 @@ import torch
 
 from server_process import Collected, run_and_count_shifts, run_requests
 from tinyformers.models.inner_product import ONEDNN_INNER_PRODUCT, PACK_WEIGHTS
+from tinyformers.models.kernels import FLOAT_MAX_ROWS
 from tinyformers.models.llama import LlamaConfig, LlamaForCausalLM
 from tinyformers.serving.params import SamplingParams
 from tinyformers.serving.scheduler import Scheduler, prefill_groups
@@ -312,10 +313,11 @@ def test_a_batch_that_ended_together_is_expected_back_together(model, tokenizer)
 
 @pytest.mark.skipif(
     ONEDNN_INNER_PRODUCT is None or not PACK_WEIGHTS,
-    reason="batched steps keep no packed matrices here (an Intel CPU, a torch without oneDNN, or packing off)",
+    reason="batched forwards keep no packed matrices here (an Intel CPU, a torch without oneDNN, or packing off)",
 )
-def test_the_warm_up_packs_what_a_batched_step_uses_and_the_answers_stay_generates(tokenizer):
-    # matrices large enough for oneDNN (ONEDNN_MIN_WEIGHTS), so that a batched step packs them on first use
+def test_the_warm_up_packs_what_a_batched_prefill_uses_and_the_answers_stay_generates(tokenizer):
+    # matrices large enough for oneDNN (ONEDNN_MIN_WEIGHTS), so that a batched forward of more rows than
+    # kernels.FLOAT_MAX_ROWS packs them on first use
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer.get_vocab()),
@@ -337,16 +339,18 @@ def test_the_warm_up_packs_what_a_batched_step_uses_and_the_answers_stay_generat
             if "_packed_weight" in m.__dict__
         }
 
+    assert 2 * 12 > FLOAT_MAX_ROWS
     scheduler = Scheduler(model, tokenizer, max_batch=2, max_queue=4, max_length=40)
     scheduler.slots.warm_up(model)
     warmed = packed()
     assert warmed
     greedy = SamplingParams(max_new_tokens=4, temperature=0)
-    requests = [([5, 6, 7], greedy), ([8, 9, 10, 11], greedy)]
+    # two prompts joining together: one prefill of 2 x 12 rows (packed products), then two-row steps
+    requests = [(list(range(5, 17)), greedy), (list(range(20, 32)), greedy)]
     try:
         sinks = run_requests(scheduler, requests, start=True)
     finally:
         scheduler.stop()
-    assert packed() == warmed  # the batched steps found every matrix packed already
+    assert packed() == warmed  # the batched prefill found every matrix packed already
     for (prompt, params), sink in zip(requests, sinks):
         assert sink.tokens == local(model, prompt, params.max_new_tokens, do_sample=False)

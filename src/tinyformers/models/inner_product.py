@@ -9,12 +9,15 @@ transformers on SmolLM2's logits, with the same greedy ids), and a forward is he
 model's ``next_token_logits`` (decorated with ``decoding_step``) and inside a compiled graph (the compiled
 decoding step's products of several rows, ``onednn_linear``).
 
-Batched decoding (several sequences) multiplies with a blocked copy of each matrix that oneDNN packs once for
-products of a few rows (``PackedWeight``): faster for any number of rows (benchmarks/README.md), and bit for bit
-what the plain weight gives for two rows or more. Eager steps find the copy on the layer they run; a compiled
-graph hands ``onednn_linear`` only the weight, which finds its layer by the weight's address
-(``pack_in_graphs``). It costs the matrices' memory once more, from the first batched step on (one-sequence
-decoding never makes it); ``TINYFORMERS_PACK_WEIGHTS=0`` keeps the memory instead.
+Up to ``kernels.FLOAT_MAX_ROWS`` rows (a step of one sequence or of a batch's few, a short prompt) the product runs
+instead in the project's own C kernel where it is built (``kernels.float_linear``: it prefetches the matrix it
+streams, and so beats oneDNN's reading of it, benchmarks/README.md). More rows of several sequences (a batched
+prefill, a batch of more than 16) multiply with a blocked copy of each matrix that oneDNN packs once
+(``PackedWeight``): faster than the plain weight for any number of rows, and bit for bit what it gives for two
+rows or more. Eager forwards find the copy on the layer they run; a compiled graph hands ``onednn_linear`` only the
+weight, which finds its layer by the weight's address (``pack_in_graphs``). It costs the matrices' memory once
+more, from the first such forward on (one-sequence decoding never makes it); ``TINYFORMERS_PACK_WEIGHTS=0`` keeps
+the memory instead.
 """
 
 from __future__ import annotations
@@ -27,17 +30,8 @@ import weakref
 import torch
 import torch.nn.functional as F
 
-
-def cpu_info(field: str) -> str | None:
-    """The first ``field`` line of /proc/cpuinfo, its value (None where there is none)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
-            for line in info:
-                if line.startswith(field):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return None
+from . import kernels
+from .kernels import cpu_info
 
 
 def cpu_vendor() -> str | None:
@@ -172,8 +166,10 @@ def decoding_step(next_token_logits):
 @torch.library.custom_op("tinyformers::onednn_linear", mutates_args=())
 def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """The inner product as an op of its own, which a compiled graph calls as it is (inductor's lowering of the
-    oneDNN op only takes weights it packed itself); several rows multiply the weight packed where its layer
-    allows it (``pack_in_graphs``)."""
+    oneDNN op only takes weights it packed itself): the C kernel's for a few rows, else oneDNN's, on the weight
+    packed where its layer allows it (``pack_in_graphs``)."""
+    if kernels.float_runs(x, weight):
+        return kernels.float_linear(x, weight, bias)
     if PACK_WEIGHTS and x.numel() > x.shape[-1]:
         weight = graph_packed_weight(weight)
     return ONEDNN_INNER_PRODUCT(x, weight, bias, "none", [], "")
@@ -196,8 +192,9 @@ def linear(
 ) -> torch.Tensor:
     """``F.linear(x, weight, bias)``; inside a decoding step (``decoding_step``) or a compiled graph, as oneDNN's
     inner product where that is faster: float32 on CPU, no gradient to record, at least ``ONEDNN_MIN_WEIGHTS``
-    weights. In an eager step of several sequences, ``layer`` (the module owning ``weight``) keeps the weight
-    packed for them (``PackedWeight``).
+    weights; up to ``kernels.FLOAT_MAX_ROWS`` rows in the C kernel instead. In an eager forward of several
+    sequences and more rows, ``layer`` (the module owning ``weight``) keeps the weight packed for them
+    (``PackedWeight``).
 
     oneDNN streams [out, in] rows fastest, ``nn.Linear``'s own layout (``layers.decode_layout`` keeps them).
     """
@@ -214,6 +211,8 @@ def linear(
         return onednn_linear(x, weight, bias)
     sequences = _step_sequences.get()
     if sequences:
+        if kernels.float_runs(x, weight):  # a step's few rows
+            return kernels.float_linear(x, weight, bias)
         if sequences > 1 and PACK_WEIGHTS and layer is not None:
             weight = packed_weight(layer, weight)
         return ONEDNN_INNER_PRODUCT(x, weight, bias, "none", [], "")

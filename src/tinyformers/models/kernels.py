@@ -1,4 +1,5 @@
-"""Rows times quantised matrices in C (``kernels.c``): the ``tinyformers::quantized_matmul`` op.
+"""Rows times quantised matrices in C (``kernels.c``): the ``tinyformers::quantized_matmul`` op; and a batched
+decoding step's few float32 rows times float32 matrices (``float_linear``).
 
 A decoding step multiplies one row (or a batch's few) by every matrix. For GGUF's Q4_0, Q4_1, Q8_0, Q4_K and Q6_K
 blocks and for ``Int8Linear``'s int8 rows that product runs in a small C kernel that unpacks the values in
@@ -12,6 +13,10 @@ and the CPU's flags, so a build is reused only where it runs. Without a compiler
 ``TINYFORMERS_KERNELS=0``, ``covers()`` is False and the matrices are multiplied as before (GGUF blocks by the
 compiled ``gguf_layouts`` loop or dequantised, int8 rows by torch's int8 kernel); a build that fails says why
 once, as a warning.
+
+Float32 matrices: a batched step's rows (up to ``FLOAT_MAX_ROWS``) multiply faster in ``tf_f32`` than in oneDNN's
+inner product, chiefly because it prefetches the matrix (benchmarks/README.md); ``inner_product.linear`` calls it
+wherever it would have called oneDNN for so few rows. Results equal oneDNN's up to the order of the sums.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ from pathlib import Path
 import torch
 
 from ..defaults import cache_home
-from .inner_product import cpu_info
 
 SOURCE = Path(__file__).with_name("kernels.c")
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
@@ -43,6 +47,20 @@ GGML_KINDS = {2: "q4_0", 3: "q4_1", 8: "q8_0", 12: "q4_k", 14: "q6_k"}
 # Up to this many rows of x the kernel is faster; for more (a longer prompt) dequantising the matrix and
 # multiplying is, or for int8 rows torch's int8 kernel (benchmarks/README.md).
 MAX_ROWS = {"q4_0": 32, "q4_1": 32, "q8_0": 32, "q4_k": 32, "q6_k": 32, "int8": 16}
+# Up to this many float32 rows ``tf_f32`` is faster than oneDNN's inner product (packed or not); at 32 they tie.
+FLOAT_MAX_ROWS = 16
+
+
+def cpu_info(field: str) -> str | None:
+    """The first ``field`` line of /proc/cpuinfo, its value (None where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith(field):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return None
 
 
 def kernels_wanted(environ=os.environ) -> bool:
@@ -84,8 +102,8 @@ def library() -> ctypes.CDLL | None:
         return load(build(compiler))
     except (OSError, RuntimeError, subprocess.SubprocessError) as error:
         warnings.warn(
-            f"quantised matrices are multiplied without their C kernel, more slowly ({error}); set CC to a "
-            "working C compiler, or TINYFORMERS_KERNELS=0 to skip the build",
+            f"quantised matrices and batches' float32 rows are multiplied without their C kernel, more slowly "
+            f"({error}); set CC to a working C compiler, or TINYFORMERS_KERNELS=0 to skip the build",
             stacklevel=2,
         )
         return None
@@ -98,6 +116,9 @@ def load(path: Path) -> ctypes.CDLL:
     for name, fields in KERNELS.values():
         getattr(lib, name).argtypes = [pointer, pointer, size, *[pointer] * fields, size, size, ctypes.c_int]
         getattr(lib, name).restype = None
+    # (y, x, rows of x, W, bias or NULL, rows of W, width, threads)
+    lib.tf_f32.argtypes = [pointer, pointer, size, pointer, pointer, size, size, ctypes.c_int]
+    lib.tf_f32.restype = None
     return lib
 
 
@@ -155,3 +176,29 @@ def matmul(x: torch.Tensor, fields: list[torch.Tensor], kind: str, rows: int) ->
     if torch.compiler.is_compiling():
         return torch.ops.tinyformers.quantized_matmul(x, fields, kind, rows)
     return run(library(), x, fields, kind, rows)
+
+
+def float_runs(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether ``tf_f32`` multiplies float32 ``x`` [..., in] by ``weight`` [out, in] here: at most
+    ``FLOAT_MAX_ROWS`` rows, a contiguous weight, ``in`` a multiple of 8, the kernels built."""
+    return (
+        x.numel() <= FLOAT_MAX_ROWS * x.shape[-1]
+        and weight.is_contiguous()
+        and weight.shape[1] % 8 == 0
+        and library() is not None
+    )
+
+
+def float_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, lib: ctypes.CDLL | None = None
+) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` for float32 CPU tensors that ``float_runs`` accepts (in ``lib``, default
+    the built kernels)."""
+    lib = lib or library()
+    rows = x.reshape(-1, x.shape[-1]).contiguous()
+    y = torch.empty(rows.shape[0], weight.shape[0])
+    bias = bias.contiguous() if bias is not None else None
+    lib.tf_f32(y.data_ptr(), rows.data_ptr(), rows.shape[0], weight.data_ptr(),
+                     None if bias is None else bias.data_ptr(), weight.shape[0], weight.shape[1],
+                     torch.get_num_threads())  # fmt: skip
+    return y.view(*x.shape[:-1], weight.shape[0])

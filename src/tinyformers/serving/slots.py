@@ -58,16 +58,17 @@ class SlotCache:
         return self.keys[0].shape[0]
 
     def warm_up(self, model) -> None:
-        """One throwaway forward of two rows, two positions each, into rows 0 and 1 (nothing runs yet, so nothing
-        is overwritten): the first batch of requests then does not pay what a model prepares on its first batched
-        forward (its float32 matrices packed for several rows, ``models.inner_product``: ~300 ms for SmolLM2).
-        Two positions run the eager forward, which packs them for a compiled step's graph too."""
-        if self.rows < 2:
+        """One throwaway forward of two 16-token prompts into rows 0 and 1 (nothing runs yet, so nothing is
+        overwritten): the first batch of requests then does not pay what a model prepares on its first batched
+        forward of many rows (its float32 matrices packed for them, ``models.inner_product``: ~300 ms for
+        SmolLM2). Several positions run the eager forward, also under ``--compile``."""
+        positions = min(16, self.max_length)
+        if self.rows < 2 or positions < 2:
             return
         view = CacheView([k[:2] for k in self.keys], [v[:2] for v in self.values], None)
-        ids = torch.zeros((2, 2), dtype=torch.long, device=self.keys[0].device)
+        ids = torch.zeros((2, positions), dtype=torch.long, device=self.keys[0].device)
         with torch.inference_mode():
-            model.next_token_logits(ids, torch.arange(2, device=ids.device).expand(2, 2), view)
+            model.next_token_logits(ids, torch.arange(positions, device=ids.device).expand(2, -1), view)
 
     def decoder_prompt(self, prompt_ids: list[int]) -> list[int]:
         """The ids the decoder starts from: a causal model continues the prompt itself."""
