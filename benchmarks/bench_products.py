@@ -1,6 +1,7 @@
 """Float32 matrix products of decoding steps, per call: ``F.linear`` (what transformers runs), oneDNN's inner
-product on the plain [out, in] weight (tinyformers' one-sequence steps) and on a copy packed for a few rows
-(its batched steps, ``inner_product.PackedWeight``), for SmolLM2-135M's matrix shapes and a step's row counts.
+product on the plain [out, in] weight and on a copy packed for a few rows (``inner_product.PackedWeight``), and
+the project's C kernel (``kernels.float_linear``, what steps of up to 16 rows use where it is built), for
+SmolLM2-135M's matrix shapes and a step's row counts.
 Each shape has ``--matrices`` distinct random matrices, called in turn, so that weights come from memory as in a
 real step; best of ``--repeats``. The packed product is checked to give the plain one's bits first (2+ rows).
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from common import best_time, machine
+from tinyformers.models import kernels
 
 # SmolLM2-135M: q/o, gate+up, down, the tied head
 SHAPES = [(576, 576), (3072, 576), (576, 1536), (49152, 576)]
@@ -41,8 +43,10 @@ def main() -> None:
     def inner_product(x, w):
         return onednn(x, w, None, "none", [], "")
 
+    kernel = kernels.library() is not None
     print(
-        f"{machine()}; µs per call: F.linear / oneDNN plain / oneDNN packed (speed-up of packed over F.linear)"
+        f"{machine()}; µs per call: F.linear / oneDNN plain / oneDNN packed / C kernel (speed-up of the faster "
+        "of the last two over F.linear)" + ("" if kernel else "; the C kernel did not build here")
     )
     torch.manual_seed(0)
     with torch.inference_mode():
@@ -57,13 +61,18 @@ def main() -> None:
                     raise SystemExit(
                         f"packed and plain products differ for {n} rows of {out_features}x{in_features}"
                     )
-                times = [
-                    per_call(f, x, w, args.repeats)
-                    for f, w in ((F.linear, weights), (inner_product, weights), (inner_product, packed))
-                ]
-                cells.append(
-                    f"{n} rows {times[0]:.0f}/{times[1]:.0f}/{times[2]:.0f} ({times[0] / times[2]:.2f}x)"
-                )
+                candidates = [(F.linear, weights), (inner_product, weights), (inner_product, packed)]
+                if kernel and n <= kernels.FLOAT_MAX_ROWS:
+                    torch.testing.assert_close(
+                        kernels.float_linear(x, weights[0], None),
+                        F.linear(x, weights[0]),
+                        rtol=1e-4,
+                        atol=1e-4,
+                    )
+                    candidates.append((lambda x, w: kernels.float_linear(x, w, None), weights))
+                times = [per_call(f, x, w, args.repeats) for f, w in candidates]
+                shown = "/".join(f"{t:.0f}" for t in times) + ("" if len(times) == 4 else "/-")
+                cells.append(f"{n} rows {shown} ({times[0] / min(times[2:]):.2f}x)")
             print(f"{out_features}x{in_features}: " + "  ".join(cells), flush=True)
 
 

@@ -286,6 +286,11 @@ def main() -> None:
     if "llama-cpp" in args.servers:
         if importlib.util.find_spec("llama_cpp") is None:
             print("\n== llama-cpp-python server: llama_cpp is not installed here, skipped")
+        elif importlib.util.find_spec("sse_starlette") is None:
+            print(
+                "\n== llama-cpp-python server: its server extras are not installed here, skipped "
+                "(pip install 'llama-cpp-python[server]')"
+            )
         else:
             port = free_port()
             command = [sys.executable, "-m", "llama_cpp.server", "--model", str(GGUF), "--port", str(port)]
