@@ -30,21 +30,26 @@ def tokenizer(smollm2_dir):
     return AutoTokenizer.from_pretrained(smollm2_dir / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-@pytest.fixture(scope="module")
-def model(tokenizer):
+def seeded_llama(tokenizer, hidden: int = 64, layers: int = 2, heads: int = 4) -> LlamaForCausalLM:
+    """A random Llama on SmolLM2's vocabulary, seeded, without an end token (requests run to their length)."""
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer.get_vocab()),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads // 2,
         max_position_embeddings=64,
         eos_token_id=None,
         bos_token_id=None,
     )
     return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    return seeded_llama(tokenizer)
 
 
 def local(model, ids, new_tokens, **kwargs):
@@ -318,19 +323,7 @@ def test_a_batch_that_ended_together_is_expected_back_together(model, tokenizer)
 def test_the_warm_up_packs_what_a_batched_prefill_uses_and_the_answers_stay_generates(tokenizer):
     # matrices large enough for oneDNN (ONEDNN_MIN_WEIGHTS), so that a batched forward of more rows than
     # kernels.FLOAT_MAX_ROWS packs them on first use
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer.get_vocab()),
-        hidden_size=512,
-        intermediate_size=1024,
-        num_hidden_layers=1,
-        num_attention_heads=8,
-        num_key_value_heads=4,
-        max_position_embeddings=64,
-        eos_token_id=None,
-        bos_token_id=None,
-    )
-    model = LlamaForCausalLM(config).eval()
+    model = seeded_llama(tokenizer, hidden=512, layers=1, heads=8)
 
     def packed() -> dict[str, int]:
         return {

@@ -197,8 +197,18 @@ def float_linear(
     lib = lib or library()
     rows = x.reshape(-1, x.shape[-1]).contiguous()
     y = torch.empty(rows.shape[0], weight.shape[0])
-    bias = bias.contiguous() if bias is not None else None
-    lib.tf_f32(y.data_ptr(), rows.data_ptr(), rows.shape[0], weight.data_ptr(),
-                     None if bias is None else bias.data_ptr(), weight.shape[0], weight.shape[1],
-                     torch.get_num_threads())  # fmt: skip
+    bias = None if bias is None else bias.contiguous()  # kept alive across the call
+    bias_pointer = None if bias is None else bias.data_ptr()
+    out_features, in_features = weight.shape
+    threads = torch.get_num_threads()
+    lib.tf_f32(
+        y.data_ptr(),
+        rows.data_ptr(),
+        rows.shape[0],
+        weight.data_ptr(),
+        bias_pointer,
+        out_features,
+        in_features,
+        threads,
+    )
     return y.view(*x.shape[:-1], weight.shape[0])

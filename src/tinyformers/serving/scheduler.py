@@ -312,8 +312,8 @@ class Scheduler:
             self.running.append(request)
         self.slots.place_prefixes([(r.row, r.prefix, r.reused) for r in requests])
         rows = slice(first, first + len(requests))
-        self.next_token[rows] = torch.tensor([r.p.input_ids[0, -1] for r in requests])
-        self.next_position[rows] = torch.tensor([r.p.position_ids[0, -1] for r in requests])
+        self.next_token[rows] = torch.stack([r.p.input_ids[0, -1] for r in requests])
+        self.next_position[rows] = torch.stack([r.p.position_ids[0, -1] for r in requests])
         for request in requests:
             request.prefix = None
         with self.metrics.lock:
