@@ -125,8 +125,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, **load_options) -> None:
     # waits up to 5 ms at a time for the loop to read it, enough to miss a gathered burst (benchmarks/README.md).
     sys.setswitchinterval(0.001)
     # What loading made (the model's modules, the tokenizer's tables, the libraries: ~200,000 objects for SmolLM2)
-    # lives as long as the process. Frozen out of the collector's sight, it no longer makes each full collection,
-    # which holds the GIL and so stops both threads, take ~80 ms instead of well under 1 (benchmarks/README.md).
+    # lives as long as the process. A full collection walks all of it, ~80 ms with the GIL held, so both threads
+    # stop; frozen out of the collector's sight, it leaves collections well under 1 ms (benchmarks/README.md).
     gc.collect()
     gc.freeze()
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed".
