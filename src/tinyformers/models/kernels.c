@@ -315,6 +315,35 @@ static inline float dot16(const float *v, const float *x) {
 #endif
 
 /* Q4_K: sub-block scale d * sc and minimum dmin * mins; Q6_K: a scale per 16 values, d * sc. */
+/* n <= X_AT_ONCE rows of x against one row of K-quants, its scales (and Q4_K's minimums) already float32. */
+static inline __attribute__((always_inline)) void k_group(float *y, long y_stride, int kind, const float *scale,
+                                                          const float *minimum, const uint8_t *ql, const uint8_t *qh,
+                                                          const float *x, long width, const float *sums, long blocks,
+                                                          int n) {
+    partial acc[X_AT_ONCE];
+    for (int k = 0; k < n; k++) acc[k] = ZERO;
+    for (long b = 0; b < blocks; b++) {
+        long sb = b / 8;
+        VALUES;
+        unpack_k(v, kind, ql + 128 * sb, kind == Q4_K ? NULL : qh + 64 * sb, (int)(b % 8));
+        for (int k = 0; k < n; k++) {
+            const float *xb = x + k * width + 32 * b;
+            if (kind == Q4_K) {
+                acc[k] = SCALED_ADD(acc[k], scale[b], dot(v, xb));
+            } else {
+                acc[k] = SCALED_ADD(acc[k], scale[2 * b], dot16(v, xb));
+                acc[k] = SCALED_ADD(acc[k], scale[2 * b + 1], dot16(v + HALF_VALUES, xb + 16));
+            }
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        float total = TOTAL(acc[k]);
+        if (kind == Q4_K)
+            for (long b = 0; b < blocks; b++) total -= minimum[b] * sums[k * blocks + b];
+        y[k * y_stride] = total;
+    }
+}
+
 static inline __attribute__((always_inline)) void k_row(float *y, long y_stride, int kind, const uint16_t *d,
                                                         const uint16_t *dmin, const uint8_t *sc, const uint8_t *mins,
                                                         const uint8_t *ql, const uint8_t *qh, const float *x,
@@ -335,28 +364,11 @@ static inline __attribute__((always_inline)) void k_row(float *y, long y_stride,
     }
     for (long k0 = 0; k0 < nx; k0 += X_AT_ONCE) {
         int n = nx - k0 < X_AT_ONCE ? (int)(nx - k0) : X_AT_ONCE;
-        partial acc[X_AT_ONCE];
-        for (int k = 0; k < n; k++) acc[k] = ZERO;
-        for (long b = 0; b < blocks; b++) {
-            long sb = b / 8;
-            VALUES;
-            unpack_k(v, kind, ql + 128 * sb, kind == Q4_K ? NULL : qh + 64 * sb, (int)(b % 8));
-            for (int k = 0; k < n; k++) {
-                const float *xb = x + (k0 + k) * width + 32 * b;
-                if (kind == Q4_K) {
-                    acc[k] = SCALED_ADD(acc[k], scale[b], dot(v, xb));
-                } else {
-                    acc[k] = SCALED_ADD(acc[k], scale[2 * b], dot16(v, xb));
-                    acc[k] = SCALED_ADD(acc[k], scale[2 * b + 1], dot16(v + HALF_VALUES, xb + 16));
-                }
-            }
-        }
-        for (int k = 0; k < n; k++) {
-            float total = TOTAL(acc[k]);
-            if (kind == Q4_K)
-                for (long b = 0; b < blocks; b++) total -= minimum[b] * sums[(k0 + k) * blocks + b];
-            y[(k0 + k) * y_stride] = total;
-        }
+        const float *xk = x + k0 * width, *sums_k = sums ? sums + k0 * blocks : NULL;
+        float *yk = y + k0 * y_stride;
+        /* a literal count for whole groups, as in row_times_xs */
+        if (n == X_AT_ONCE) k_group(yk, y_stride, kind, scale, minimum, ql, qh, xk, width, sums_k, blocks, X_AT_ONCE);
+        else k_group(yk, y_stride, kind, scale, minimum, ql, qh, xk, width, sums_k, blocks, n);
     }
 }
 
